@@ -1,0 +1,18 @@
+//! Compiles the proto contract with protox (pure Rust), so no protoc is needed.
+
+use prost::Message;
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/whatsapp/phonenumbers/v1/phone_numbers.proto";
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile([proto], ["proto"])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Served by gRPC reflection, so grpcurl can describe the service.
+    std::fs::write(out.join("phone_numbers_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

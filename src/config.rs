@@ -1,0 +1,159 @@
+//! Configuration: parsed once from flags and environment, then passed down.
+//! Nothing deeper in the service reads the environment.
+
+use crate::graph::{GraphSettings, TokenSource};
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
+pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "waba-numbers",
+    version,
+    about = "gRPC service for WhatsApp Business phone numbers, proxying Meta's Graph API",
+    args_conflicts_with_subcommands = true,
+    after_help = "Secrets come from the environment only: WABA_ACCESS_TOKEN or \
+                  WABA_ACCESS_TOKEN_FILE (re-read when it changes), and WABA_APP_SECRET \
+                  (adds appsecret_proof to every Graph call)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run only the simulated Graph API, for other services' tests.
+    SandboxGraph(SandboxGraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(long, env = "WABA_LISTEN", default_value = "0.0.0.0:50051")]
+    pub listen: SocketAddr,
+    /// Graph API base URL, without the version.
+    #[arg(long, env = "WABA_GRAPH_URL", default_value = DEFAULT_GRAPH_URL, value_parser = parse_base_url)]
+    pub graph_url: String,
+    /// Graph API version, pinned in every path.
+    #[arg(long, env = "WABA_GRAPH_VERSION", default_value = DEFAULT_GRAPH_VERSION, value_parser = parse_version)]
+    pub graph_version: String,
+    /// Serve against the built-in simulated Graph API: no Meta account needed.
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxGraphArgs {
+    /// HTTP listen address of the simulated Graph API.
+    #[arg(long, env = "WABA_SANDBOX_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+}
+
+/// The secrets, read from the environment once. Their `Debug` output is redacted.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    pub access_token: Option<SecretString>,
+    pub access_token_file: Option<PathBuf>,
+    pub app_secret: Option<SecretString>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no access token: set WABA_ACCESS_TOKEN, or WABA_ACCESS_TOKEN_FILE to a file holding it \
+         (optionally WABA_APP_SECRET too), or run with --sandbox to use the built-in simulated Graph API"
+    )]
+    NoToken,
+    #[error("set only one of WABA_ACCESS_TOKEN and WABA_ACCESS_TOKEN_FILE")]
+    TwoTokens,
+}
+
+impl Secrets {
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Secrets {
+            access_token: var("WABA_ACCESS_TOKEN").map(SecretString::from),
+            access_token_file: var("WABA_ACCESS_TOKEN_FILE").map(PathBuf::from),
+            app_secret: var("WABA_APP_SECRET").map(SecretString::from),
+        }
+    }
+
+    pub fn token_source(&self) -> Result<TokenSource, ConfigError> {
+        match (&self.access_token, &self.access_token_file) {
+            (Some(token), None) => Ok(TokenSource::Static(token.clone())),
+            (None, Some(path)) => Ok(TokenSource::File(path.clone())),
+            (Some(_), Some(_)) => Err(ConfigError::TwoTokens),
+            (None, None) => Err(ConfigError::NoToken),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Graph settings for a real Meta account.
+    pub fn graph_settings(&self, secrets: &Secrets) -> Result<GraphSettings, ConfigError> {
+        let mut graph = GraphSettings::new(&self.graph_url, &self.graph_version, secrets.token_source()?);
+        graph.app_secret = secrets.app_secret.clone();
+        Ok(graph)
+    }
+}
+
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err("expected an http(s) URL without a query, e.g. https://graph.facebook.com".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn parse_version(s: &str) -> Result<String, String> {
+    let valid = s
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            [major, minor]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a Graph API version such as v25.0".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed_and_validates_its_values() {
+        Cli::command().debug_assert();
+        assert!(parse_version("v25.0").is_ok());
+        for bad in ["25.0", "v25", "v.1", "vx.0", "v25.0/../x"] {
+            assert!(parse_version(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_base_url("http://127.0.0.1:9/").unwrap(), "http://127.0.0.1:9");
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("https://x/?a=b").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let secrets = Secrets {
+            access_token: Some("EAAtoken-value".into()),
+            access_token_file: None,
+            app_secret: Some("app-secret-value".into()),
+        };
+        let debug = format!("{secrets:?} {:?}", secrets.token_source().unwrap());
+        assert!(!debug.contains("EAAtoken-value"), "{debug}");
+        assert!(!debug.contains("app-secret-value"), "{debug}");
+    }
+}

@@ -1,0 +1,101 @@
+//! What can go wrong talking to the Graph API, and which of it is worth retrying.
+
+use std::time::Duration;
+
+/// Meta's error envelope (`{"error": {...}}`), kept whole so nothing Meta said is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphError {
+    pub http_status: u16,
+    pub code: i64,
+    pub subcode: Option<i64>,
+    /// Meta's `type`, e.g. `OAuthException`. Not reliable for classification.
+    pub kind: Option<String>,
+    pub message: String,
+    /// `error_data.details` (or `error_data` itself when Meta sends a string).
+    pub details: Option<String>,
+    pub fbtrace_id: Option<String>,
+    pub is_transient: Option<bool>,
+    pub user_title: Option<String>,
+    pub user_message: Option<String>,
+    /// From `estimated_time_to_regain_access` in the usage headers of the same response.
+    pub retry_after: Option<Duration>,
+}
+
+/// Codes that mean "too many calls": retrying soon only makes it worse.
+pub const THROTTLING_CODES: &[i64] = &[4, 17, 341, 613, 80007, 80008, 130429];
+
+/// Codes Meta documents as temporary (graph-api.md §4.2 "Practical rules").
+const TRANSIENT_CODES: &[i64] = &[1, 2, 131000, 131016, 131057, 133004, 133015];
+
+impl GraphError {
+    pub fn is_throttling(&self) -> bool {
+        THROTTLING_CODES.contains(&self.code)
+    }
+
+    /// Worth another attempt after a short backoff (throttling is not: it lasts minutes).
+    pub fn is_transient(&self) -> bool {
+        !self.is_throttling()
+            && (self.is_transient == Some(true) || TRANSIENT_CODES.contains(&self.code))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Graph API error {}: {}", .0.code, .0.message)]
+    Graph(Box<GraphError>),
+    #[error("Graph API answered HTTP {status} without an error body")]
+    Http { status: u16 },
+    #[error("the Graph API did not answer in time")]
+    Timeout,
+    #[error("the caller's deadline passed before the Graph API answered")]
+    DeadlineExceeded,
+    /// Connection refused, reset, DNS... The text never includes the URL (it carries appsecret_proof).
+    #[error("cannot reach the Graph API: {0}")]
+    Transport(String),
+    #[error("unexpected response from the Graph API: {0}")]
+    Decode(String),
+    #[error("Graph API response larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("access token unavailable: {0}")]
+    Token(#[from] super::token::TokenError),
+    #[error("not a Graph object id")]
+    InvalidId,
+}
+
+impl Error {
+    /// Retrying may succeed; used for reads only (writes are never retried).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Graph(e) => e.is_transient(),
+            Error::Http { status } => *status >= 500,
+            Error::Timeout | Error::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn graph(&self) -> Option<&GraphError> {
+        match self {
+            Error::Graph(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
+        if err.is_timeout() {
+            return Error::Timeout;
+        }
+        if err.is_decode() || err.is_body() {
+            return Error::Decode(err.without_url().to_string());
+        }
+        // Display of a reqwest error includes the URL, and the URL carries appsecret_proof.
+        let err = err.without_url();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Error::Transport(text)
+    }
+}

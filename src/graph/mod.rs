@@ -1,0 +1,381 @@
+//! The only code that speaks HTTP to Meta's Graph API.
+//!
+//! Every call carries `Authorization: Bearer` with the cached token, `appsecret_proof`
+//! when an app secret is configured, and an explicit `fields=` list on reads. Each
+//! attempt's timeout is bounded by the caller's deadline. Reads are retried on transient
+//! failures with jittered backoff; writes never are (every `register` attempt spends one
+//! of 10 per number per 72 hours). On error 190 the token is re-read from its source and
+//! the call retried once, if that gave a different token.
+
+mod error;
+pub mod token;
+pub mod usage;
+mod wire;
+
+pub use error::{Error, GraphError};
+pub use token::{TokenCache, TokenSource};
+pub use usage::UsageTracker;
+
+use crate::numbers::{NumbersPage, PhoneNumber, is_graph_id};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use std::time::Duration;
+use tokio::time::Instant;
+use usage::Usage;
+
+/// When the caller stops waiting; `None` when it set no deadline.
+pub type Deadline = Option<Instant>;
+
+/// How to reach the Graph API.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Base URL without the version, e.g. `https://graph.facebook.com`.
+    pub base_url: String,
+    /// Path-pinned API version, e.g. `v25.0`.
+    pub version: String,
+    pub token: TokenSource,
+    pub app_secret: Option<SecretString>,
+    /// Upper bound for one attempt; the caller's deadline may shorten it.
+    pub request_timeout: Duration,
+    /// Attempts per read, the first included.
+    pub read_attempts: u32,
+    /// Largest response body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl GraphSettings {
+    pub fn new(base_url: impl Into<String>, version: impl Into<String>, token: TokenSource) -> Self {
+        Self {
+            base_url: base_url.into(),
+            version: version.into(),
+            token,
+            app_secret: None,
+            request_timeout: Duration::from_secs(15),
+            read_attempts: 3,
+            max_body_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    api_root: String,
+    tokens: TokenCache,
+    app_secret: Option<SecretString>,
+    request_timeout: Duration,
+    read_attempts: u32,
+    max_body_bytes: usize,
+    usage: UsageTracker,
+}
+
+/// Whether a failed call may be sent again.
+#[derive(Clone, Copy, PartialEq)]
+enum Retry {
+    /// Reads: retried on transient failures.
+    Transient,
+    /// Writes: only after a token rotation, when Meta rejected the request unprocessed.
+    Never,
+}
+
+/// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
+struct Call {
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<serde_json::Value>,
+    retry: Retry,
+}
+
+impl GraphClient {
+    /// Reads the token once and prepares the HTTP client.
+    pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
+        let tokens = TokenCache::load(settings.token).await?;
+        // reqwest is built without a default TLS provider: use rustls on ring. An error
+        // only means a provider was installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(Error::from_reqwest)?;
+        Ok(Self {
+            http,
+            api_root: format!(
+                "{}/{}",
+                settings.base_url.trim_end_matches('/'),
+                settings.version.trim_matches('/')
+            ),
+            tokens,
+            app_secret: settings.app_secret,
+            request_timeout: settings.request_timeout,
+            read_attempts: settings.read_attempts.max(1),
+            max_body_bytes: settings.max_body_bytes,
+            usage: UsageTracker::default(),
+        })
+    }
+
+    /// Rate-limit usage as Meta last reported it.
+    pub fn usage(&self) -> &UsageTracker {
+        &self.usage
+    }
+
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    /// `GET /{waba_id}/phone_numbers`: one page of a WABA's numbers.
+    pub async fn list_phone_numbers(
+        &self,
+        waba_id: &str,
+        limit: u32,
+        after: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<NumbersPage, Error> {
+        let mut query = vec![
+            ("fields", wire::PHONE_NUMBER_FIELDS.to_owned()),
+            ("limit", limit.to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        let call = Call {
+            method: Method::GET,
+            path: format!("{}/phone_numbers", graph_id(waba_id)?),
+            query,
+            body: None,
+            retry: Retry::Transient,
+        };
+        let list: wire::ListJson = self.call_json(call, deadline).await?;
+        Ok(list.into())
+    }
+
+    /// `GET /{phone_number_id}?fields=...`: one number's current state.
+    pub async fn phone_number(&self, id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
+        let call = Call {
+            method: Method::GET,
+            path: graph_id(id)?.to_owned(),
+            query: vec![("fields", wire::PHONE_NUMBER_FIELDS.to_owned())],
+            body: None,
+            retry: Retry::Transient,
+        };
+        let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
+        Ok(number.into())
+    }
+
+    /// `POST /{phone_number_id}/register`. Sent once: never retried on failure.
+    pub async fn register(
+        &self,
+        id: &str,
+        pin: &SecretString,
+        data_localization_region: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<bool, Error> {
+        let mut body = serde_json::json!({
+            "messaging_product": "whatsapp",
+            "pin": pin.expose_secret(),
+        });
+        if let Some(region) = data_localization_region {
+            body["data_localization_region"] = region.into();
+        }
+        let call = Call {
+            method: Method::POST,
+            path: format!("{}/register", graph_id(id)?),
+            query: Vec::new(),
+            body: Some(body),
+            retry: Retry::Never,
+        };
+        let answer: wire::SuccessJson = self.call_json(call, deadline).await?;
+        Ok(answer.success)
+    }
+
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        call: Call,
+        deadline: Deadline,
+    ) -> Result<T, Error> {
+        let body = self.call(&call, deadline).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Sends `call`, retrying as its [`Retry`] allows, and returns the body of the 2xx answer.
+    async fn call(&self, call: &Call, deadline: Deadline) -> Result<Vec<u8>, Error> {
+        let mut backoff = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(3))
+            .with_max_times(self.read_attempts as usize - 1)
+            .with_jitter()
+            .build();
+        let mut token_refreshed = false;
+        loop {
+            let token = self.tokens.current().await?;
+            let err = match self.send_once(call, &token, deadline).await {
+                Ok(body) => return Ok(body),
+                Err(err) => err,
+            };
+            if err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
+                token_refreshed = true;
+                if self.tokens.refresh(&token).await? {
+                    tracing::info!("Graph API rejected the access token; retrying with the reloaded one");
+                    continue;
+                }
+                return Err(err);
+            }
+            if call.retry == Retry::Never || !err.is_transient() {
+                return Err(err);
+            }
+            let Some(delay) = backoff.next() else {
+                return Err(err);
+            };
+            if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, ?delay, path = %call.path, "transient Graph error; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        call: &Call,
+        token: &SecretString,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, Error> {
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::DeadlineExceeded);
+                }
+                left.min(self.request_timeout)
+            }
+            None => self.request_timeout,
+        };
+        let mut query = call.query.clone();
+        if let Some(secret) = &self.app_secret {
+            query.push(("appsecret_proof", appsecret_proof(secret, token)));
+        }
+        let mut request = self
+            .http
+            .request(call.method.clone(), format!("{}/{}", self.api_root, call.path))
+            .bearer_auth(token.expose_secret())
+            .query(&query)
+            .timeout(timeout);
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        let started = Instant::now();
+        let outcome = self.exchange(request).await;
+        let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+        let (status, usage, body) = match outcome {
+            Err(Error::Timeout) if past_deadline => return Err(Error::DeadlineExceeded),
+            Err(err) => return Err(err),
+            Ok(parts) => parts,
+        };
+        self.usage.record(&usage);
+        tracing::debug!(
+            method = %call.method, path = %call.path, status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Graph API call"
+        );
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(self.error_from(status, &body, &usage, token))
+    }
+
+    /// Sends the request and reads the status, usage headers and a size-bounded body.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Usage, Vec<u8>), Error> {
+        let mut response = request.send().await.map_err(Error::from_reqwest)?;
+        let status = response.status().as_u16();
+        let usage = Usage::from_headers(response.headers());
+        let limit = self.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(Error::BodyTooLarge { limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Error::from_reqwest)? {
+            if body.len() + chunk.len() > limit {
+                return Err(Error::BodyTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, usage, body))
+    }
+
+    fn error_from(&self, status: u16, body: &[u8], usage: &Usage, token: &SecretString) -> Error {
+        let Ok(wire::ErrorEnvelope { error: e }) = serde_json::from_slice(body) else {
+            return Error::Http { status };
+        };
+        // Meta does not echo credentials, but nothing it says may carry one onward.
+        let proof = self.app_secret.as_ref().map(|s| appsecret_proof(s, token));
+        let secrets: Vec<&str> = [Some(token.expose_secret()), proof.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let clean = |s: String| redact(s, &secrets);
+        let details = e.details().map(clean);
+        let retry_after = usage.regain_access_in();
+        Error::Graph(Box::new(GraphError {
+            http_status: status,
+            code: e.code,
+            subcode: e.error_subcode,
+            kind: e.kind,
+            message: clean(e.message),
+            details,
+            fbtrace_id: e.fbtrace_id,
+            is_transient: e.is_transient,
+            user_title: e.error_user_title.map(clean),
+            user_message: e.error_user_msg.map(clean),
+            retry_after,
+        }))
+    }
+}
+
+/// `appsecret_proof`: lowercase hex HMAC-SHA256 of the token, keyed by the app secret.
+pub fn appsecret_proof(app_secret: &SecretString, token: &SecretString) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.expose_secret().as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(token.expose_secret().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn graph_id(id: &str) -> Result<&str, Error> {
+    if is_graph_id(id) {
+        Ok(id)
+    } else {
+        Err(Error::InvalidId)
+    }
+}
+
+fn redact(mut text: String, secrets: &[&str]) -> String {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appsecret_proof_matches_metas_definition() {
+        // echo -n token | openssl dgst -sha256 -hmac secret
+        let proof = appsecret_proof(&"secret".into(), &"token".into());
+        assert_eq!(proof, "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a");
+    }
+
+    #[test]
+    fn redact_removes_every_secret() {
+        let text = redact("bad token abc, proof def".into(), &["abc", "def", ""]);
+        assert_eq!(text, "bad token [redacted], proof [redacted]");
+    }
+}

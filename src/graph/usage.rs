@@ -1,0 +1,150 @@
+//! Meta's rate-limit headers: `X-Business-Use-Case-Usage` and `X-App-Usage`.
+//!
+//! Values are percentages of a limit. A missing header means "unknown", not "0 %".
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One use case's usage of one business object (for WhatsApp, a WABA).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BucUsage {
+    #[serde(default, rename = "type")]
+    pub use_case: String,
+    #[serde(default)]
+    pub call_count: u32,
+    #[serde(default)]
+    pub total_cputime: u32,
+    #[serde(default)]
+    pub total_time: u32,
+    /// Minutes until throttling lifts; 0 when not throttled.
+    #[serde(default)]
+    pub estimated_time_to_regain_access: u32,
+}
+
+impl BucUsage {
+    /// The highest of the three percentages.
+    pub fn percent(&self) -> u32 {
+        self.call_count.max(self.total_cputime).max(self.total_time)
+    }
+}
+
+/// Platform rate-limit usage of the app (`X-App-Usage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct AppUsage {
+    #[serde(default)]
+    pub call_count: u32,
+    #[serde(default)]
+    pub total_cputime: u32,
+    #[serde(default)]
+    pub total_time: u32,
+}
+
+/// What one response's headers said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub business: HashMap<String, Vec<BucUsage>>,
+    pub app: Option<AppUsage>,
+}
+
+impl Usage {
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Self {
+        let json = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let business = json("x-business-use-case-usage")
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        let app = json("x-app-usage").and_then(|v| serde_json::from_str(v).ok());
+        Usage { business, app }
+    }
+
+    /// How long until access is regained, when any use case is throttled.
+    pub fn regain_access_in(&self) -> Option<Duration> {
+        let minutes = self
+            .business
+            .values()
+            .flatten()
+            .map(|u| u.estimated_time_to_regain_access)
+            .max()?;
+        (minutes > 0).then(|| Duration::from_secs(u64::from(minutes) * 60))
+    }
+}
+
+/// Usage last reported for an object, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub usage: Vec<BucUsage>,
+    pub at: Instant,
+}
+
+/// The latest usage Meta reported, per business object and for the app.
+#[derive(Debug, Default)]
+pub struct UsageTracker {
+    business: Mutex<HashMap<String, Observed>>,
+    app: Mutex<Option<AppUsage>>,
+}
+
+impl UsageTracker {
+    pub fn record(&self, usage: &Usage) {
+        let now = Instant::now();
+        if !usage.business.is_empty() {
+            let mut business = self.business.lock().unwrap_or_else(|p| p.into_inner());
+            for (object, entries) in &usage.business {
+                let observed = Observed {
+                    usage: entries.clone(),
+                    at: now,
+                };
+                business.insert(object.clone(), observed);
+            }
+        }
+        if let Some(app) = usage.app {
+            *self.app.lock().unwrap_or_else(|p| p.into_inner()) = Some(app);
+        }
+    }
+
+    /// The latest usage Meta reported for a business object (a WABA id), if any.
+    pub fn business(&self, object_id: &str) -> Option<Observed> {
+        let business = self.business.lock().unwrap_or_else(|p| p.into_inner());
+        business.get(object_id).cloned()
+    }
+
+    pub fn app(&self) -> Option<AppUsage> {
+        *self.app.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn parses_both_headers_and_the_time_to_regain_access() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_static(
+                r#"{"1029":[{"type":"whatsapp_business_management","call_count":95,"total_cputime":20,"total_time":20,"estimated_time_to_regain_access":19}]}"#,
+            ),
+        );
+        headers.insert(
+            "x-app-usage",
+            HeaderValue::from_static(r#"{"call_count":16,"total_cputime":15,"total_time":12}"#),
+        );
+        let usage = Usage::from_headers(&headers);
+        assert_eq!(usage.business["1029"][0].percent(), 95);
+        assert_eq!(usage.app.unwrap().call_count, 16);
+        assert_eq!(usage.regain_access_in(), Some(Duration::from_secs(19 * 60)));
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_mean_unknown() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-app-usage", HeaderValue::from_static("not json"));
+        let usage = Usage::from_headers(&headers);
+        assert!(usage.business.is_empty());
+        assert_eq!(usage.app, None);
+        assert_eq!(usage.regain_access_in(), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Graph API JSON, and its conversion into domain types. Nothing outside `graph/` sees it.
+
+use crate::numbers::{NumbersPage, PhoneNumber};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The fields every phone-number read asks for. Never rely on Meta's defaults:
+/// they differ between versions and omit most of these.
+pub const PHONE_NUMBER_FIELDS: &str = "id,display_phone_number,verified_name,name_status,\
+new_name_status,new_display_name,code_verification_status,quality_rating,status,platform_type,\
+throughput,messaging_limit_tier,account_mode,is_official_business_account,is_pin_enabled,\
+last_onboarded_time";
+
+#[derive(Debug, Deserialize)]
+pub struct PhoneNumberJson {
+    id: String,
+    #[serde(default)]
+    display_phone_number: String,
+    #[serde(default)]
+    verified_name: String,
+    #[serde(default)]
+    name_status: String,
+    #[serde(default)]
+    new_name_status: String,
+    #[serde(default)]
+    new_display_name: String,
+    #[serde(default)]
+    code_verification_status: String,
+    #[serde(default)]
+    quality_rating: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    platform_type: String,
+    #[serde(default)]
+    throughput: Option<ThroughputJson>,
+    #[serde(default)]
+    messaging_limit_tier: String,
+    #[serde(default)]
+    account_mode: String,
+    #[serde(default)]
+    is_official_business_account: bool,
+    #[serde(default)]
+    is_pin_enabled: bool,
+    #[serde(default)]
+    last_onboarded_time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ThroughputJson {
+    #[serde(default)]
+    level: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListJson {
+    data: Vec<PhoneNumberJson>,
+    #[serde(default)]
+    paging: Option<PagingJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PagingJson {
+    #[serde(default)]
+    cursors: Option<CursorsJson>,
+    /// Present only when another page exists.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CursorsJson {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SuccessJson {
+    #[serde(default)]
+    pub success: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorJson,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorJson {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    pub code: i64,
+    #[serde(default)]
+    pub error_subcode: Option<i64>,
+    #[serde(default)]
+    pub error_user_title: Option<String>,
+    #[serde(default)]
+    pub error_user_msg: Option<String>,
+    /// An object with `details` (Cloud API), or sometimes a bare string.
+    #[serde(default)]
+    pub error_data: Option<serde_json::Value>,
+    #[serde(default)]
+    pub is_transient: Option<bool>,
+    #[serde(default)]
+    pub fbtrace_id: Option<String>,
+}
+
+impl ErrorJson {
+    pub fn details(&self) -> Option<String> {
+        match self.error_data.as_ref()? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(map) => map.get("details")?.as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+}
+
+impl From<PhoneNumberJson> for PhoneNumber {
+    fn from(j: PhoneNumberJson) -> Self {
+        let last_onboarded_time = j.last_onboarded_time.as_deref().and_then(parse_graph_time);
+        PhoneNumber {
+            id: j.id,
+            display_phone_number: j.display_phone_number,
+            verified_name: j.verified_name,
+            name_status: j.name_status,
+            new_name_status: j.new_name_status,
+            new_display_name: j.new_display_name,
+            code_verification_status: j.code_verification_status,
+            quality_rating: j.quality_rating,
+            status: j.status,
+            platform_type: j.platform_type,
+            throughput_level: j.throughput.map(|t| t.level).unwrap_or_default(),
+            messaging_limit_tier: j.messaging_limit_tier,
+            account_mode: j.account_mode,
+            is_official_business_account: j.is_official_business_account,
+            is_pin_enabled: j.is_pin_enabled,
+            last_onboarded_time,
+        }
+    }
+}
+
+impl From<ListJson> for NumbersPage {
+    fn from(j: ListJson) -> Self {
+        let next_cursor = j
+            .paging
+            .filter(|p| p.next.is_some())
+            .and_then(|p| p.cursors)
+            .and_then(|c| c.after);
+        NumbersPage {
+            numbers: j.data.into_iter().map(PhoneNumber::from).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// Graph's timestamps look like `2025-02-04T17:40:07+0000` (no colon in the offset).
+/// A time that does not parse is dropped rather than failing the whole read.
+fn parse_graph_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|t| t.with_timezone(&Utc))
+        .inspect_err(|_| tracing::warn!(value = s, "unparseable Graph timestamp ignored"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_meta_full_response_fixture() {
+        let json = r#"{
+          "account_mode": "LIVE", "code_verification_status": "EXPIRED",
+          "display_phone_number": "+593 99 999 9999", "is_official_business_account": false,
+          "is_pin_enabled": true, "last_onboarded_time": "2025-02-04T17:40:07+0000",
+          "messaging_limit_tier": "TIER_1K", "name_status": "APPROVED", "new_name_status": "NONE",
+          "platform_type": "CLOUD_API", "quality_score": {"date": 1739513802, "score": "GREEN"},
+          "status": "CONNECTED", "throughput": {"level": "STANDARD"},
+          "verified_name": "Business Phone Numbers Name", "id": "999999999999999",
+          "some_future_field": {"x": 1}
+        }"#;
+        let n: PhoneNumber = serde_json::from_str::<PhoneNumberJson>(json).unwrap().into();
+        assert_eq!(n.id, "999999999999999");
+        assert_eq!(n.throughput_level, "STANDARD");
+        assert_eq!(n.code_verification_status, "EXPIRED");
+        assert!(n.is_pin_enabled);
+        assert_eq!(
+            n.last_onboarded_time.unwrap().to_rfc3339(),
+            "2025-02-04T17:40:07+00:00"
+        );
+    }
+
+    #[test]
+    fn next_cursor_only_when_meta_says_there_is_a_next_page() {
+        let last: ListJson = serde_json::from_str(
+            r#"{"data":[{"id":"1"}],"paging":{"cursors":{"before":"b","after":"a"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(NumbersPage::from(last).next_cursor, None);
+        let more: ListJson = serde_json::from_str(
+            r#"{"data":[],"paging":{"cursors":{"after":"a"},"next":"https://x/y?after=a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(NumbersPage::from(more).next_cursor.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn error_data_may_be_an_object_or_a_string() {
+        let obj: ErrorEnvelope = serde_json::from_str(
+            r#"{"error":{"code":133005,"message":"m","error_data":{"details":"PIN mismatch"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(obj.error.details().as_deref(), Some("PIN mismatch"));
+        let s: ErrorEnvelope =
+            serde_json::from_str(r#"{"error":{"code":1,"error_data":"flat"}}"#).unwrap();
+        assert_eq!(s.error.details().as_deref(), Some("flat"));
+    }
+}

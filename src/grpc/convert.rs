@@ -1,0 +1,85 @@
+//! Domain types → protobuf. The one place the two meet.
+
+use super::pb;
+use crate::numbers::PhoneNumber;
+
+impl From<PhoneNumber> for pb::PhoneNumber {
+    fn from(n: PhoneNumber) -> Self {
+        let tier = n.messaging_limit_tier.strip_prefix("TIER_");
+        pb::PhoneNumber {
+            name_status: known("NAME_STATUS_", &n.name_status, pb::NameStatus::from_str_name),
+            new_name_status: known("NAME_STATUS_", &n.new_name_status, pb::NameStatus::from_str_name),
+            code_verification_status: known(
+                "VERIFICATION_STATUS_",
+                &n.code_verification_status,
+                pb::VerificationStatus::from_str_name,
+            ),
+            quality_rating: known("QUALITY_RATING_", &n.quality_rating, pb::QualityRating::from_str_name),
+            status: known("CONNECTION_STATUS_", &n.status, pb::ConnectionStatus::from_str_name),
+            platform_type: known("PLATFORM_TYPE_", &n.platform_type, pb::PlatformType::from_str_name),
+            throughput_level: known(
+                "THROUGHPUT_LEVEL_",
+                &n.throughput_level,
+                pb::ThroughputLevel::from_str_name,
+            ),
+            messaging_limit_tier: known(
+                "MESSAGING_LIMIT_TIER_",
+                tier.unwrap_or(&n.messaging_limit_tier),
+                pb::MessagingLimitTier::from_str_name,
+            ),
+            account_mode: known("ACCOUNT_MODE_", &n.account_mode, pb::AccountMode::from_str_name),
+            last_onboarded_time: n.last_onboarded_time.map(|t| prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: t.timestamp_subsec_nanos() as i32,
+            }),
+            id: n.id,
+            display_phone_number: n.display_phone_number,
+            verified_name: n.verified_name,
+            new_display_name: n.new_display_name,
+            is_official_business_account: n.is_official_business_account,
+            is_pin_enabled: n.is_pin_enabled,
+            name_status_raw: n.name_status,
+            new_name_status_raw: n.new_name_status,
+            code_verification_status_raw: n.code_verification_status,
+            quality_rating_raw: n.quality_rating,
+            status_raw: n.status,
+            platform_type_raw: n.platform_type,
+            throughput_level_raw: n.throughput_level,
+            messaging_limit_tier_raw: n.messaging_limit_tier,
+            account_mode_raw: n.account_mode,
+        }
+    }
+}
+
+/// Meta's string as a proto enum value (named `{prefix}{raw}`); an unknown value is 0
+/// (`*_UNSPECIFIED`), its raw string kept beside it.
+fn known<E: Into<i32>>(prefix: &str, raw: &str, from_name: fn(&str) -> Option<E>) -> i32 {
+    if raw.is_empty() {
+        return 0;
+    }
+    from_name(&format!("{prefix}{raw}")).map_or(0, Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values_map_and_unknown_ones_stay_readable() {
+        let n = PhoneNumber {
+            name_status: "APPROVED".into(),
+            new_name_status: "SOMETHING_META_ADDS_LATER".into(),
+            messaging_limit_tier: "TIER_1K".into(),
+            quality_rating: "NA".into(),
+            ..PhoneNumber::default()
+        };
+        let p = pb::PhoneNumber::from(n);
+        assert_eq!(p.name_status(), pb::NameStatus::Approved);
+        assert_eq!(p.new_name_status(), pb::NameStatus::Unspecified);
+        assert_eq!(p.new_name_status_raw, "SOMETHING_META_ADDS_LATER");
+        assert_eq!(p.messaging_limit_tier(), pb::MessagingLimitTier::MessagingLimitTier1k);
+        assert_eq!(p.quality_rating(), pb::QualityRating::Na);
+        assert_eq!(p.status(), pb::ConnectionStatus::Unspecified);
+        assert_eq!(p.status_raw, "");
+    }
+}

@@ -1,0 +1,129 @@
+//! The gRPC face of the service: thin handlers that validate input, call the domain and
+//! convert the answer. Protobuf types live here and nowhere else.
+
+mod convert;
+mod deadline;
+pub mod page_token;
+pub mod status;
+mod validate;
+
+/// Code generated from `proto/whatsapp/phonenumbers/v1/phone_numbers.proto`.
+pub mod pb {
+    tonic::include_proto!("whatsapp.phonenumbers.v1");
+
+    /// The encoded descriptors, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/phone_numbers_descriptor.bin"));
+}
+
+use crate::numbers::{Numbers, Registration};
+use page_token::PageTokens;
+use pb::phone_number_service_server::PhoneNumberService;
+use secrecy::SecretString;
+use std::pin::Pin;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use validate::Checks;
+
+/// Implements `whatsapp.phonenumbers.v1.PhoneNumberService`.
+#[derive(Debug)]
+pub struct Api {
+    numbers: Numbers,
+    page_tokens: PageTokens,
+}
+
+impl Api {
+    pub fn new(numbers: Numbers, page_tokens: PageTokens) -> Self {
+        Self {
+            numbers,
+            page_tokens,
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StatusEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl PhoneNumberService for Api {
+    async fn list_numbers(
+        &self,
+        request: Request<pb::ListNumbersRequest>,
+    ) -> Result<Response<pb::ListNumbersResponse>, Status> {
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        let mut checks = Checks::default();
+        checks.graph_id("waba_id", &req.waba_id);
+        let page_size = checks.page_size("page_size", req.page_size);
+        let cursor = match req.page_token.as_str() {
+            "" => None,
+            token => match self.page_tokens.decode(token, &req.waba_id, page_size) {
+                Ok(cursor) => Some(cursor),
+                Err(e) => {
+                    checks.fail("page_token", e.to_string());
+                    None
+                }
+            },
+        };
+        checks.finish()?;
+
+        let page = self
+            .numbers
+            .list(&req.waba_id, page_size, cursor.as_deref(), deadline)
+            .await?;
+        let next_page_token = page
+            .next_cursor
+            .map(|c| self.page_tokens.encode(&req.waba_id, page_size, &c))
+            .unwrap_or_default();
+        Ok(Response::new(pb::ListNumbersResponse {
+            phone_numbers: page.numbers.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::PhoneNumber>, Status> {
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        Checks::default()
+            .graph_id("phone_number_id", &req.phone_number_id)
+            .finish()?;
+        let number = self.numbers.get(&req.phone_number_id, deadline).await?;
+        Ok(Response::new(number.into()))
+    }
+
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        Checks::default()
+            .graph_id("phone_number_id", &req.phone_number_id)
+            .pin("pin", &req.pin)
+            .region("data_localization_region", &req.data_localization_region)
+            .request_id("request_id", &req.request_id)
+            .finish()?;
+        let registration = Registration {
+            phone_number_id: req.phone_number_id,
+            pin: SecretString::from(req.pin),
+            data_localization_region: Some(req.data_localization_region).filter(|r| !r.is_empty()),
+        };
+        let success = self.numbers.register(&registration, deadline).await?;
+        tracing::info!(phone_number_id = %registration.phone_number_id, success, "registered");
+        Ok(Response::new(pb::RegisterResponse {
+            phone_number_id: registration.phone_number_id,
+            success,
+        }))
+    }
+
+    type WatchStatusStream = EventStream;
+
+    async fn watch_status(
+        &self,
+        _request: Request<pb::WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        Err(Status::unimplemented("WatchStatus is not implemented yet"))
+    }
+}

@@ -1,0 +1,242 @@
+//! The one mapping from errors to `tonic::Status`, with standard error details:
+//! `google.rpc.ErrorInfo` (domain `graph.facebook.com`, Meta's code, subcode,
+//! fbtrace_id and details as metadata), `RetryInfo` when waiting helps, and
+//! `BadRequest` for invalid input.
+//!
+//! Branches on Meta's `error.code`, then `error_subcode`; never on the HTTP status alone.
+
+use crate::graph::{self, GraphError};
+use crate::numbers;
+use std::collections::HashMap;
+use std::time::Duration;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+pub const GRAPH_DOMAIN: &str = "graph.facebook.com";
+/// The domain of errors the service raises itself.
+pub const SERVICE_DOMAIN: &str = "waba-numbers";
+
+const REGISTER_BLOCK: Duration = Duration::from_secs(72 * 3600);
+
+impl From<numbers::Error> for Status {
+    fn from(err: numbers::Error) -> Self {
+        match err {
+            numbers::Error::Upstream(e) => upstream(&e),
+        }
+    }
+}
+
+/// INVALID_ARGUMENT with one `BadRequest` field violation per problem.
+pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
+    let summary = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {summary}"),
+        ErrorDetails::with_bad_request(violations),
+    )
+}
+
+fn upstream(err: &graph::Error) -> Status {
+    use graph::Error as E;
+    let (code, reason, retry) = match err {
+        E::Graph(g) => return from_graph(g),
+        E::Http { status } if *status >= 500 => {
+            (Code::Unavailable, "GRAPH_UNAVAILABLE", Some(Duration::from_secs(1)))
+        }
+        E::Timeout | E::Transport(_) => {
+            (Code::Unavailable, "GRAPH_UNAVAILABLE", Some(Duration::from_secs(1)))
+        }
+        E::Http { .. } | E::Decode(_) | E::BodyTooLarge { .. } => {
+            (Code::Internal, "GRAPH_UNEXPECTED_RESPONSE", None)
+        }
+        E::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", None),
+        E::Token(_) => (Code::Internal, "ACCESS_TOKEN_UNAVAILABLE", None),
+        E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
+    };
+    let mut metadata = HashMap::new();
+    if let E::Http { status } = err {
+        metadata.insert("http_status".to_owned(), status.to_string());
+    }
+    let mut details = ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, metadata);
+    if let Some(delay) = retry {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(code, err.to_string(), details)
+}
+
+fn from_graph(g: &GraphError) -> Status {
+    let (code, reason) = classify(g);
+    let retry = match code {
+        Code::ResourceExhausted => Some(g.retry_after.unwrap_or(match g.code {
+            133016 => REGISTER_BLOCK,
+            _ => Duration::from_secs(60),
+        })),
+        Code::Unavailable => Some(match g.code {
+            133015 => Duration::from_secs(300),
+            _ => g.retry_after.unwrap_or(Duration::from_secs(1)),
+        }),
+        _ => None,
+    };
+
+    let mut metadata = HashMap::from([
+        ("graph_code".to_owned(), g.code.to_string()),
+        ("http_status".to_owned(), g.http_status.to_string()),
+    ]);
+    let optional = [
+        ("graph_subcode", g.subcode.map(|s| s.to_string())),
+        ("fbtrace_id", g.fbtrace_id.clone()),
+        ("details", g.details.clone()),
+        ("graph_type", g.kind.clone()),
+        ("is_transient", g.is_transient.map(|t| t.to_string())),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            metadata.insert(key.to_owned(), value);
+        }
+    }
+    let mut details = ErrorDetails::with_error_info(reason, GRAPH_DOMAIN, metadata);
+    if let Some(delay) = retry {
+        details.set_retry_info(Some(delay));
+    }
+    if let Some(user_message) = &g.user_message {
+        details.set_localized_message("en-US", user_message.clone());
+    }
+    let message = if g.message.is_empty() {
+        format!("Graph API error {}", g.code)
+    } else {
+        format!("Graph API error {}: {}", g.code, g.message)
+    };
+    Status::with_error_details(code, message, details)
+}
+
+/// Meta's code (then subcode) → gRPC code and an ErrorInfo reason.
+fn classify(g: &GraphError) -> (Code, &'static str) {
+    match (g.code, g.subcode) {
+        (190, _) => (Code::Unauthenticated, "ACCESS_TOKEN_INVALID"),
+        (0 | 102 | 104, _) => (Code::Unauthenticated, "GRAPH_AUTH_FAILED"),
+        (368, _) => (Code::PermissionDenied, "ACCOUNT_BLOCKED"),
+        (3 | 10 | 200..=299 | 131005, _) => (Code::PermissionDenied, "GRAPH_PERMISSION_DENIED"),
+        (100, Some(33)) | (33 | 803, _) => (Code::NotFound, "OBJECT_NOT_FOUND"),
+        // Phone-migration subcodes, whatever the code.
+        (_, Some(2388012)) => (Code::AlreadyExists, "PHONE_NUMBER_ALREADY_EXISTS"),
+        (_, Some(2388000..=2388999)) => (Code::FailedPrecondition, "MIGRATION_PRECONDITION_FAILED"),
+        (100, _) if g.message.contains("appsecret_proof") => {
+            (Code::FailedPrecondition, "APPSECRET_PROOF_REJECTED")
+        }
+        (133005, _) => (Code::InvalidArgument, "PIN_MISMATCH"),
+        (136025, _) => (Code::InvalidArgument, "VERIFY_CODE_REJECTED"),
+        (100 | 131008 | 131009 | 135000, _) => (Code::InvalidArgument, "GRAPH_INVALID_PARAMETER"),
+        (133016, _) => (Code::ResourceExhausted, "REGISTER_LIMIT_REACHED"),
+        (133008 | 133009, _) => (Code::ResourceExhausted, "PIN_GUESS_LIMIT_REACHED"),
+        _ if g.is_throttling() => {
+            (Code::ResourceExhausted, "GRAPH_RATE_LIMITED")
+        }
+        (2 | 131016 | 131057 | 133004 | 133015, _) => (Code::Unavailable, "GRAPH_UNAVAILABLE"),
+        (133006, _) => (Code::FailedPrecondition, "REVERIFICATION_REQUIRED"),
+        (133010, _) => (Code::FailedPrecondition, "NOT_REGISTERED"),
+        (131031 | 131045 | 133000 | 136024 | 200000 | 300, _) => {
+            (Code::FailedPrecondition, "GRAPH_PRECONDITION_FAILED")
+        }
+        (1 | 131000, _) => (Code::Internal, "GRAPH_INTERNAL_ERROR"),
+        _ => (Code::Unknown, "GRAPH_ERROR"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(code: i64, subcode: Option<i64>) -> GraphError {
+        GraphError {
+            http_status: 400,
+            code,
+            subcode,
+            kind: None,
+            message: String::new(),
+            details: None,
+            fbtrace_id: None,
+            is_transient: None,
+            user_title: None,
+            user_message: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn every_documented_code_maps_as_the_table_says() {
+        use Code::*;
+        let table: &[(i64, Option<i64>, Code)] = &[
+            (190, Some(463), Unauthenticated),
+            (0, None, Unauthenticated),
+            (102, None, Unauthenticated),
+            (104, None, Unauthenticated),
+            (10, None, PermissionDenied),
+            (200, None, PermissionDenied),
+            (299, None, PermissionDenied),
+            (3, None, PermissionDenied),
+            (131005, None, PermissionDenied),
+            (368, None, PermissionDenied),
+            (100, Some(33), NotFound),
+            (33, None, NotFound),
+            (803, None, NotFound),
+            (100, None, InvalidArgument),
+            (131008, None, InvalidArgument),
+            (131009, None, InvalidArgument),
+            (133005, None, InvalidArgument),
+            (135000, None, InvalidArgument),
+            (136025, None, InvalidArgument),
+            (4, None, ResourceExhausted),
+            (17, None, ResourceExhausted),
+            (341, None, ResourceExhausted),
+            (613, None, ResourceExhausted),
+            (80007, None, ResourceExhausted),
+            (80008, None, ResourceExhausted),
+            (130429, None, ResourceExhausted),
+            (133008, None, ResourceExhausted),
+            (133009, None, ResourceExhausted),
+            (133016, None, ResourceExhausted),
+            (2, None, Unavailable),
+            (131016, None, Unavailable),
+            (131057, None, Unavailable),
+            (133004, None, Unavailable),
+            (133015, None, Unavailable),
+            (131031, None, FailedPrecondition),
+            (131045, None, FailedPrecondition),
+            (133000, None, FailedPrecondition),
+            (133006, None, FailedPrecondition),
+            (133010, None, FailedPrecondition),
+            (136024, None, FailedPrecondition),
+            (200000, None, FailedPrecondition),
+            (100, Some(2388093), FailedPrecondition),
+            (100, Some(2388012), AlreadyExists),
+            (1, None, Internal),
+            (131000, None, Internal),
+            (999999, None, Unknown),
+        ];
+        for &(code, subcode, expected) in table {
+            assert_eq!(classify(&graph(code, subcode)).0, expected, "code {code}/{subcode:?}");
+        }
+    }
+
+    #[test]
+    fn missing_appsecret_proof_is_a_configuration_problem() {
+        let mut g = graph(100, None);
+        g.message = "API calls from the server require an appsecret_proof argument".into();
+        assert_eq!(classify(&g).0, Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_info_from_usage_headers_or_the_72h_block() {
+        let mut g = graph(80007, None);
+        g.retry_after = Some(Duration::from_secs(19 * 60));
+        let status = from_graph(&g);
+        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, g.retry_after);
+        let status = from_graph(&graph(133016, None));
+        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(REGISTER_BLOCK));
+        assert!(from_graph(&graph(100, None)).get_details_retry_info().is_none());
+    }
+}

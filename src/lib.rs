@@ -1,0 +1,19 @@
+//! waba-numbers: one gRPC service for managing WhatsApp Business phone numbers through
+//! Meta's Graph API, with an embedded simulated Graph API (the sandbox).
+//!
+//! ```text
+//! grpc/     thin handlers: validate → domain → proto; one error → Status mapping
+//! numbers/  the domain (read path, register guard)
+//! graph/    the only code that speaks HTTP to Meta
+//! sandbox/  a simulated Graph API: a second, independent reading of Meta's contract
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod graph;
+pub mod grpc;
+pub mod numbers;
+pub mod sandbox;
+pub mod server;
+
+pub use grpc::pb;

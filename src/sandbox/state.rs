@@ -1,0 +1,462 @@
+//! The simulated world: WABAs, their numbers, and Meta's rules about them.
+//!
+//! Pure state: every method takes `now`, so the rules are tested without clocks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const DEMO_WABA_ID: &str = "102290129340398";
+/// The two-step verification PIN of the demo numbers that have one.
+pub const DEMO_PIN: &str = "123456";
+const DEMO_NUMBERS: usize = 32;
+
+const REGISTER_WINDOW: Duration = Duration::from_secs(72 * 3600);
+const REGISTER_LIMIT: usize = 10;
+const USAGE_WINDOW: Duration = Duration::from_secs(3600);
+/// Management calls per app per WABA per hour: 200 until a number is registered.
+const CALLS_PER_HOUR_NEW: usize = 200;
+const CALLS_PER_HOUR_ACTIVE: usize = 5000;
+/// Local Storage regions per Meta's OpenAPI description.
+const REGIONS: &[&str] = &[
+    "AE", "AU", "BH", "BR", "CA", "CH", "DE", "GB", "ID", "IN", "JP", "KR", "SG", "ZA",
+];
+
+/// An error as Meta would answer it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub http_status: u16,
+    pub code: i64,
+    pub subcode: Option<i64>,
+    pub kind: &'static str,
+    pub message: String,
+    pub details: Option<String>,
+    /// Minutes until access is regained, for rate limits.
+    pub regain_in_minutes: Option<u64>,
+}
+
+impl Fault {
+    pub fn new(code: i64, kind: &'static str, message: impl Into<String>) -> Self {
+        Fault {
+            http_status: 400,
+            code,
+            subcode: None,
+            kind,
+            message: message.into(),
+            details: None,
+            regain_in_minutes: None,
+        }
+    }
+
+    pub fn invalid_parameter(message: impl std::fmt::Display) -> Self {
+        Fault::new(100, "OAuthException", format!("(#100) {message}"))
+    }
+
+    pub fn unknown_object(id: &str) -> Self {
+        Fault {
+            subcode: Some(33),
+            ..Fault::new(
+                100,
+                "GraphMethodException",
+                format!(
+                    "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded \
+                     due to missing permissions, or does not support this operation. Please read \
+                     the Graph API documentation at https://developers.facebook.com/docs/graph-api"
+                ),
+            )
+        }
+    }
+
+    fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Review {
+    /// The display name under review.
+    Name { approve: bool },
+    /// A requested new display name under review.
+    NewName { approve: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Number {
+    pub id: String,
+    pub waba_id: String,
+    pub display_phone_number: String,
+    pub verified_name: String,
+    pub name_status: String,
+    pub new_name_status: String,
+    pub new_display_name: String,
+    pub code_verification_status: String,
+    pub quality_rating: String,
+    pub status: String,
+    pub platform_type: String,
+    pub throughput_level: String,
+    pub messaging_limit_tier: String,
+    pub account_mode: String,
+    pub is_official_business_account: bool,
+    pub last_onboarded_time: String,
+    pin: Option<String>,
+    register_attempts: VecDeque<Instant>,
+    review: Option<(Instant, Review)>,
+}
+
+impl Number {
+    pub fn is_pin_enabled(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.platform_type == "CLOUD_API"
+    }
+}
+
+/// What a register call carries.
+#[derive(Debug, Default)]
+pub struct RegisterParams {
+    pub messaging_product: Option<String>,
+    pub pin: Option<String>,
+    pub data_localization_region: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    /// WABA id → its numbers' ids, in the order they were added.
+    wabas: BTreeMap<String, Vec<String>>,
+    numbers: BTreeMap<String, Number>,
+    /// Management calls per WABA in the last hour.
+    calls: BTreeMap<String, VecDeque<Instant>>,
+}
+
+impl World {
+    /// The demo WABA: numbers in varied states; pending display names are decided
+    /// `review_delay` apart, starting `review_delay` after `now`.
+    pub fn demo(now: Instant, review_delay: Duration) -> Self {
+        let mut world = World::default();
+        let mut reviews = 0u32;
+        for i in 1..=DEMO_NUMBERS {
+            let mut n = demo_number(i);
+            if let Some(review) = demo_review(i) {
+                reviews += 1;
+                n.review = Some((now + review_delay * reviews, review));
+            }
+            world.add(n);
+        }
+        world
+    }
+
+    pub fn add(&mut self, number: Number) {
+        let ids = self.wabas.entry(number.waba_id.clone()).or_default();
+        ids.push(number.id.clone());
+        self.numbers.insert(number.id.clone(), number);
+    }
+
+    pub fn is_waba(&self, id: &str) -> bool {
+        self.wabas.contains_key(id)
+    }
+
+    /// Applies every display-name decision due by `now`.
+    pub fn settle(&mut self, now: Instant) {
+        for n in self.numbers.values_mut() {
+            let Some((due, review)) = n.review else { continue };
+            if due > now {
+                continue;
+            }
+            n.review = None;
+            match review {
+                Review::Name { approve } => {
+                    n.name_status = if approve { "APPROVED" } else { "DECLINED" }.into();
+                }
+                Review::NewName { approve } => {
+                    n.new_name_status = if approve { "APPROVED" } else { "DECLINED" }.into();
+                }
+            }
+        }
+    }
+
+    pub fn number(&self, id: &str) -> Result<&Number, Fault> {
+        self.numbers.get(id).ok_or_else(|| Fault::unknown_object(id))
+    }
+
+    /// A WABA's numbers from `offset`, at most `limit`, and whether more follow.
+    pub fn page(&self, waba_id: &str, offset: usize, limit: usize) -> Result<(Vec<&Number>, bool), Fault> {
+        let ids = self.wabas.get(waba_id).ok_or_else(|| Fault::unknown_object(waba_id))?;
+        let page = ids
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|id| self.numbers.get(id))
+            .collect();
+        Ok((page, offset + limit < ids.len()))
+    }
+
+    /// Counts a management call against the WABA's hourly budget; returns the usage in
+    /// percent, or 80007 once the budget is spent.
+    pub fn charge(&mut self, waba_id: &str, now: Instant) -> Result<u32, Fault> {
+        let active = self.wabas.get(waba_id).is_some_and(|ids| {
+            ids.iter().any(|id| self.numbers.get(id).is_some_and(Number::is_registered))
+        });
+        let limit = if active { CALLS_PER_HOUR_ACTIVE } else { CALLS_PER_HOUR_NEW };
+        let calls = self.calls.entry(waba_id.to_owned()).or_default();
+        while calls.front().is_some_and(|t| now.duration_since(*t) >= USAGE_WINDOW) {
+            calls.pop_front();
+        }
+        if calls.len() >= limit {
+            let oldest = *calls.front().expect("a full window is not empty");
+            let wait = USAGE_WINDOW.saturating_sub(now.duration_since(oldest));
+            return Err(Fault {
+                regain_in_minutes: Some(wait.as_secs().div_ceil(60).max(1)),
+                ..Fault::new(80007, "OAuthException", "(#80007) Rate limit hit for WhatsApp Business Account")
+            });
+        }
+        calls.push_back(now);
+        Ok((calls.len() * 100 / limit) as u32)
+    }
+
+    /// `POST /{id}/register`, with Meta's rules: every attempt counts against 10 per
+    /// 72 hours; a number with two-step verification needs its PIN.
+    pub fn register(&mut self, id: &str, params: RegisterParams, now: Instant) -> Result<(), Fault> {
+        let n = self.numbers.get_mut(id).ok_or_else(|| Fault::unknown_object(id))?;
+        match params.messaging_product.as_deref() {
+            Some("whatsapp") => {}
+            Some(other) => {
+                return Err(Fault::invalid_parameter(format!("Invalid messaging_product: {other}")));
+            }
+            None => return Err(Fault::invalid_parameter("The parameter messaging_product is required.")),
+        }
+        let pin = params
+            .pin
+            .ok_or_else(|| Fault::invalid_parameter("The parameter pin is required."))?;
+        if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Fault::invalid_parameter("Param pin must be a 6-digit number."));
+        }
+        if let Some(region) = params.data_localization_region.as_deref() {
+            if !REGIONS.contains(&region) {
+                return Err(Fault::invalid_parameter(format!(
+                    "Param data_localization_region must be one of {}",
+                    REGIONS.join(", ")
+                )));
+            }
+        }
+
+        let attempts = &mut n.register_attempts;
+        while attempts.front().is_some_and(|t| now.duration_since(*t) >= REGISTER_WINDOW) {
+            attempts.pop_front();
+        }
+        if attempts.len() >= REGISTER_LIMIT {
+            return Err(Fault::new(
+                133016,
+                "OAuthException",
+                "(#133016) Account register deregister rate limit exceeded",
+            )
+            .with_details("Too many register or deregister requests for this phone number in the last 72 hours."));
+        }
+        attempts.push_back(now);
+
+        if n.code_verification_status != "VERIFIED" {
+            return Err(Fault::new(133006, "OAuthException", "(#133006) Phone number re-verification needed")
+                .with_details("Verify the phone number (request_code, verify_code) before registering it."));
+        }
+        if n.pin.as_deref().is_some_and(|set| set != pin) {
+            return Err(Fault::new(133005, "OAuthException", "(#133005) Two step verification PIN Mismatch")
+                .with_details("The PIN does not match the two-step verification PIN set on this number."));
+        }
+        n.pin = Some(pin);
+        n.platform_type = "CLOUD_API".into();
+        n.status = "CONNECTED".into();
+        n.throughput_level = "STANDARD".into();
+        if n.quality_rating == "UNKNOWN" {
+            n.quality_rating = "GREEN".into();
+        }
+        Ok(())
+    }
+}
+
+/// Eight kinds of number, cycled through the demo WABA.
+fn demo_number(i: usize) -> Number {
+    let mut n = Number {
+        id: format!("1065403522429{i:02}"),
+        waba_id: DEMO_WABA_ID.into(),
+        display_phone_number: format!("+1 555-010-{i:04}"),
+        verified_name: format!("Demo Shop {i:02}"),
+        name_status: "APPROVED".into(),
+        new_name_status: "NONE".into(),
+        new_display_name: String::new(),
+        code_verification_status: "VERIFIED".into(),
+        quality_rating: "GREEN".into(),
+        status: "CONNECTED".into(),
+        platform_type: "CLOUD_API".into(),
+        throughput_level: "STANDARD".into(),
+        messaging_limit_tier: "TIER_1K".into(),
+        account_mode: "LIVE".into(),
+        is_official_business_account: false,
+        last_onboarded_time: format!("2026-{:02}-{:02}T09:{i:02}:00+0000", 1 + i % 9, 1 + i % 27),
+        pin: Some(DEMO_PIN.into()),
+        register_attempts: VecDeque::new(),
+        review: None,
+    };
+    let unregistered = |n: &mut Number, status: &str| {
+        n.pin = None;
+        n.platform_type = "NOT_APPLICABLE".into();
+        n.throughput_level = "NOT_APPLICABLE".into();
+        n.quality_rating = "UNKNOWN".into();
+        n.messaging_limit_tier = "TIER_250".into();
+        n.status = status.into();
+    };
+    match (i - 1) % 8 {
+        // Registered, approved, two-step verification on: the healthy number.
+        0 => {}
+        // Display name under review, verified, not registered yet.
+        1 => {
+            n.name_status = "PENDING_REVIEW".into();
+            unregistered(&mut n, "PENDING");
+        }
+        // Code not verified yet.
+        2 => {
+            n.code_verification_status = "NOT_VERIFIED".into();
+            unregistered(&mut n, "PENDING");
+        }
+        3 => {
+            n.name_status = "AVAILABLE_WITHOUT_REVIEW".into();
+            n.quality_rating = "YELLOW".into();
+            n.messaging_limit_tier = "TIER_250".into();
+        }
+        4 => {
+            n.name_status = "DECLINED".into();
+            unregistered(&mut n, "DISCONNECTED");
+        }
+        // A new display name requested on a registered official business account.
+        5 => {
+            n.new_display_name = format!("Demo Shop {i:02} Plus");
+            n.new_name_status = "PENDING_REVIEW".into();
+            n.is_official_business_account = true;
+            n.messaging_limit_tier = "TIER_10K".into();
+        }
+        6 => {
+            n.code_verification_status = "EXPIRED".into();
+            unregistered(&mut n, "DISCONNECTED");
+        }
+        _ => {
+            n.quality_rating = "RED".into();
+            n.status = "FLAGGED".into();
+            n.account_mode = "SANDBOX".into();
+            n.messaging_limit_tier = "TIER_50".into();
+        }
+    }
+    n
+}
+
+fn demo_review(i: usize) -> Option<Review> {
+    match (i - 1) % 8 {
+        // Half the reviews approve, half decline.
+        1 => Some(Review::Name { approve: i % 16 != 10 }),
+        5 => Some(Review::NewName { approve: i % 16 != 14 }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "106540352242902"; // verified, unregistered, no PIN
+    const WITH_PIN: &str = "106540352242901";
+
+    fn register(world: &mut World, id: &str, pin: &str, now: Instant) -> Result<(), Fault> {
+        let params = RegisterParams {
+            messaging_product: Some("whatsapp".into()),
+            pin: Some(pin.into()),
+            data_localization_region: None,
+        };
+        world.register(id, params, now)
+    }
+
+    #[test]
+    fn demo_waba_is_varied_and_paginates() {
+        let world = World::demo(Instant::now(), Duration::from_secs(20));
+        let (first, more) = world.page(DEMO_WABA_ID, 0, 25).unwrap();
+        assert_eq!((first.len(), more), (25, true));
+        let (rest, more) = world.page(DEMO_WABA_ID, 25, 25).unwrap();
+        assert_eq!((rest.len(), more), (7, false));
+        let all: Vec<_> = first.iter().chain(&rest).collect();
+        for status in ["APPROVED", "PENDING_REVIEW", "DECLINED", "AVAILABLE_WITHOUT_REVIEW"] {
+            assert!(all.iter().any(|n| n.name_status == status), "{status}");
+        }
+        for status in ["VERIFIED", "NOT_VERIFIED", "EXPIRED"] {
+            assert!(all.iter().any(|n| n.code_verification_status == status), "{status}");
+        }
+        assert!(all.iter().any(|n| n.is_registered()) && all.iter().any(|n| !n.is_registered()));
+        assert_eq!(world.page("1", 0, 25).unwrap_err().subcode, Some(33));
+    }
+
+    #[test]
+    fn pending_display_names_are_decided_after_the_review_delay() {
+        let start = Instant::now();
+        let mut world = World::demo(start, Duration::from_secs(20));
+        assert_eq!(world.number(ID).unwrap().name_status, "PENDING_REVIEW");
+        world.settle(start + Duration::from_secs(19));
+        assert_eq!(world.number(ID).unwrap().name_status, "PENDING_REVIEW");
+        world.settle(start + Duration::from_secs(20));
+        assert_eq!(world.number(ID).unwrap().name_status, "APPROVED");
+        world.settle(start + Duration::from_secs(3600));
+        let pending = world.numbers.values().filter(|n| n.name_status == "PENDING_REVIEW");
+        assert_eq!(pending.count(), 0);
+        assert!(world.numbers.values().any(|n| n.new_name_status == "DECLINED"));
+    }
+
+    #[test]
+    fn register_sets_the_pin_then_requires_it() {
+        let now = Instant::now();
+        let mut world = World::demo(now, Duration::from_secs(20));
+        register(&mut world, ID, "654321", now).unwrap();
+        let n = world.number(ID).unwrap();
+        assert!(n.is_registered() && n.is_pin_enabled());
+        assert_eq!(register(&mut world, ID, "111111", now).unwrap_err().code, 133005);
+        assert_eq!(register(&mut world, WITH_PIN, "000000", now).unwrap_err().code, 133005);
+        register(&mut world, WITH_PIN, DEMO_PIN, now).unwrap();
+    }
+
+    #[test]
+    fn the_eleventh_register_attempt_in_72_hours_is_refused() {
+        let start = Instant::now();
+        let mut world = World::demo(start, Duration::from_secs(20));
+        for i in 0..10 {
+            let at = start + Duration::from_secs(i * 60);
+            let _ = register(&mut world, WITH_PIN, if i % 2 == 0 { "000000" } else { DEMO_PIN }, at);
+        }
+        let eleventh = register(&mut world, WITH_PIN, DEMO_PIN, start + Duration::from_secs(3600));
+        assert_eq!(eleventh.unwrap_err().code, 133016);
+        // The window moves: 72 h after the first attempt, one slot is free again.
+        register(&mut world, WITH_PIN, DEMO_PIN, start + REGISTER_WINDOW).unwrap();
+    }
+
+    #[test]
+    fn register_checks_its_parameters_and_the_verification() {
+        let now = Instant::now();
+        let mut world = World::demo(now, Duration::from_secs(20));
+        let missing = world.register(ID, RegisterParams::default(), now).unwrap_err();
+        assert_eq!(missing.code, 100);
+        assert_eq!(register(&mut world, ID, "12345", now).unwrap_err().code, 100);
+        let not_verified = "106540352242903";
+        assert_eq!(register(&mut world, not_verified, "123456", now).unwrap_err().code, 133006);
+        assert_eq!(register(&mut world, "999", "123456", now).unwrap_err().subcode, Some(33));
+    }
+
+    #[test]
+    fn hourly_call_budget_throttles_with_80007() {
+        let now = Instant::now();
+        let mut world = World::default();
+        let mut n = demo_number(2);
+        n.waba_id = "5".into();
+        world.add(n); // unregistered only: 200 calls an hour
+        for _ in 0..CALLS_PER_HOUR_NEW {
+            world.charge("5", now).unwrap();
+        }
+        let fault = world.charge("5", now).unwrap_err();
+        assert_eq!((fault.code, fault.regain_in_minutes), (80007, Some(60)));
+        world.charge("5", now + USAGE_WINDOW).unwrap();
+    }
+}

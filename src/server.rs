@@ -1,0 +1,94 @@
+//! Wires the service: Graph client → domain → gRPC, with health checking and server
+//! reflection (v1 and v1alpha, health included, so grpcurl and mesh probes just work).
+
+use crate::graph::{GraphClient, GraphSettings};
+use crate::grpc::page_token::PageTokens;
+use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
+use crate::grpc::{Api, pb};
+use crate::numbers::Numbers;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the gRPC API on `listener` until `shutdown` completes; then health turns
+/// NOT_SERVING, no new calls are accepted and in-flight calls finish.
+pub async fn serve(
+    graph: GraphSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
+    let page_tokens = PageTokens::new(page_token_key(&graph));
+    let graph = Arc::new(GraphClient::new(graph).await?);
+    let api = Api::new(Numbers::new(graph), page_tokens);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    health.set_serving::<PhoneNumberServiceServer<Api>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    tracing::info!(addr = %listener.local_addr()?, "serving gRPC");
+
+    let stop = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+            health.set_not_serving::<PhoneNumberServiceServer<Api>>().await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(PhoneNumberServiceServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await?;
+    Ok(())
+}
+
+/// Page tokens must verify on every replica: derived from the app secret when there is
+/// one (without revealing it), random per process otherwise.
+fn page_token_key(graph: &GraphSettings) -> [u8; 32] {
+    match &graph.app_secret {
+        Some(secret) => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+                .expect("any key length");
+            mac.update(b"waba-numbers page tokens v1");
+            mac.finalize().into_bytes().into()
+        }
+        None => rand::random(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile([proto], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // Served by gRPC reflection, so grpcurl can describe the service.
-    std::fs::write(out.join("phone_numbers_descriptor.bin"), fds.encode_to_vec())?;
+    std::fs::write(
+        out.join("phone_numbers_descriptor.bin"),
+        fds.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -98,7 +98,11 @@ impl Secrets {
 impl ServeArgs {
     /// Graph settings for a real Meta account.
     pub fn graph_settings(&self, secrets: &Secrets) -> Result<GraphSettings, ConfigError> {
-        let mut graph = GraphSettings::new(&self.graph_url, &self.graph_version, secrets.token_source()?);
+        let mut graph = GraphSettings::new(
+            &self.graph_url,
+            &self.graph_version,
+            secrets.token_source()?,
+        );
         graph.app_secret = secrets.app_secret.clone();
         Ok(graph)
     }
@@ -107,7 +111,9 @@ impl ServeArgs {
 fn parse_base_url(s: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(s).map_err(|e| e.to_string())?;
     if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
-        return Err("expected an http(s) URL without a query, e.g. https://graph.facebook.com".into());
+        return Err(
+            "expected an http(s) URL without a query, e.g. https://graph.facebook.com".into(),
+        );
     }
     Ok(s.trim_end_matches('/').to_owned())
 }
@@ -140,7 +146,10 @@ mod tests {
         for bad in ["25.0", "v25", "v.1", "vx.0", "v25.0/../x"] {
             assert!(parse_version(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_base_url("http://127.0.0.1:9/").unwrap(), "http://127.0.0.1:9");
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("https://x/?a=b").is_err());
     }

@@ -14,7 +14,9 @@ use waba_numbers::server::{self, BoxError};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let secrets = Secrets::from_env();
     let outcome = match cli.command {
@@ -39,7 +41,12 @@ async fn serve(args: ServeArgs, secrets: Secrets) -> Result<(), BoxError> {
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    server::serve(graph, listener, server::shutdown_signal()).await
+    server::serve(
+        server::Settings::new(graph),
+        listener,
+        server::shutdown_signal(),
+    )
+    .await
 }
 
 /// Starts the simulated Graph API on loopback and points the service at it, with a
@@ -52,7 +59,11 @@ async fn sandboxed(args: &ServeArgs, secrets: &Secrets) -> Result<GraphSettings,
         ..SandboxOptions::default()
     };
     let url = sandbox::spawn(options).await?;
-    let version = if args.graph_version.is_empty() { DEFAULT_GRAPH_VERSION } else { &args.graph_version };
+    let version = if args.graph_version.is_empty() {
+        DEFAULT_GRAPH_VERSION
+    } else {
+        &args.graph_version
+    };
     println!(
         "sandbox: simulated Graph API at {url}/{version}\n\
          sandbox: demo WABA id {DEMO_WABA_ID} (two-step verification PIN of its registered numbers: {DEMO_PIN})"

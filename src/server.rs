@@ -18,15 +18,33 @@ use tonic_health::ServingStatus;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub graph: GraphSettings,
+    /// How long in-flight calls may run on after shutdown starts. Streams (a mesh's
+    /// health Watch, say) never finish by themselves, so the wait is bounded.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    pub fn new(graph: GraphSettings) -> Self {
+        Self {
+            graph,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
 /// Serves the gRPC API on `listener` until `shutdown` completes; then health turns
-/// NOT_SERVING, no new calls are accepted and in-flight calls finish.
+/// NOT_SERVING, no new calls are accepted and in-flight calls get `shutdown_grace` to finish.
 pub async fn serve(
-    graph: GraphSettings,
+    settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let page_tokens = PageTokens::new(page_token_key(&graph));
-    let graph = Arc::new(GraphClient::new(graph).await?);
+    let page_tokens = PageTokens::new(page_token_key(&settings.graph));
+    let graph = Arc::new(GraphClient::new(settings.graph).await?);
     let api = Api::new(Numbers::new(graph), page_tokens);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -44,24 +62,36 @@ pub async fn serve(
     health.set_service_status("", ServingStatus::Serving).await;
     tracing::info!(addr = %listener.local_addr()?, "serving gRPC");
 
-    let stop = {
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
-            health.set_not_serving::<PhoneNumberServiceServer<Api>>().await;
-            health.set_service_status("", ServingStatus::NotServing).await;
-        }
-    };
-    tonic::transport::Server::builder()
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(PhoneNumberServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+    health
+        .set_not_serving::<PhoneNumberServiceServer<Api>>()
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let _ = stop.send(());
+    match tokio::time::timeout(settings.shutdown_grace, server).await {
+        Ok(result) => result?,
+        Err(_) => {
+            tracing::warn!(grace = ?settings.shutdown_grace, "calls still open after the grace period; closing them")
+        }
+    }
     Ok(())
 }
 

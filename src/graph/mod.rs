@@ -37,6 +37,8 @@ pub struct GraphSettings {
     /// Path-pinned API version, e.g. `v25.0`.
     pub version: String,
     pub token: TokenSource,
+    /// How often a token file is checked for changes, at most.
+    pub token_recheck: Duration,
     pub app_secret: Option<SecretString>,
     /// Upper bound for one attempt; the caller's deadline may shorten it.
     pub request_timeout: Duration,
@@ -47,11 +49,16 @@ pub struct GraphSettings {
 }
 
 impl GraphSettings {
-    pub fn new(base_url: impl Into<String>, version: impl Into<String>, token: TokenSource) -> Self {
+    pub fn new(
+        base_url: impl Into<String>,
+        version: impl Into<String>,
+        token: TokenSource,
+    ) -> Self {
         Self {
             base_url: base_url.into(),
             version: version.into(),
             token,
+            token_recheck: token::DEFAULT_RECHECK,
             app_secret: None,
             request_timeout: Duration::from_secs(15),
             read_attempts: 3,
@@ -82,18 +89,20 @@ enum Retry {
 }
 
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
-struct Call {
+struct Call<'a> {
     method: Method,
     path: String,
     query: Vec<(&'static str, String)>,
     body: Option<serde_json::Value>,
+    /// A secret the body carries (a PIN), scrubbed from whatever Meta answers.
+    secret: Option<&'a SecretString>,
     retry: Retry,
 }
 
 impl GraphClient {
     /// Reads the token once and prepares the HTTP client.
     pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
-        let tokens = TokenCache::load(settings.token).await?;
+        let tokens = TokenCache::load(settings.token, settings.token_recheck).await?;
         // reqwest is built without a default TLS provider: use rustls on ring. An error
         // only means a provider was installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -148,6 +157,7 @@ impl GraphClient {
             path: format!("{}/phone_numbers", graph_id(waba_id)?),
             query,
             body: None,
+            secret: None,
             retry: Retry::Transient,
         };
         let list: wire::ListJson = self.call_json(call, deadline).await?;
@@ -161,6 +171,7 @@ impl GraphClient {
             path: graph_id(id)?.to_owned(),
             query: vec![("fields", wire::PHONE_NUMBER_FIELDS.to_owned())],
             body: None,
+            secret: None,
             retry: Retry::Transient,
         };
         let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
@@ -187,6 +198,7 @@ impl GraphClient {
             path: format!("{}/register", graph_id(id)?),
             query: Vec::new(),
             body: Some(body),
+            secret: Some(pin),
             retry: Retry::Never,
         };
         let answer: wire::SuccessJson = self.call_json(call, deadline).await?;
@@ -195,7 +207,7 @@ impl GraphClient {
 
     async fn call_json<T: serde::de::DeserializeOwned>(
         &self,
-        call: Call,
+        call: Call<'_>,
         deadline: Deadline,
     ) -> Result<T, Error> {
         let body = self.call(&call, deadline).await?;
@@ -203,7 +215,7 @@ impl GraphClient {
     }
 
     /// Sends `call`, retrying as its [`Retry`] allows, and returns the body of the 2xx answer.
-    async fn call(&self, call: &Call, deadline: Deadline) -> Result<Vec<u8>, Error> {
+    async fn call(&self, call: &Call<'_>, deadline: Deadline) -> Result<Vec<u8>, Error> {
         let mut backoff = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(3))
@@ -220,7 +232,9 @@ impl GraphClient {
             if err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
                 token_refreshed = true;
                 if self.tokens.refresh(&token).await? {
-                    tracing::info!("Graph API rejected the access token; retrying with the reloaded one");
+                    tracing::info!(
+                        "Graph API rejected the access token; retrying with the reloaded one"
+                    );
                     continue;
                 }
                 return Err(err);
@@ -241,7 +255,7 @@ impl GraphClient {
 
     async fn send_once(
         &self,
-        call: &Call,
+        call: &Call<'_>,
         token: &SecretString,
         deadline: Deadline,
     ) -> Result<Vec<u8>, Error> {
@@ -261,7 +275,10 @@ impl GraphClient {
         }
         let mut request = self
             .http
-            .request(call.method.clone(), format!("{}/{}", self.api_root, call.path))
+            .request(
+                call.method.clone(),
+                format!("{}/{}", self.api_root, call.path),
+            )
             .bearer_auth(token.expose_secret())
             .query(&query)
             .timeout(timeout);
@@ -285,7 +302,7 @@ impl GraphClient {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        Err(self.error_from(status, &body, &usage, token))
+        Err(self.error_from(status, &body, &usage, token, call.secret))
     }
 
     /// Sends the request and reads the status, usage headers and a size-bounded body.
@@ -310,16 +327,28 @@ impl GraphClient {
         Ok((status, usage, body))
     }
 
-    fn error_from(&self, status: u16, body: &[u8], usage: &Usage, token: &SecretString) -> Error {
+    fn error_from(
+        &self,
+        status: u16,
+        body: &[u8],
+        usage: &Usage,
+        token: &SecretString,
+        call_secret: Option<&SecretString>,
+    ) -> Error {
         let Ok(wire::ErrorEnvelope { error: e }) = serde_json::from_slice(body) else {
             return Error::Http { status };
         };
         // Meta does not echo credentials, but nothing it says may carry one onward.
         let proof = self.app_secret.as_ref().map(|s| appsecret_proof(s, token));
-        let secrets: Vec<&str> = [Some(token.expose_secret()), proof.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let secrets: Vec<&str> = [
+            Some(token.expose_secret()),
+            self.app_secret.as_ref().map(|s| s.expose_secret()),
+            proof.as_deref(),
+            call_secret.map(|s| s.expose_secret()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let clean = |s: String| redact(s, &secrets);
         let details = e.details().map(clean);
         let retry_after = usage.regain_access_in();
@@ -370,7 +399,10 @@ mod tests {
     fn appsecret_proof_matches_metas_definition() {
         // echo -n token | openssl dgst -sha256 -hmac secret
         let proof = appsecret_proof(&"secret".into(), &"token".into());
-        assert_eq!(proof, "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a");
+        assert_eq!(
+            proof,
+            "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a"
+        );
     }
 
     #[test]

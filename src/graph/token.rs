@@ -1,8 +1,8 @@
 //! The access token, read once from its source and cached.
 //!
 //! A token from `WABA_ACCESS_TOKEN` never changes. A token from a file (a mounted
-//! Kubernetes secret) is re-read when the file changes, checked at most once a second,
-//! and on demand when Meta answers 190 (token invalid), so a rotated token is used
+//! Kubernetes secret) is re-read when the file changes, checked at most once a second
+//! (by default; see [`DEFAULT_RECHECK`]) and on demand when Meta answers 190 (token invalid), so a rotated token is used
 //! without a restart.
 
 use secrecy::{ExposeSecret, SecretString};
@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often a token file is checked for changes, at most.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub enum TokenSource {
@@ -45,12 +46,13 @@ struct Cached {
 #[derive(Debug)]
 pub struct TokenCache {
     source: TokenSource,
+    recheck: Duration,
     cached: Mutex<Cached>,
 }
 
 impl TokenCache {
     /// Reads the token once; fails if the source holds none.
-    pub async fn load(source: TokenSource) -> Result<Self, TokenError> {
+    pub async fn load(source: TokenSource, recheck: Duration) -> Result<Self, TokenError> {
         let (token, stamp) = read(&source).await?;
         let now = Instant::now();
         let cached = Mutex::new(Cached {
@@ -59,7 +61,11 @@ impl TokenCache {
             loaded_at: now,
             checked_at: now,
         });
-        Ok(Self { source, cached })
+        Ok(Self {
+            source,
+            recheck,
+            cached,
+        })
     }
 
     /// The token to use now, re-read first if its file changed.
@@ -70,7 +76,7 @@ impl TokenCache {
         {
             let mut cached = self.lock();
             let now = Instant::now();
-            if now.duration_since(cached.checked_at) < RECHECK_EVERY {
+            if now.duration_since(cached.checked_at) < self.recheck {
                 return Ok(cached.token.clone());
             }
             cached.checked_at = now;
@@ -112,7 +118,9 @@ impl TokenCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         // The lock is never held across an await or a panic-prone call.
-        self.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -127,12 +135,13 @@ async fn read(source: &TokenSource) -> Result<(Arc<SecretString>, Stamp), TokenE
         )),
         TokenSource::File(path) => {
             let stamp = stamp_of(path).await;
-            let text = tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| TokenError::Unreadable {
-                    path: path.clone(),
-                    reason: e.kind().to_string(),
-                })?;
+            let text =
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| TokenError::Unreadable {
+                        path: path.clone(),
+                        reason: e.kind().to_string(),
+                    })?;
             let token = text.trim();
             if token.is_empty() {
                 return Err(TokenError::Empty { path: path.clone() });

@@ -181,7 +181,9 @@ mod tests {
           "verified_name": "Business Phone Numbers Name", "id": "999999999999999",
           "some_future_field": {"x": 1}
         }"#;
-        let n: PhoneNumber = serde_json::from_str::<PhoneNumberJson>(json).unwrap().into();
+        let n: PhoneNumber = serde_json::from_str::<PhoneNumberJson>(json)
+            .unwrap()
+            .into();
         assert_eq!(n.id, "999999999999999");
         assert_eq!(n.throughput_level, "STANDARD");
         assert_eq!(n.code_verification_status, "EXPIRED");

@@ -7,16 +7,36 @@ impl From<PhoneNumber> for pb::PhoneNumber {
     fn from(n: PhoneNumber) -> Self {
         let tier = n.messaging_limit_tier.strip_prefix("TIER_");
         pb::PhoneNumber {
-            name_status: known("NAME_STATUS_", &n.name_status, pb::NameStatus::from_str_name),
-            new_name_status: known("NAME_STATUS_", &n.new_name_status, pb::NameStatus::from_str_name),
+            name_status: known(
+                "NAME_STATUS_",
+                &n.name_status,
+                pb::NameStatus::from_str_name,
+            ),
+            new_name_status: known(
+                "NAME_STATUS_",
+                &n.new_name_status,
+                pb::NameStatus::from_str_name,
+            ),
             code_verification_status: known(
                 "VERIFICATION_STATUS_",
                 &n.code_verification_status,
                 pb::VerificationStatus::from_str_name,
             ),
-            quality_rating: known("QUALITY_RATING_", &n.quality_rating, pb::QualityRating::from_str_name),
-            status: known("CONNECTION_STATUS_", &n.status, pb::ConnectionStatus::from_str_name),
-            platform_type: known("PLATFORM_TYPE_", &n.platform_type, pb::PlatformType::from_str_name),
+            quality_rating: known(
+                "QUALITY_RATING_",
+                &n.quality_rating,
+                pb::QualityRating::from_str_name,
+            ),
+            status: known(
+                "CONNECTION_STATUS_",
+                &n.status,
+                pb::ConnectionStatus::from_str_name,
+            ),
+            platform_type: known(
+                "PLATFORM_TYPE_",
+                &n.platform_type,
+                pb::PlatformType::from_str_name,
+            ),
             throughput_level: known(
                 "THROUGHPUT_LEVEL_",
                 &n.throughput_level,
@@ -27,7 +47,11 @@ impl From<PhoneNumber> for pb::PhoneNumber {
                 tier.unwrap_or(&n.messaging_limit_tier),
                 pb::MessagingLimitTier::from_str_name,
             ),
-            account_mode: known("ACCOUNT_MODE_", &n.account_mode, pb::AccountMode::from_str_name),
+            account_mode: known(
+                "ACCOUNT_MODE_",
+                &n.account_mode,
+                pb::AccountMode::from_str_name,
+            ),
             last_onboarded_time: n.last_onboarded_time.map(|t| prost_types::Timestamp {
                 seconds: t.timestamp(),
                 nanos: t.timestamp_subsec_nanos() as i32,
@@ -77,7 +101,10 @@ mod tests {
         assert_eq!(p.name_status(), pb::NameStatus::Approved);
         assert_eq!(p.new_name_status(), pb::NameStatus::Unspecified);
         assert_eq!(p.new_name_status_raw, "SOMETHING_META_ADDS_LATER");
-        assert_eq!(p.messaging_limit_tier(), pb::MessagingLimitTier::MessagingLimitTier1k);
+        assert_eq!(
+            p.messaging_limit_tier(),
+            pb::MessagingLimitTier::MessagingLimitTier1k
+        );
         assert_eq!(p.quality_rating(), pb::QualityRating::Na);
         assert_eq!(p.status(), pb::ConnectionStatus::Unspecified);
         assert_eq!(p.status_raw, "");

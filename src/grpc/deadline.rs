@@ -5,9 +5,13 @@ use crate::graph::Deadline;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The caller's deadline, a little early: the answer (DEADLINE_EXCEEDED, say) must
+/// reach the client before it gives up, and before tonic's own timeout answers CANCELLED.
 pub fn of<T>(request: &tonic::Request<T>) -> Deadline {
     let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    Some(Instant::now() + parse_grpc_timeout(value)?)
+    let timeout = parse_grpc_timeout(value)?;
+    let margin = (timeout / 10).min(Duration::from_millis(100));
+    Some(Instant::now() + (timeout - margin))
 }
 
 /// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
@@ -36,7 +40,10 @@ mod tests {
     #[test]
     fn parses_every_unit_and_rejects_garbage() {
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_grpc_timeout("3H"), Some(Duration::from_secs(10800)));
         assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
         for bad in ["", "S", "12", "123456789S", "-1S", "1x", "1.5S"] {

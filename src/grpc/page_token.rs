@@ -58,7 +58,12 @@ impl PageTokens {
     }
 
     /// Meta's cursor, if `token` was issued by this service for this very request.
-    pub fn decode(&self, token: &str, waba_id: &str, page_size: u32) -> Result<String, PageTokenError> {
+    pub fn decode(
+        &self,
+        token: &str,
+        waba_id: &str,
+        page_size: u32,
+    ) -> Result<String, PageTokenError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| PageTokenError::Malformed)?;
@@ -94,8 +99,14 @@ mod tests {
         let tokens = PageTokens::new([7; 32]);
         let t = tokens.encode("111", 25, "QVFIU");
         assert_eq!(tokens.decode(&t, "111", 25).unwrap(), "QVFIU");
-        assert_eq!(tokens.decode(&t, "222", 25), Err(PageTokenError::OtherRequest));
-        assert_eq!(tokens.decode(&t, "111", 50), Err(PageTokenError::OtherRequest));
+        assert_eq!(
+            tokens.decode(&t, "222", 25),
+            Err(PageTokenError::OtherRequest)
+        );
+        assert_eq!(
+            tokens.decode(&t, "111", 50),
+            Err(PageTokenError::OtherRequest)
+        );
         assert_eq!(
             PageTokens::new([8; 32]).decode(&t, "111", 25),
             Err(PageTokenError::Malformed)
@@ -103,8 +114,14 @@ mod tests {
         let mut bytes = URL_SAFE_NO_PAD.decode(&t).unwrap();
         bytes[3] ^= 1;
         let tampered = URL_SAFE_NO_PAD.encode(bytes);
-        assert_eq!(tokens.decode(&tampered, "111", 25), Err(PageTokenError::Malformed));
-        assert_eq!(tokens.decode("!!", "111", 25), Err(PageTokenError::Malformed));
+        assert_eq!(
+            tokens.decode(&tampered, "111", 25),
+            Err(PageTokenError::Malformed)
+        );
+        assert_eq!(
+            tokens.decode("!!", "111", 25),
+            Err(PageTokenError::Malformed)
+        );
         assert_eq!(tokens.decode("", "111", 25), Err(PageTokenError::Malformed));
     }
 }

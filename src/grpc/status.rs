@@ -44,12 +44,16 @@ fn upstream(err: &graph::Error) -> Status {
     use graph::Error as E;
     let (code, reason, retry) = match err {
         E::Graph(g) => return from_graph(g),
-        E::Http { status } if *status >= 500 => {
-            (Code::Unavailable, "GRAPH_UNAVAILABLE", Some(Duration::from_secs(1)))
-        }
-        E::Timeout | E::Transport(_) => {
-            (Code::Unavailable, "GRAPH_UNAVAILABLE", Some(Duration::from_secs(1)))
-        }
+        E::Http { status } if *status >= 500 => (
+            Code::Unavailable,
+            "GRAPH_UNAVAILABLE",
+            Some(Duration::from_secs(1)),
+        ),
+        E::Timeout | E::Transport(_) => (
+            Code::Unavailable,
+            "GRAPH_UNAVAILABLE",
+            Some(Duration::from_secs(1)),
+        ),
         E::Http { .. } | E::Decode(_) | E::BodyTooLarge { .. } => {
             (Code::Internal, "GRAPH_UNEXPECTED_RESPONSE", None)
         }
@@ -132,9 +136,7 @@ fn classify(g: &GraphError) -> (Code, &'static str) {
         (100 | 131008 | 131009 | 135000, _) => (Code::InvalidArgument, "GRAPH_INVALID_PARAMETER"),
         (133016, _) => (Code::ResourceExhausted, "REGISTER_LIMIT_REACHED"),
         (133008 | 133009, _) => (Code::ResourceExhausted, "PIN_GUESS_LIMIT_REACHED"),
-        _ if g.is_throttling() => {
-            (Code::ResourceExhausted, "GRAPH_RATE_LIMITED")
-        }
+        _ if g.is_throttling() => (Code::ResourceExhausted, "GRAPH_RATE_LIMITED"),
         (2 | 131016 | 131057 | 133004 | 133015, _) => (Code::Unavailable, "GRAPH_UNAVAILABLE"),
         (133006, _) => (Code::FailedPrecondition, "REVERIFICATION_REQUIRED"),
         (133010, _) => (Code::FailedPrecondition, "NOT_REGISTERED"),
@@ -218,7 +220,11 @@ mod tests {
             (999999, None, Unknown),
         ];
         for &(code, subcode, expected) in table {
-            assert_eq!(classify(&graph(code, subcode)).0, expected, "code {code}/{subcode:?}");
+            assert_eq!(
+                classify(&graph(code, subcode)).0,
+                expected,
+                "code {code}/{subcode:?}"
+            );
         }
     }
 
@@ -234,9 +240,19 @@ mod tests {
         let mut g = graph(80007, None);
         g.retry_after = Some(Duration::from_secs(19 * 60));
         let status = from_graph(&g);
-        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, g.retry_after);
+        assert_eq!(
+            status.get_details_retry_info().unwrap().retry_delay,
+            g.retry_after
+        );
         let status = from_graph(&graph(133016, None));
-        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(REGISTER_BLOCK));
-        assert!(from_graph(&graph(100, None)).get_details_retry_info().is_none());
+        assert_eq!(
+            status.get_details_retry_info().unwrap().retry_delay,
+            Some(REGISTER_BLOCK)
+        );
+        assert!(
+            from_graph(&graph(100, None))
+                .get_details_retry_info()
+                .is_none()
+        );
     }
 }

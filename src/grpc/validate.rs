@@ -17,8 +17,15 @@ pub struct Checks(Vec<FieldViolation>);
 impl Checks {
     pub fn graph_id(&mut self, field: &str, value: &str) -> &mut Self {
         if !is_graph_id(value) {
-            let problem = if value.is_empty() { "is required" } else { "must be digits only" };
-            self.fail(field, format!("{problem} (a Graph object id, e.g. 106540352242922)"));
+            let problem = if value.is_empty() {
+                "is required"
+            } else {
+                "must be digits only"
+            };
+            self.fail(
+                field,
+                format!("{problem} (a Graph object id, e.g. 106540352242922)"),
+            );
         }
         self
     }
@@ -44,15 +51,22 @@ impl Checks {
     }
 
     pub fn region(&mut self, field: &str, value: &str) -> &mut Self {
-        if !value.is_empty() && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())) {
-            self.fail(field, "must be empty or an ISO 3166 alpha-2 code such as IN");
+        let alpha2 = value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase());
+        if !(value.is_empty() || alpha2) {
+            self.fail(
+                field,
+                "must be empty or an ISO 3166 alpha-2 code such as IN",
+            );
         }
         self
     }
 
     pub fn request_id(&mut self, field: &str, value: &str) -> &mut Self {
         if value.len() > MAX_REQUEST_ID_LEN || value.chars().any(char::is_control) {
-            self.fail(field, format!("must be at most {MAX_REQUEST_ID_LEN} printable characters"));
+            self.fail(
+                field,
+                format!("must be at most {MAX_REQUEST_ID_LEN} printable characters"),
+            );
         }
         self
     }

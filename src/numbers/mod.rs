@@ -50,7 +50,11 @@ impl Numbers {
             .await?)
     }
 
-    pub async fn get(&self, phone_number_id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
+    pub async fn get(
+        &self,
+        phone_number_id: &str,
+        deadline: Deadline,
+    ) -> Result<PhoneNumber, Error> {
         Ok(self.graph.phone_number(phone_number_id, deadline).await?)
     }
 

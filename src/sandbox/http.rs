@@ -47,7 +47,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/{version}/{node}/phone_numbers", get(list_numbers))
         .route("/{version}/{node}/register", post(register))
         .fallback(|| async {
-            failure(Fault::invalid_parameter("Unsupported request: unknown path components"), None)
+            failure(
+                Fault::invalid_parameter("Unsupported request: unknown path components"),
+                None,
+            )
         })
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
@@ -77,17 +80,23 @@ async fn authenticate(
         return failure(Fault::new(104, "OAuthException", message), None);
     };
     let options = &shared.options;
-    if let Some(expected) = &options.access_token {
-        if !bool::from(subtle_eq(expected.expose_secret().as_bytes(), token.as_bytes())) {
-            let message = "Invalid OAuth access token - Cannot parse access token";
-            return failure(Fault::new(190, "OAuthException", message), None);
-        }
+    let token_ok = |expected: &secrecy::SecretString| {
+        bool::from(subtle_eq(
+            expected.expose_secret().as_bytes(),
+            token.as_bytes(),
+        ))
+    };
+    if options.access_token.as_ref().is_some_and(|t| !token_ok(t)) {
+        let message = "Invalid OAuth access token - Cannot parse access token";
+        return failure(Fault::new(190, "OAuthException", message), None);
     }
     if let Some(secret) = &options.app_secret {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
             .expect("any key length");
         mac.update(token.as_bytes());
-        let given = params.get("appsecret_proof").map(|p| hex::decode(p).unwrap_or_default());
+        let given = params
+            .get("appsecret_proof")
+            .map(|p| hex::decode(p).unwrap_or_default());
         match given {
             None => {
                 let message = "API calls from the server require an appsecret_proof argument";
@@ -138,7 +147,12 @@ async fn list_numbers(
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
         None => 25,
         Some(Ok(n)) if n > 0 => n.min(100),
-        Some(_) => return failure(Fault::invalid_parameter("Param limit must be a positive integer"), None),
+        Some(_) => {
+            return failure(
+                Fault::invalid_parameter("Param limit must be a positive integer"),
+                None,
+            );
+        }
     };
     let offset = match params.get("after").map(|c| decode_cursor(c)) {
         None => 0,
@@ -183,8 +197,14 @@ async fn list_numbers(
             }
         }
     }
-    if params.get("summary").is_some_and(|s| s.split(',').any(|f| f == "total_count")) {
-        let total = shared.world().page(&waba_id, 0, usize::MAX).map_or(0, |p| p.0.len());
+    if params
+        .get("summary")
+        .is_some_and(|s| s.split(',').any(|f| f == "total_count"))
+    {
+        let total = shared
+            .world()
+            .page(&waba_id, 0, usize::MAX)
+            .map_or(0, |p| p.0.len());
         body["summary"] = json!({ "total_count": total });
     }
     success(body, &waba_id, usage)
@@ -336,10 +356,10 @@ fn failure(fault: Fault, waba_id: Option<&str>) -> Response {
     }
     let mut headers = HeaderMap::new();
     headers.insert("x-fb-trace-id", trace);
-    if let (Some(minutes), Some(waba_id)) = (fault.regain_in_minutes, waba_id) {
-        if let Ok(usage) = HeaderValue::from_str(&usage_json(waba_id, 100, minutes)) {
-            headers.insert("x-business-use-case-usage", usage);
-        }
+    if let (Some(minutes), Some(waba_id)) = (fault.regain_in_minutes, waba_id)
+        && let Ok(usage) = HeaderValue::from_str(&usage_json(waba_id, 100, minutes))
+    {
+        headers.insert("x-business-use-case-usage", usage);
     }
     let status = StatusCode::from_u16(fault.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, headers, Json(json!({ "error": error }))).into_response()
@@ -369,7 +389,11 @@ fn encode_cursor(offset: usize) -> String {
 
 fn decode_cursor(cursor: &str) -> Option<usize> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes).ok()?.strip_prefix(CURSOR_PREFIX)?.parse().ok()
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix(CURSOR_PREFIX)?
+        .parse()
+        .ok()
 }
 
 fn is_version(segment: &str) -> bool {

@@ -49,7 +49,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let world = state::World::demo(Instant::now(), options.review_delay);
     let app = http::router(Arc::new(http::Shared::new(world, options)));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Starts the simulated Graph API on a free loopback port, in the background for the

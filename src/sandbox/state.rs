@@ -161,7 +161,9 @@ impl World {
     /// Applies every display-name decision due by `now`.
     pub fn settle(&mut self, now: Instant) {
         for n in self.numbers.values_mut() {
-            let Some((due, review)) = n.review else { continue };
+            let Some((due, review)) = n.review else {
+                continue;
+            };
             if due > now {
                 continue;
             }
@@ -178,12 +180,22 @@ impl World {
     }
 
     pub fn number(&self, id: &str) -> Result<&Number, Fault> {
-        self.numbers.get(id).ok_or_else(|| Fault::unknown_object(id))
+        self.numbers
+            .get(id)
+            .ok_or_else(|| Fault::unknown_object(id))
     }
 
     /// A WABA's numbers from `offset`, at most `limit`, and whether more follow.
-    pub fn page(&self, waba_id: &str, offset: usize, limit: usize) -> Result<(Vec<&Number>, bool), Fault> {
-        let ids = self.wabas.get(waba_id).ok_or_else(|| Fault::unknown_object(waba_id))?;
+    pub fn page(
+        &self,
+        waba_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<&Number>, bool), Fault> {
+        let ids = self
+            .wabas
+            .get(waba_id)
+            .ok_or_else(|| Fault::unknown_object(waba_id))?;
         let page = ids
             .iter()
             .skip(offset)
@@ -197,11 +209,19 @@ impl World {
     /// percent, or 80007 once the budget is spent.
     pub fn charge(&mut self, waba_id: &str, now: Instant) -> Result<u32, Fault> {
         let active = self.wabas.get(waba_id).is_some_and(|ids| {
-            ids.iter().any(|id| self.numbers.get(id).is_some_and(Number::is_registered))
+            ids.iter()
+                .any(|id| self.numbers.get(id).is_some_and(Number::is_registered))
         });
-        let limit = if active { CALLS_PER_HOUR_ACTIVE } else { CALLS_PER_HOUR_NEW };
+        let limit = if active {
+            CALLS_PER_HOUR_ACTIVE
+        } else {
+            CALLS_PER_HOUR_NEW
+        };
         let calls = self.calls.entry(waba_id.to_owned()).or_default();
-        while calls.front().is_some_and(|t| now.duration_since(*t) >= USAGE_WINDOW) {
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= USAGE_WINDOW)
+        {
             calls.pop_front();
         }
         if calls.len() >= limit {
@@ -209,7 +229,11 @@ impl World {
             let wait = USAGE_WINDOW.saturating_sub(now.duration_since(oldest));
             return Err(Fault {
                 regain_in_minutes: Some(wait.as_secs().div_ceil(60).max(1)),
-                ..Fault::new(80007, "OAuthException", "(#80007) Rate limit hit for WhatsApp Business Account")
+                ..Fault::new(
+                    80007,
+                    "OAuthException",
+                    "(#80007) Rate limit hit for WhatsApp Business Account",
+                )
             });
         }
         calls.push_back(now);
@@ -218,32 +242,51 @@ impl World {
 
     /// `POST /{id}/register`, with Meta's rules: every attempt counts against 10 per
     /// 72 hours; a number with two-step verification needs its PIN.
-    pub fn register(&mut self, id: &str, params: RegisterParams, now: Instant) -> Result<(), Fault> {
-        let n = self.numbers.get_mut(id).ok_or_else(|| Fault::unknown_object(id))?;
+    pub fn register(
+        &mut self,
+        id: &str,
+        params: RegisterParams,
+        now: Instant,
+    ) -> Result<(), Fault> {
+        let n = self
+            .numbers
+            .get_mut(id)
+            .ok_or_else(|| Fault::unknown_object(id))?;
         match params.messaging_product.as_deref() {
             Some("whatsapp") => {}
             Some(other) => {
-                return Err(Fault::invalid_parameter(format!("Invalid messaging_product: {other}")));
+                return Err(Fault::invalid_parameter(format!(
+                    "Invalid messaging_product: {other}"
+                )));
             }
-            None => return Err(Fault::invalid_parameter("The parameter messaging_product is required.")),
+            None => {
+                return Err(Fault::invalid_parameter(
+                    "The parameter messaging_product is required.",
+                ));
+            }
         }
         let pin = params
             .pin
             .ok_or_else(|| Fault::invalid_parameter("The parameter pin is required."))?;
         if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Fault::invalid_parameter("Param pin must be a 6-digit number."));
+            return Err(Fault::invalid_parameter(
+                "Param pin must be a 6-digit number.",
+            ));
         }
-        if let Some(region) = params.data_localization_region.as_deref() {
-            if !REGIONS.contains(&region) {
-                return Err(Fault::invalid_parameter(format!(
-                    "Param data_localization_region must be one of {}",
-                    REGIONS.join(", ")
-                )));
-            }
+        if let Some(region) = params.data_localization_region.as_deref()
+            && !REGIONS.contains(&region)
+        {
+            return Err(Fault::invalid_parameter(format!(
+                "Param data_localization_region must be one of {}",
+                REGIONS.join(", ")
+            )));
         }
 
         let attempts = &mut n.register_attempts;
-        while attempts.front().is_some_and(|t| now.duration_since(*t) >= REGISTER_WINDOW) {
+        while attempts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= REGISTER_WINDOW)
+        {
             attempts.pop_front();
         }
         if attempts.len() >= REGISTER_LIMIT {
@@ -257,12 +300,24 @@ impl World {
         attempts.push_back(now);
 
         if n.code_verification_status != "VERIFIED" {
-            return Err(Fault::new(133006, "OAuthException", "(#133006) Phone number re-verification needed")
-                .with_details("Verify the phone number (request_code, verify_code) before registering it."));
+            return Err(Fault::new(
+                133006,
+                "OAuthException",
+                "(#133006) Phone number re-verification needed",
+            )
+            .with_details(
+                "Verify the phone number (request_code, verify_code) before registering it.",
+            ));
         }
         if n.pin.as_deref().is_some_and(|set| set != pin) {
-            return Err(Fault::new(133005, "OAuthException", "(#133005) Two step verification PIN Mismatch")
-                .with_details("The PIN does not match the two-step verification PIN set on this number."));
+            return Err(Fault::new(
+                133005,
+                "OAuthException",
+                "(#133005) Two step verification PIN Mismatch",
+            )
+            .with_details(
+                "The PIN does not match the two-step verification PIN set on this number.",
+            ));
         }
         n.pin = Some(pin);
         n.platform_type = "CLOUD_API".into();
@@ -352,8 +407,12 @@ fn demo_number(i: usize) -> Number {
 fn demo_review(i: usize) -> Option<Review> {
     match (i - 1) % 8 {
         // Half the reviews approve, half decline.
-        1 => Some(Review::Name { approve: i % 16 != 10 }),
-        5 => Some(Review::NewName { approve: i % 16 != 14 }),
+        1 => Some(Review::Name {
+            approve: i % 16 != 10,
+        }),
+        5 => Some(Review::NewName {
+            approve: i % 16 != 14,
+        }),
         _ => None,
     }
 }
@@ -382,11 +441,19 @@ mod tests {
         let (rest, more) = world.page(DEMO_WABA_ID, 25, 25).unwrap();
         assert_eq!((rest.len(), more), (7, false));
         let all: Vec<_> = first.iter().chain(&rest).collect();
-        for status in ["APPROVED", "PENDING_REVIEW", "DECLINED", "AVAILABLE_WITHOUT_REVIEW"] {
+        for status in [
+            "APPROVED",
+            "PENDING_REVIEW",
+            "DECLINED",
+            "AVAILABLE_WITHOUT_REVIEW",
+        ] {
             assert!(all.iter().any(|n| n.name_status == status), "{status}");
         }
         for status in ["VERIFIED", "NOT_VERIFIED", "EXPIRED"] {
-            assert!(all.iter().any(|n| n.code_verification_status == status), "{status}");
+            assert!(
+                all.iter().any(|n| n.code_verification_status == status),
+                "{status}"
+            );
         }
         assert!(all.iter().any(|n| n.is_registered()) && all.iter().any(|n| !n.is_registered()));
         assert_eq!(world.page("1", 0, 25).unwrap_err().subcode, Some(33));
@@ -402,9 +469,17 @@ mod tests {
         world.settle(start + Duration::from_secs(20));
         assert_eq!(world.number(ID).unwrap().name_status, "APPROVED");
         world.settle(start + Duration::from_secs(3600));
-        let pending = world.numbers.values().filter(|n| n.name_status == "PENDING_REVIEW");
+        let pending = world
+            .numbers
+            .values()
+            .filter(|n| n.name_status == "PENDING_REVIEW");
         assert_eq!(pending.count(), 0);
-        assert!(world.numbers.values().any(|n| n.new_name_status == "DECLINED"));
+        assert!(
+            world
+                .numbers
+                .values()
+                .any(|n| n.new_name_status == "DECLINED")
+        );
     }
 
     #[test]
@@ -414,8 +489,16 @@ mod tests {
         register(&mut world, ID, "654321", now).unwrap();
         let n = world.number(ID).unwrap();
         assert!(n.is_registered() && n.is_pin_enabled());
-        assert_eq!(register(&mut world, ID, "111111", now).unwrap_err().code, 133005);
-        assert_eq!(register(&mut world, WITH_PIN, "000000", now).unwrap_err().code, 133005);
+        assert_eq!(
+            register(&mut world, ID, "111111", now).unwrap_err().code,
+            133005
+        );
+        assert_eq!(
+            register(&mut world, WITH_PIN, "000000", now)
+                .unwrap_err()
+                .code,
+            133005
+        );
         register(&mut world, WITH_PIN, DEMO_PIN, now).unwrap();
     }
 
@@ -425,9 +508,19 @@ mod tests {
         let mut world = World::demo(start, Duration::from_secs(20));
         for i in 0..10 {
             let at = start + Duration::from_secs(i * 60);
-            let _ = register(&mut world, WITH_PIN, if i % 2 == 0 { "000000" } else { DEMO_PIN }, at);
+            let _ = register(
+                &mut world,
+                WITH_PIN,
+                if i % 2 == 0 { "000000" } else { DEMO_PIN },
+                at,
+            );
         }
-        let eleventh = register(&mut world, WITH_PIN, DEMO_PIN, start + Duration::from_secs(3600));
+        let eleventh = register(
+            &mut world,
+            WITH_PIN,
+            DEMO_PIN,
+            start + Duration::from_secs(3600),
+        );
         assert_eq!(eleventh.unwrap_err().code, 133016);
         // The window moves: 72 h after the first attempt, one slot is free again.
         register(&mut world, WITH_PIN, DEMO_PIN, start + REGISTER_WINDOW).unwrap();
@@ -437,12 +530,27 @@ mod tests {
     fn register_checks_its_parameters_and_the_verification() {
         let now = Instant::now();
         let mut world = World::demo(now, Duration::from_secs(20));
-        let missing = world.register(ID, RegisterParams::default(), now).unwrap_err();
+        let missing = world
+            .register(ID, RegisterParams::default(), now)
+            .unwrap_err();
         assert_eq!(missing.code, 100);
-        assert_eq!(register(&mut world, ID, "12345", now).unwrap_err().code, 100);
+        assert_eq!(
+            register(&mut world, ID, "12345", now).unwrap_err().code,
+            100
+        );
         let not_verified = "106540352242903";
-        assert_eq!(register(&mut world, not_verified, "123456", now).unwrap_err().code, 133006);
-        assert_eq!(register(&mut world, "999", "123456", now).unwrap_err().subcode, Some(33));
+        assert_eq!(
+            register(&mut world, not_verified, "123456", now)
+                .unwrap_err()
+                .code,
+            133006
+        );
+        assert_eq!(
+            register(&mut world, "999", "123456", now)
+                .unwrap_err()
+                .subcode,
+            Some(33)
+        );
     }
 
     #[test]

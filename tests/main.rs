@@ -1,0 +1,8 @@
+//! Integration tests: each module is one concern, all share `support`.
+
+mod support;
+
+mod sandbox;
+mod secrets;
+mod server;
+mod upstream;

@@ -1,0 +1,228 @@
+//! Every RPC through a real client against the embedded sandbox, as a new user would.
+
+use crate::support::{Service, error_info};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tonic::Code;
+use tonic_types::StatusExt;
+use waba_numbers::pb::{
+    self, ConnectionStatus, GetStatusRequest, ListNumbersRequest, NameStatus, PlatformType,
+    RegisterRequest, VerificationStatus,
+};
+use waba_numbers::sandbox::{DEMO_PIN, DEMO_WABA_ID};
+
+const REGISTERED: &str = "106540352242901"; // PIN set to DEMO_PIN
+const UNREGISTERED: &str = "106540352242902"; // verified, no PIN yet, name under review
+const NOT_VERIFIED: &str = "106540352242903";
+
+fn list(page_size: i32, page_token: &str) -> ListNumbersRequest {
+    ListNumbersRequest {
+        waba_id: DEMO_WABA_ID.into(),
+        page_size,
+        page_token: page_token.into(),
+    }
+}
+
+fn register(id: &str, pin: &str) -> RegisterRequest {
+    RegisterRequest {
+        phone_number_id: id.into(),
+        pin: pin.into(),
+        ..RegisterRequest::default()
+    }
+}
+
+async fn get(service: &Service, id: &str) -> pb::PhoneNumber {
+    let request = GetStatusRequest {
+        phone_number_id: id.into(),
+    };
+    service
+        .client()
+        .get_status(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn list_numbers_walks_every_page_of_the_demo_waba() {
+    let service = Service::on_sandbox().await;
+    let mut client = service.client();
+    let mut ids = BTreeSet::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_numbers(list(10, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(page.phone_numbers.len() <= 10);
+        ids.extend(page.phone_numbers.into_iter().map(|n| n.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((pages, ids.len()), (4, 32));
+
+    let first = client.list_numbers(list(0, "")).await.unwrap().into_inner();
+    assert_eq!(first.phone_numbers.len(), 25, "page_size 0 means 25");
+    let capped = client
+        .list_numbers(list(1000, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(capped.phone_numbers.len(), 32, "page_size is capped at 100");
+    assert!(capped.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn a_page_token_only_works_for_the_request_it_came_from() {
+    let service = Service::on_sandbox().await;
+    let mut client = service.client();
+    let page = client
+        .list_numbers(list(10, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = client
+        .list_numbers(list(20, &page.next_page_token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let violations = err.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations[0].field, "page_token");
+}
+
+#[tokio::test]
+async fn get_status_reports_the_numbers_state() {
+    let service = Service::on_sandbox().await;
+    let n = get(&service, UNREGISTERED).await;
+    assert_eq!(n.id, UNREGISTERED);
+    assert_eq!(n.display_phone_number, "+1 555-010-0002");
+    assert_eq!(n.name_status(), NameStatus::PendingReview);
+    assert_eq!(n.code_verification_status(), VerificationStatus::Verified);
+    assert_eq!(n.platform_type(), PlatformType::NotApplicable);
+    assert!(!n.is_pin_enabled);
+    assert!(n.last_onboarded_time.is_some());
+    assert_eq!(
+        get(&service, NOT_VERIFIED)
+            .await
+            .code_verification_status_raw,
+        "NOT_VERIFIED"
+    );
+}
+
+#[tokio::test]
+async fn register_connects_a_verified_number_and_sets_its_pin() {
+    let service = Service::on_sandbox().await;
+    let mut client = service.client();
+    let reply = client
+        .register(register(UNREGISTERED, "246810"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success);
+    assert_eq!(reply.phone_number_id, UNREGISTERED);
+
+    let n = get(&service, UNREGISTERED).await;
+    assert_eq!(n.platform_type(), PlatformType::CloudApi);
+    assert_eq!(n.status(), ConnectionStatus::Connected);
+    assert!(n.is_pin_enabled);
+
+    // From now on the PIN is required.
+    let err = client
+        .register(register(UNREGISTERED, DEMO_PIN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_wrong_pin_is_invalid_argument_with_metas_code_and_trace() {
+    let service = Service::on_sandbox().await;
+    let err = service
+        .client()
+        .register(register(REGISTERED, "000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let info = error_info(&err);
+    assert_eq!(info.reason, "PIN_MISMATCH");
+    assert_eq!(info.domain, "graph.facebook.com");
+    assert_eq!(info.metadata["graph_code"], "133005");
+    assert!(!info.metadata["fbtrace_id"].is_empty());
+    assert!(info.metadata["details"].contains("PIN"));
+}
+
+#[tokio::test]
+async fn an_unverified_number_cannot_be_registered() {
+    let service = Service::on_sandbox().await;
+    let err = service
+        .client()
+        .register(register(NOT_VERIFIED, DEMO_PIN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(error_info(&err).metadata["graph_code"], "133006");
+}
+
+#[tokio::test]
+async fn the_eleventh_register_in_72_hours_is_resource_exhausted_with_retry_info() {
+    let service = Service::on_sandbox().await;
+    let mut client = service.client();
+    for _ in 0..10 {
+        client
+            .register(register(REGISTERED, DEMO_PIN))
+            .await
+            .unwrap();
+    }
+    let err = client
+        .register(register(REGISTERED, DEMO_PIN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(error_info(&err).metadata["graph_code"], "133016");
+    let retry = err.get_details_retry_info().unwrap().retry_delay;
+    assert_eq!(retry, Some(Duration::from_secs(72 * 3600)));
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found() {
+    let service = Service::on_sandbox().await;
+    let mut client = service.client();
+    let err = client
+        .get_status(GetStatusRequest {
+            phone_number_id: "123456789".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let info = error_info(&err);
+    assert_eq!(
+        (
+            info.metadata["graph_code"].as_str(),
+            info.metadata["graph_subcode"].as_str()
+        ),
+        ("100", "33")
+    );
+
+    let mut request = list(0, "");
+    request.waba_id = "42".into();
+    assert_eq!(
+        client.list_numbers(request).await.unwrap_err().code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn watch_status_is_not_implemented_yet() {
+    let service = Service::on_sandbox().await;
+    let request = pb::WatchStatusRequest {
+        phone_number_ids: vec![REGISTERED.into()],
+        waba_id: String::new(),
+    };
+    let err = service.client().watch_status(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}

@@ -1,0 +1,201 @@
+//! The real binary, as operators run it: what it logs and answers must never carry the
+//! access token, app secret, appsecret_proof or a PIN; startup and SIGTERM behave.
+
+use crate::support::{
+    APP_SECRET, TOKEN, VERSION, channel, graph_error_body, number_json, proof_for,
+};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tonic::Code;
+use tonic_types::StatusExt;
+use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
+use waba_numbers::pb::{GetStatusRequest, RegisterRequest};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PIN: &str = "975310";
+const NUMBER: &str = "106540352242922";
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_waba-numbers"));
+    for var in [
+        "WABA_ACCESS_TOKEN",
+        "WABA_ACCESS_TOKEN_FILE",
+        "WABA_APP_SECRET",
+        "WABA_LISTEN",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn free_port() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Starts the binary against `graph_url` and waits until it accepts connections.
+async fn start(graph_url: &str) -> (Child, SocketAddr) {
+    let addr = free_port().await;
+    let child = binary()
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--graph-url",
+            graph_url,
+            "--graph-version",
+            VERSION,
+        ])
+        .env("WABA_ACCESS_TOKEN", TOKEN)
+        .env("WABA_APP_SECRET", APP_SECRET)
+        .env("RUST_LOG", "debug,waba_numbers=trace")
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return (child, addr);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the binary did not start listening on {addr}");
+}
+
+async fn terminate(mut child: Child) -> (bool, String) {
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut output = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .await
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .await
+        .unwrap();
+    (status.success(), output)
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_error_messages() {
+    let graph = MockServer::start().await;
+    let proof = proof_for(TOKEN);
+    let bearer = format!("Bearer {TOKEN}");
+    Mock::given(method("GET"))
+        .and(path(format!("/{VERSION}/{NUMBER}")))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
+        .mount(&graph)
+        .await;
+    // A careless upstream that echoes credentials back must not carry them any further.
+    let mut echo = graph_error_body(133005, None, &format!("PIN {PIN} wrong for token {TOKEN}"));
+    echo["error"]["error_data"] =
+        json!({ "details": format!("proof {proof}, secret {APP_SECRET}") });
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(echo))
+        .mount(&graph)
+        .await;
+
+    let (child, addr) = start(&graph.uri()).await;
+    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
+    client
+        .get_status(GetStatusRequest {
+            phone_number_id: NUMBER.into(),
+        })
+        .await
+        .unwrap();
+    let request = RegisterRequest {
+        phone_number_id: NUMBER.into(),
+        pin: PIN.into(),
+        ..RegisterRequest::default()
+    };
+    let err = client.register(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let bad_pin = RegisterRequest {
+        phone_number_id: NUMBER.into(),
+        pin: format!("{PIN}9"),
+        ..RegisterRequest::default()
+    };
+    let invalid = client.register(bad_pin).await.unwrap_err();
+
+    let (_, logs) = terminate(child).await;
+    assert!(
+        logs.contains("Graph API call"),
+        "debug logs were captured:\n{logs}"
+    );
+    let info = err.get_details_error_info().unwrap();
+    let answered = format!(
+        "{} {:?} {}",
+        err.message(),
+        info.metadata,
+        invalid.message()
+    );
+    for secret in [TOKEN, APP_SECRET, proof.as_str(), PIN] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+        assert!(
+            !answered.contains(secret),
+            "{secret} in an answer: {answered}"
+        );
+    }
+    // Redaction keeps what is not secret.
+    assert!(answered.contains("[redacted]"), "{answered}");
+}
+
+#[tokio::test]
+async fn without_a_token_it_exits_naming_the_variables() {
+    let output = binary().output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["WABA_ACCESS_TOKEN", "WABA_ACCESS_TOKEN_FILE", "--sandbox"] {
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(number_json(NUMBER))
+                .set_delay(Duration::from_millis(700)),
+        )
+        .mount(&graph)
+        .await;
+    let (child, addr) = start(&graph.uri()).await;
+    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
+    let call = tokio::spawn(async move {
+        client
+            .get_status(GetStatusRequest {
+                phone_number_id: NUMBER.into(),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await; // the call is at the fake Graph API
+    let (clean_exit, logs) = terminate(child).await;
+    assert_eq!(call.await.unwrap().unwrap().into_inner().id, NUMBER);
+    assert!(clean_exit, "exit status not 0:\n{logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
+}

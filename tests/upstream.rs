@@ -551,3 +551,68 @@ async fn without_an_app_secret_no_appsecret_proof_is_sent() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() {
+    let graph = MockServer::start().await;
+    let register_path = || path(format!("/{VERSION}/{NUMBER}/register"));
+    Mock::given(method("POST"))
+        .and(register_path())
+        .respond_with(graph_error(500, 131000, None, "Something went wrong"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(register_path())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"success": true}))
+                .set_delay(Duration::from_millis(200)),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let keyed = |pin: &str| RegisterRequest {
+        request_id: "onboarding-7".into(),
+        ..register(NUMBER, pin)
+    };
+
+    // A failure is not remembered: the retry is a new attempt...
+    let err = service
+        .client()
+        .register(keyed("123456"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    // ...and concurrent retries with the key share that one attempt.
+    let retries = (0..5).map(|_| {
+        let mut client = service.client();
+        let request = keyed("123456");
+        tokio::spawn(async move { client.register(request).await })
+    });
+    for retry in retries {
+        assert!(retry.await.unwrap().unwrap().into_inner().success);
+    }
+    // Once it succeeded, the key answers without calling Meta.
+    assert!(
+        service
+            .client()
+            .register(keyed("123456"))
+            .await
+            .unwrap()
+            .into_inner()
+            .success
+    );
+
+    // The key cannot be reused for a different request.
+    let err = service
+        .client()
+        .register(keyed("654321"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let violations = err.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations[0].field, "request_id");
+}

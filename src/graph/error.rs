@@ -39,7 +39,7 @@ impl GraphError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("Graph API error {}: {}", .0.code, .0.message)]
     Graph(Box<GraphError>),

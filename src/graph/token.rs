@@ -22,7 +22,7 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error("cannot read the access token file {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },

@@ -109,6 +109,7 @@ impl PhoneNumberService for Api {
             phone_number_id: req.phone_number_id,
             pin: SecretString::from(req.pin),
             data_localization_region: Some(req.data_localization_region).filter(|r| !r.is_empty()),
+            request_id: Some(req.request_id).filter(|id| !id.is_empty()),
         };
         let success = self.numbers.register(&registration, deadline).await?;
         tracing::info!(phone_number_id = %registration.phone_number_id, success, "registered");

@@ -22,6 +22,10 @@ impl From<numbers::Error> for Status {
     fn from(err: numbers::Error) -> Self {
         match err {
             numbers::Error::Upstream(e) => upstream(&e),
+            numbers::Error::RequestIdReused => invalid_argument(vec![FieldViolation::new(
+                "request_id",
+                "was already used for a different register request in the last 24 hours",
+            )]),
         }
     }
 }

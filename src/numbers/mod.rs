@@ -1,40 +1,49 @@
 //! The domain: what the service does with phone numbers, whoever asks.
 //!
-//! Today a direct path to the Graph API; this is where the quota-saving read path
-//! (short-TTL cache, single-flight) and the register guard (idempotency, the
-//! 10-per-72-hours budget) belong.
+//! Reads go straight to the Graph API for now; the quota-saving read path (short-TTL
+//! cache, single-flight) belongs here. Registration goes through the register guard.
 
 mod model;
+mod register_guard;
 
 pub use model::{NumbersPage, PhoneNumber, is_graph_id};
 
 use crate::graph::{self, Deadline, GraphClient};
+use register_guard::RegisterGuard;
 use secrecy::SecretString;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Upstream(#[from] graph::Error),
+    #[error("request_id was already used for a different register request")]
+    RequestIdReused,
 }
 
-/// A request to register a number for the Cloud API. Not `Debug`-printable in clear:
-/// the PIN is a secret.
+/// A request to register a number for the Cloud API. Its PIN is a `SecretString`, so
+/// `Debug` never shows it.
 #[derive(Debug)]
 pub struct Registration {
     pub phone_number_id: String,
     pub pin: SecretString,
     pub data_localization_region: Option<String>,
+    /// The client's idempotency key.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Numbers {
     graph: Arc<GraphClient>,
+    register_guard: Arc<RegisterGuard>,
 }
 
 impl Numbers {
     pub fn new(graph: Arc<GraphClient>) -> Self {
-        Self { graph }
+        Self {
+            graph,
+            register_guard: Arc::new(RegisterGuard::new()),
+        }
     }
 
     pub async fn list(
@@ -58,12 +67,17 @@ impl Numbers {
         Ok(self.graph.phone_number(phone_number_id, deadline).await?)
     }
 
-    /// Registers a number. One attempt only: each spends Meta's register budget.
+    /// Registers a number: one upstream attempt at most, since each spends Meta's
+    /// register budget; with a `request_id`, at most one successful attempt per key.
     pub async fn register(&self, r: &Registration, deadline: Deadline) -> Result<bool, Error> {
-        let region = r.data_localization_region.as_deref();
-        Ok(self
-            .graph
-            .register(&r.phone_number_id, &r.pin, region, deadline)
-            .await?)
+        self.register_guard
+            .run(r, || async {
+                let region = r.data_localization_region.as_deref();
+                Ok(self
+                    .graph
+                    .register(&r.phone_number_id, &r.pin, region, deadline)
+                    .await?)
+            })
+            .await
     }
 }

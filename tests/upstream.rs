@@ -587,11 +587,13 @@ async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() 
         .unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     // ...and concurrent retries with the key share that one attempt.
-    let retries = (0..5).map(|_| {
-        let mut client = service.client();
-        let request = keyed("123456");
-        tokio::spawn(async move { client.register(request).await })
-    });
+    let retries: Vec<_> = (0..5)
+        .map(|_| {
+            let mut client = service.client();
+            let request = keyed("123456");
+            tokio::spawn(async move { client.register(request).await })
+        })
+        .collect();
     for retry in retries {
         assert!(retry.await.unwrap().unwrap().into_inner().success);
     }
@@ -615,4 +617,47 @@ async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() 
     assert_eq!(err.code(), Code::InvalidArgument);
     let violations = err.get_details_bad_request().unwrap().field_violations;
     assert_eq!(violations[0].field, "request_id");
+}
+
+#[tokio::test]
+async fn a_register_without_an_answer_is_never_retried_under_its_request_id() {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let request = || RegisterRequest {
+        request_id: "onboarding-8".into(),
+        ..register(NUMBER, "123456")
+    };
+    for _ in 0..2 {
+        let err = service.client().register(request()).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(error_info(&err).reason, "REGISTER_OUTCOME_UNKNOWN");
+        assert!(
+            err.get_details_retry_info().is_none(),
+            "no invitation to retry blindly"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metas_is_transient_false_overrides_the_code() {
+    let graph = MockServer::start().await;
+    let mut body = graph_error_body(2, None, "Service temporarily unavailable");
+    body["error"]["is_transient"] = false.into();
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503).set_body_json(body))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let err = service
+        .client()
+        .get_status(get_status(NUMBER))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
 }

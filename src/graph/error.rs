@@ -24,8 +24,9 @@ pub struct GraphError {
 /// Codes that mean "too many calls": retrying soon only makes it worse.
 pub const THROTTLING_CODES: &[i64] = &[4, 17, 341, 613, 80007, 80008, 130429];
 
-/// Codes Meta documents as temporary (graph-api.md §4.2 "Practical rules").
-const TRANSIENT_CODES: &[i64] = &[1, 2, 131000, 131016, 131057, 133004, 133015];
+/// Codes Meta documents as temporary (graph-api.md §4.2 "Practical rules"), less 133015,
+/// whose wait (5 minutes) no backoff of ours covers.
+const TRANSIENT_CODES: &[i64] = &[1, 2, 131000, 131016, 131057, 133004];
 
 impl GraphError {
     pub fn is_throttling(&self) -> bool {
@@ -33,9 +34,12 @@ impl GraphError {
     }
 
     /// Worth another attempt after a short backoff (throttling is not: it lasts minutes).
+    /// Meta's own `is_transient`, when present, wins over the code.
     pub fn is_transient(&self) -> bool {
         !self.is_throttling()
-            && (self.is_transient == Some(true) || TRANSIENT_CODES.contains(&self.code))
+            && self
+                .is_transient
+                .unwrap_or_else(|| TRANSIENT_CODES.contains(&self.code))
     }
 }
 

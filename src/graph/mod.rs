@@ -88,12 +88,20 @@ enum Retry {
     Never,
 }
 
+/// At most this many operations go into one batch request (Meta's limit).
+pub const MAX_BATCH: usize = 50;
+
+enum Body {
+    Json(serde_json::Value),
+    Form(Vec<(&'static str, String)>),
+}
+
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
 struct Call<'a> {
     method: Method,
     path: String,
     query: Vec<(&'static str, String)>,
-    body: Option<serde_json::Value>,
+    body: Option<Body>,
     /// A secret the body carries (a PIN), scrubbed from whatever Meta answers.
     secret: Option<&'a SecretString>,
     retry: Retry,
@@ -197,12 +205,68 @@ impl GraphClient {
             method: Method::POST,
             path: format!("{}/register", graph_id(id)?),
             query: Vec::new(),
-            body: Some(body),
+            body: Some(Body::Json(body)),
             secret: Some(pin),
             retry: Retry::Never,
         };
         let answer: wire::SuccessJson = self.call_json(call, deadline).await?;
         Ok(answer.success)
+    }
+
+    /// Reads several numbers in one batch request (at most [`MAX_BATCH`]); each result
+    /// stands alone, as each operation succeeds or fails on its own at Meta.
+    pub async fn phone_numbers_batch(
+        &self,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> Result<Vec<Result<PhoneNumber, Error>>, Error> {
+        assert!(
+            ids.len() <= MAX_BATCH,
+            "at most {MAX_BATCH} operations per batch"
+        );
+        let operations: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let relative_url =
+                    format!("{}?fields={}", graph_id(id)?, wire::PHONE_NUMBER_FIELDS);
+                Ok(serde_json::json!({ "method": "GET", "relative_url": relative_url }))
+            })
+            .collect::<Result<_, Error>>()?;
+        let call = Call {
+            method: Method::POST,
+            path: String::new(),
+            query: Vec::new(),
+            body: Some(Body::Form(vec![
+                ("batch", serde_json::Value::Array(operations).to_string()),
+                ("include_headers", "false".to_owned()),
+            ])),
+            secret: None,
+            retry: Retry::Transient,
+        };
+        let items: Vec<Option<wire::BatchItem>> = self.call_json(call, deadline).await?;
+        if items.len() != ids.len() {
+            return Err(Error::Decode(format!(
+                "batch answered {} items for {} operations",
+                items.len(),
+                ids.len()
+            )));
+        }
+        let token = self.tokens.current().await?;
+        let no_usage = Usage::default();
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                // Meta leaves an item null when that operation timed out.
+                let item = item.ok_or(Error::Timeout)?;
+                if (200..300).contains(&item.code) {
+                    let number: wire::PhoneNumberJson = serde_json::from_str(&item.body)
+                        .map_err(|e| Error::Decode(e.to_string()))?;
+                    Ok(number.into())
+                } else {
+                    Err(self.error_from(item.code, item.body.as_bytes(), &no_usage, &token, None))
+                }
+            })
+            .collect())
     }
 
     async fn call_json<T: serde::de::DeserializeOwned>(
@@ -231,7 +295,11 @@ impl GraphClient {
             };
             if err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
                 token_refreshed = true;
-                if self.tokens.refresh(&token).await? {
+                let refreshed = self.tokens.refresh(&token).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot re-read the access token after error 190");
+                    false
+                });
+                if refreshed {
                     tracing::info!(
                         "Graph API rejected the access token; retrying with the reloaded one"
                     );
@@ -282,8 +350,10 @@ impl GraphClient {
             .bearer_auth(token.expose_secret())
             .query(&query)
             .timeout(timeout);
-        if let Some(body) = &call.body {
-            request = request.json(body);
+        match &call.body {
+            Some(Body::Json(body)) => request = request.json(body),
+            Some(Body::Form(fields)) => request = request.form(fields),
+            None => {}
         }
         let started = Instant::now();
         let outcome = self.exchange(request).await;

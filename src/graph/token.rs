@@ -85,7 +85,14 @@ impl TokenCache {
         if stamp.is_some() && stamp == self.lock().stamp {
             return Ok(self.lock().token.clone());
         }
-        self.reload().await
+        // Mid-rotation the file can be briefly missing or empty: keep the cached token.
+        match self.reload().await {
+            Ok(token) => Ok(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "keeping the cached access token");
+                Ok(self.lock().token.clone())
+            }
+        }
     }
 
     /// Re-reads the source after Meta rejected `rejected`; tells whether a different

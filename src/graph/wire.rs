@@ -11,45 +11,30 @@ new_name_status,new_display_name,code_verification_status,quality_rating,status,
 throughput,messaging_limit_tier,account_mode,is_official_business_account,is_pin_enabled,\
 last_onboarded_time";
 
+/// Every field optional and `null`-tolerant: a missing or null value is the default.
 #[derive(Debug, Deserialize)]
 pub struct PhoneNumberJson {
     id: String,
-    #[serde(default)]
-    display_phone_number: String,
-    #[serde(default)]
-    verified_name: String,
-    #[serde(default)]
-    name_status: String,
-    #[serde(default)]
-    new_name_status: String,
-    #[serde(default)]
-    new_display_name: String,
-    #[serde(default)]
-    code_verification_status: String,
-    #[serde(default)]
-    quality_rating: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    platform_type: String,
-    #[serde(default)]
+    display_phone_number: Option<String>,
+    verified_name: Option<String>,
+    name_status: Option<String>,
+    new_name_status: Option<String>,
+    new_display_name: Option<String>,
+    code_verification_status: Option<String>,
+    quality_rating: Option<String>,
+    status: Option<String>,
+    platform_type: Option<String>,
     throughput: Option<ThroughputJson>,
-    #[serde(default)]
-    messaging_limit_tier: String,
-    #[serde(default)]
-    account_mode: String,
-    #[serde(default)]
-    is_official_business_account: bool,
-    #[serde(default)]
-    is_pin_enabled: bool,
-    #[serde(default)]
+    messaging_limit_tier: Option<String>,
+    account_mode: Option<String>,
+    is_official_business_account: Option<bool>,
+    is_pin_enabled: Option<bool>,
     last_onboarded_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ThroughputJson {
-    #[serde(default)]
-    level: String,
+    level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +57,15 @@ struct PagingJson {
 struct CursorsJson {
     #[serde(default)]
     after: Option<String>,
+}
+
+/// One operation's answer inside a batch response.
+#[derive(Debug, Deserialize)]
+pub struct BatchItem {
+    pub code: u16,
+    /// The operation's JSON answer, as a string.
+    #[serde(default)]
+    pub body: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,20 +116,20 @@ impl From<PhoneNumberJson> for PhoneNumber {
         let last_onboarded_time = j.last_onboarded_time.as_deref().and_then(parse_graph_time);
         PhoneNumber {
             id: j.id,
-            display_phone_number: j.display_phone_number,
-            verified_name: j.verified_name,
-            name_status: j.name_status,
-            new_name_status: j.new_name_status,
-            new_display_name: j.new_display_name,
-            code_verification_status: j.code_verification_status,
-            quality_rating: j.quality_rating,
-            status: j.status,
-            platform_type: j.platform_type,
-            throughput_level: j.throughput.map(|t| t.level).unwrap_or_default(),
-            messaging_limit_tier: j.messaging_limit_tier,
-            account_mode: j.account_mode,
-            is_official_business_account: j.is_official_business_account,
-            is_pin_enabled: j.is_pin_enabled,
+            display_phone_number: j.display_phone_number.unwrap_or_default(),
+            verified_name: j.verified_name.unwrap_or_default(),
+            name_status: j.name_status.unwrap_or_default(),
+            new_name_status: j.new_name_status.unwrap_or_default(),
+            new_display_name: j.new_display_name.unwrap_or_default(),
+            code_verification_status: j.code_verification_status.unwrap_or_default(),
+            quality_rating: j.quality_rating.unwrap_or_default(),
+            status: j.status.unwrap_or_default(),
+            platform_type: j.platform_type.unwrap_or_default(),
+            throughput_level: j.throughput.and_then(|t| t.level).unwrap_or_default(),
+            messaging_limit_tier: j.messaging_limit_tier.unwrap_or_default(),
+            account_mode: j.account_mode.unwrap_or_default(),
+            is_official_business_account: j.is_official_business_account.unwrap_or_default(),
+            is_pin_enabled: j.is_pin_enabled.unwrap_or_default(),
             last_onboarded_time,
         }
     }
@@ -179,7 +173,7 @@ mod tests {
           "platform_type": "CLOUD_API", "quality_score": {"date": 1739513802, "score": "GREEN"},
           "status": "CONNECTED", "throughput": {"level": "STANDARD"},
           "verified_name": "Business Phone Numbers Name", "id": "999999999999999",
-          "some_future_field": {"x": 1}
+          "some_future_field": {"x": 1}, "new_display_name": null
         }"#;
         let n: PhoneNumber = serde_json::from_str::<PhoneNumberJson>(json)
             .unwrap()

@@ -14,6 +14,32 @@ pub mod pb {
     /// The encoded descriptors, served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/phone_numbers_descriptor.bin"));
+
+    impl std::fmt::Debug for RegisterRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RegisterRequest")
+                .field("phone_number_id", &self.phone_number_id)
+                .field("pin", &"[redacted]")
+                .field("data_localization_region", &self.data_localization_region)
+                .field("request_id", &self.request_id)
+                .finish()
+        }
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn register_request_debug_hides_the_pin() {
+        let request = RegisterRequest {
+            phone_number_id: "1".into(),
+            pin: "975310".into(),
+            ..RegisterRequest::default()
+        };
+        let debug = format!("{request:?}");
+        assert!(
+            !debug.contains("975310") && debug.contains("[redacted]"),
+            "{debug}"
+        );
+    }
 }
 
 use crate::numbers::{Numbers, Registration};

@@ -26,6 +26,19 @@ impl From<numbers::Error> for Status {
                 "request_id",
                 "was already used for a different register request in the last 24 hours",
             )]),
+            // No RetryInfo: a blind retry may spend another of the 10 attempts per 72 hours.
+            numbers::Error::RegisterOutcomeUnknown(cause) => Status::with_error_details(
+                Code::Unavailable,
+                format!(
+                    "register may or may not have reached Meta ({cause}); check GetStatus before \
+                     registering again"
+                ),
+                ErrorDetails::with_error_info(
+                    "REGISTER_OUTCOME_UNKNOWN",
+                    SERVICE_DOMAIN,
+                    HashMap::new(),
+                ),
+            ),
         }
     }
 }
@@ -73,7 +86,15 @@ fn upstream(err: &graph::Error) -> Status {
     if let Some(delay) = retry {
         details.set_retry_info(Some(delay));
     }
-    Status::with_error_details(code, err.to_string(), details)
+    let message = match err {
+        // The path and cause are for operators, not callers.
+        E::Token(e) => {
+            tracing::error!(error = %e, "access token unavailable");
+            "the service cannot read its access token".to_owned()
+        }
+        other => other.to_string(),
+    };
+    Status::with_error_details(code, message, details)
 }
 
 fn from_graph(g: &GraphError) -> Status {
@@ -132,6 +153,10 @@ fn classify(g: &GraphError) -> (Code, &'static str) {
         // Phone-migration subcodes, whatever the code.
         (_, Some(2388012)) => (Code::AlreadyExists, "PHONE_NUMBER_ALREADY_EXISTS"),
         (_, Some(2388000..=2388999)) => (Code::FailedPrecondition, "MIGRATION_PRECONDITION_FAILED"),
+        // We asked for a field this Graph version does not have: our fault, not the caller's.
+        (100, _) if g.message.contains("nonexisting field") => {
+            (Code::Internal, "GRAPH_FIELD_NOT_SUPPORTED")
+        }
         (100, _) if g.message.contains("appsecret_proof") => {
             (Code::FailedPrecondition, "APPSECRET_PROOF_REJECTED")
         }

@@ -4,9 +4,11 @@
 //! cache, single-flight) belongs here. Registration goes through the register guard.
 
 mod model;
+mod push;
 mod register_guard;
 
-pub use model::{NumbersPage, PhoneNumber, is_graph_id};
+pub use model::{NumbersPage, PhoneNumber, digits, is_graph_id};
+pub use push::{Push, PushKind};
 
 use crate::graph::{self, Deadline, GraphClient};
 use register_guard::RegisterGuard;
@@ -19,6 +21,10 @@ pub enum Error {
     Upstream(#[from] graph::Error),
     #[error("request_id was already used for a different register request")]
     RequestIdReused,
+    /// Register got no answer (timeout, connection lost, 5xx without a body): Meta may
+    /// have processed and counted it.
+    #[error("the register request may or may not have reached Meta: {0}")]
+    RegisterOutcomeUnknown(String),
 }
 
 /// A request to register a number for the Cloud API. Its PIN is a `SecretString`, so
@@ -70,14 +76,33 @@ impl Numbers {
     /// Registers a number: one upstream attempt at most, since each spends Meta's
     /// register budget; with a `request_id`, at most one successful attempt per key.
     pub async fn register(&self, r: &Registration, deadline: Deadline) -> Result<bool, Error> {
-        self.register_guard
-            .run(r, || async {
-                let region = r.data_localization_region.as_deref();
-                Ok(self
-                    .graph
-                    .register(&r.phone_number_id, &r.pin, region, deadline)
-                    .await?)
-            })
-            .await
+        let graph = self.graph.clone();
+        let (id, pin, region) = (
+            r.phone_number_id.clone(),
+            r.pin.clone(),
+            r.data_localization_region.clone(),
+        );
+        let attempt = async move {
+            match graph.register(&id, &pin, region.as_deref(), deadline).await {
+                Ok(success) => Ok(success),
+                Err(e) if outcome_unknown(&e) => Err(Error::RegisterOutcomeUnknown(e.to_string())),
+                Err(e) => Err(e.into()),
+            }
+        };
+        self.register_guard.run(r, attempt).await
+    }
+}
+
+/// A failure after which nobody knows whether Meta processed the request.
+fn outcome_unknown(e: &graph::Error) -> bool {
+    use graph::Error as E;
+    match e {
+        E::Timeout
+        | E::DeadlineExceeded
+        | E::Transport(_)
+        | E::BodyTooLarge { .. }
+        | E::Decode(_) => true,
+        E::Http { status } => *status >= 500,
+        E::Graph(_) | E::Token(_) | E::InvalidId => false,
     }
 }

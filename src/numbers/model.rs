@@ -40,3 +40,103 @@ pub struct NumbersPage {
 pub fn is_graph_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
 }
+
+impl PhoneNumber {
+    /// Names of the fields (as in the proto) whose values differ from `before`.
+    pub fn changed_fields(&self, before: &PhoneNumber) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |name: &'static str, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check("id", self.id != before.id);
+        check(
+            "display_phone_number",
+            self.display_phone_number != before.display_phone_number,
+        );
+        check("verified_name", self.verified_name != before.verified_name);
+        check("name_status", self.name_status != before.name_status);
+        check(
+            "new_name_status",
+            self.new_name_status != before.new_name_status,
+        );
+        check(
+            "new_display_name",
+            self.new_display_name != before.new_display_name,
+        );
+        check(
+            "code_verification_status",
+            self.code_verification_status != before.code_verification_status,
+        );
+        check(
+            "quality_rating",
+            self.quality_rating != before.quality_rating,
+        );
+        check("status", self.status != before.status);
+        check("platform_type", self.platform_type != before.platform_type);
+        check(
+            "throughput_level",
+            self.throughput_level != before.throughput_level,
+        );
+        check(
+            "messaging_limit_tier",
+            self.messaging_limit_tier != before.messaging_limit_tier,
+        );
+        check("account_mode", self.account_mode != before.account_mode);
+        check(
+            "is_official_business_account",
+            self.is_official_business_account != before.is_official_business_account,
+        );
+        check(
+            "is_pin_enabled",
+            self.is_pin_enabled != before.is_pin_enabled,
+        );
+        check(
+            "last_onboarded_time",
+            self.last_onboarded_time != before.last_onboarded_time,
+        );
+        changed
+    }
+
+    /// The phone number's digits, as webhooks name it (`+1 555-010-0001` → `15550100001`).
+    pub fn display_digits(&self) -> String {
+        digits(&self.display_phone_number)
+    }
+}
+
+/// Only the digits of a phone number.
+pub fn digits(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_names_exactly_what_differs() {
+        let before = PhoneNumber {
+            id: "1".into(),
+            name_status: "PENDING_REVIEW".into(),
+            ..PhoneNumber::default()
+        };
+        let mut after = before.clone();
+        assert!(after.changed_fields(&before).is_empty());
+        after.name_status = "APPROVED".into();
+        after.is_pin_enabled = true;
+        assert_eq!(
+            after.changed_fields(&before),
+            ["name_status", "is_pin_enabled"]
+        );
+    }
+
+    #[test]
+    fn display_digits_match_the_webhook_form() {
+        let n = PhoneNumber {
+            display_phone_number: "+1 555-010-0001".into(),
+            ..PhoneNumber::default()
+        };
+        assert_eq!(n.display_digits(), "15550100001");
+    }
+}

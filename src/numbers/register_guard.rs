@@ -1,13 +1,19 @@
 //! Register idempotency: a client retrying with the same `request_id` must not spend
 //! another of Meta's 10 register attempts per number per 72 hours.
 //!
-//! Successful outcomes are remembered for a day by request_id. Concurrent calls with one
-//! key share a single upstream attempt. Failures are not remembered: retrying after one
-//! is a deliberate new attempt. A key reused for a different request (another number,
-//! PIN or region) is refused.
+//! The first call with a key starts the attempt in a task of its own, which every call
+//! with that key then awaits: one upstream attempt, however many callers, and a caller
+//! that gives up cannot abort it. The outcome is remembered for a day, except a definite
+//! failure (Meta answered with an error): retrying after one is a deliberate new attempt.
+//! An outcome Meta may have counted (success, or no answer) is never attempted again
+//! under the same key. A key reused for a different request (number, PIN, region) is
+//! refused.
 
 use super::{Error, Registration};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use hmac::{Hmac, Mac};
+use moka::ops::compute::Op;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use std::future::Future;
@@ -16,22 +22,24 @@ use std::time::Duration;
 const REMEMBER_FOR: Duration = Duration::from_secs(24 * 3600);
 const MAX_KEYS: u64 = 100_000;
 
+type Attempt = Shared<BoxFuture<'static, Result<bool, Error>>>;
+
 #[derive(Clone)]
-struct Outcome {
+struct Entry {
     /// Identifies the request without keeping its PIN.
     fingerprint: [u8; 32],
-    success: bool,
+    attempt: Attempt,
 }
 
 pub struct RegisterGuard {
-    outcomes: moka::future::Cache<String, Outcome>,
+    entries: moka::future::Cache<String, Entry>,
     key: [u8; 32],
 }
 
 impl std::fmt::Debug for RegisterGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisterGuard")
-            .field("remembered", &self.outcomes.entry_count())
+            .field("remembered", &self.entries.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -39,7 +47,7 @@ impl std::fmt::Debug for RegisterGuard {
 impl RegisterGuard {
     pub fn new() -> Self {
         Self {
-            outcomes: moka::future::Cache::builder()
+            entries: moka::future::Cache::builder()
                 .max_capacity(MAX_KEYS)
                 .time_to_live(REMEMBER_FOR)
                 .build(),
@@ -47,31 +55,50 @@ impl RegisterGuard {
         }
     }
 
-    /// Runs `attempt` unless this request already succeeded under its request_id.
-    pub async fn run<F, Fut>(&self, r: &Registration, attempt: F) -> Result<bool, Error>
+    /// Runs `attempt` once per request_id (every time when there is none).
+    pub async fn run<Fut>(&self, r: &Registration, attempt: Fut) -> Result<bool, Error>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<bool, Error>>,
+        Fut: Future<Output = Result<bool, Error>> + Send + 'static,
     {
-        let Some(request_id) = r.request_id.as_deref().filter(|id| !id.is_empty()) else {
-            return attempt().await;
+        let Some(request_id) = r.request_id.as_deref() else {
+            return attempt.await;
         };
         let fingerprint = self.fingerprint(r);
-        let outcome = self
-            .outcomes
-            .try_get_with(request_id.to_owned(), async {
-                let success = attempt().await?;
-                Ok::<_, Error>(Outcome {
+        // The initializer has no await point, so it cannot be abandoned half way.
+        let entry = self
+            .entries
+            .get_with(request_id.to_owned(), async move {
+                let task = tokio::spawn(attempt);
+                let attempt = async move {
+                    task.await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "register attempt task failed");
+                        Err(Error::RegisterOutcomeUnknown(e.to_string()))
+                    })
+                };
+                Entry {
                     fingerprint,
-                    success,
-                })
+                    attempt: attempt.boxed().shared(),
+                }
             })
-            .await
-            .map_err(|shared| (*shared).clone())?;
-        if outcome.fingerprint != fingerprint {
+            .await;
+        if entry.fingerprint != fingerprint {
             return Err(Error::RequestIdReused);
         }
-        Ok(outcome.success)
+        let outcome = entry.attempt.clone().await;
+        if matches!(outcome, Err(Error::Upstream(_))) {
+            // Meta answered no: forget it, so that a retry is a new attempt.
+            let ours = entry.attempt;
+            self.entries
+                .entry_by_ref(request_id)
+                .and_compute_with(|current| async move {
+                    match current {
+                        Some(e) if e.value().attempt.ptr_eq(&ours) => Op::Remove,
+                        _ => Op::Nop,
+                    }
+                })
+                .await;
+        }
+        outcome
     }
 
     fn fingerprint(&self, r: &Registration) -> [u8; 32] {

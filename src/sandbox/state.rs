@@ -101,6 +101,8 @@ pub struct Number {
     pub last_onboarded_time: String,
     pin: Option<String>,
     register_attempts: VecDeque<Instant>,
+    /// After the 11th attempt in 72 hours, registration is blocked for 72 hours.
+    register_blocked_until: Option<Instant>,
     review: Option<(Instant, Review)>,
 }
 
@@ -196,13 +198,16 @@ impl World {
             .wabas
             .get(waba_id)
             .ok_or_else(|| Fault::unknown_object(waba_id))?;
+        if offset > ids.len() {
+            return Err(Fault::invalid_parameter("Invalid cursor"));
+        }
         let page = ids
             .iter()
             .skip(offset)
             .take(limit)
             .filter_map(|id| self.numbers.get(id))
             .collect();
-        Ok((page, offset + limit < ids.len()))
+        Ok((page, offset.saturating_add(limit) < ids.len()))
     }
 
     /// Counts a management call against the WABA's hourly budget; returns the usage in
@@ -290,12 +295,18 @@ impl World {
             attempts.pop_front();
         }
         if attempts.len() >= REGISTER_LIMIT {
+            n.register_blocked_until = Some(now + REGISTER_WINDOW);
+        }
+        if n.register_blocked_until.is_some_and(|until| now < until) {
             return Err(Fault::new(
                 133016,
                 "OAuthException",
                 "(#133016) Account register deregister rate limit exceeded",
             )
-            .with_details("Too many register or deregister requests for this phone number in the last 72 hours."));
+            .with_details(
+                "Too many register or deregister requests for this phone number; registration is \
+                 blocked for 72 hours.",
+            ));
         }
         attempts.push_back(now);
 
@@ -351,6 +362,7 @@ fn demo_number(i: usize) -> Number {
         last_onboarded_time: format!("2026-{:02}-{:02}T09:{i:02}:00+0000", 1 + i % 9, 1 + i % 27),
         pin: Some(DEMO_PIN.into()),
         register_attempts: VecDeque::new(),
+        register_blocked_until: None,
         review: None,
     };
     let unregistered = |n: &mut Number, status: &str| {
@@ -457,6 +469,10 @@ mod tests {
         }
         assert!(all.iter().any(|n| n.is_registered()) && all.iter().any(|n| !n.is_registered()));
         assert_eq!(world.page("1", 0, 25).unwrap_err().subcode, Some(33));
+        assert_eq!(
+            world.page(DEMO_WABA_ID, usize::MAX, 25).unwrap_err().code,
+            100
+        );
     }
 
     #[test]
@@ -515,15 +531,13 @@ mod tests {
                 at,
             );
         }
-        let eleventh = register(
-            &mut world,
-            WITH_PIN,
-            DEMO_PIN,
-            start + Duration::from_secs(3600),
-        );
+        let refused_at = start + Duration::from_secs(3600);
+        let eleventh = register(&mut world, WITH_PIN, DEMO_PIN, refused_at);
         assert_eq!(eleventh.unwrap_err().code, 133016);
-        // The window moves: 72 h after the first attempt, one slot is free again.
-        register(&mut world, WITH_PIN, DEMO_PIN, start + REGISTER_WINDOW).unwrap();
+        // Blocked for 72 hours from the refusal, not from the first attempt.
+        let still_blocked = register(&mut world, WITH_PIN, DEMO_PIN, start + REGISTER_WINDOW);
+        assert_eq!(still_blocked.unwrap_err().code, 133016);
+        register(&mut world, WITH_PIN, DEMO_PIN, refused_at + REGISTER_WINDOW).unwrap();
     }
 
     #[test]

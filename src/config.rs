@@ -2,10 +2,13 @@
 //! Nothing deeper in the service reads the environment.
 
 use crate::graph::{GraphSettings, TokenSource};
+use crate::http::WebhookSettings;
+use crate::server::Settings;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
@@ -18,7 +21,8 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
     args_conflicts_with_subcommands = true,
     after_help = "Secrets come from the environment only: WABA_ACCESS_TOKEN or \
                   WABA_ACCESS_TOKEN_FILE (re-read when it changes), and WABA_APP_SECRET \
-                  (adds appsecret_proof to every Graph call)."
+                  (adds appsecret_proof to every Graph call, verifies webhook signatures), \
+                  WABA_WEBHOOK_VERIFY_TOKEN (webhook verification handshake)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,6 +48,12 @@ pub struct ServeArgs {
     /// Graph API version, pinned in every path.
     #[arg(long, env = "WABA_GRAPH_VERSION", default_value = DEFAULT_GRAPH_VERSION, value_parser = parse_version)]
     pub graph_version: String,
+    /// HTTP listen address (Meta's webhooks at /webhooks/whatsapp).
+    #[arg(long, env = "WABA_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+    /// Time between WatchStatus polls at low usage (jittered; longer as usage rises).
+    #[arg(long, env = "WABA_WATCH_INTERVAL", default_value = "60s", value_parser = parse_interval)]
+    pub watch_interval: Duration,
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
@@ -54,6 +64,9 @@ pub struct SandboxGraphArgs {
     /// HTTP listen address of the simulated Graph API.
     #[arg(long, env = "WABA_SANDBOX_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    /// Deliver webhooks here as the demo numbers change, signed with WABA_APP_SECRET.
+    #[arg(long, env = "WABA_SANDBOX_WEBHOOK_URL", value_parser = parse_base_url)]
+    pub webhook_url: Option<String>,
 }
 
 /// The secrets, read from the environment once. Their `Debug` output is redacted.
@@ -62,6 +75,7 @@ pub struct Secrets {
     pub access_token: Option<SecretString>,
     pub access_token_file: Option<PathBuf>,
     pub app_secret: Option<SecretString>,
+    pub webhook_verify_token: Option<SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +96,7 @@ impl Secrets {
             access_token: var("WABA_ACCESS_TOKEN").map(SecretString::from),
             access_token_file: var("WABA_ACCESS_TOKEN_FILE").map(PathBuf::from),
             app_secret: var("WABA_APP_SECRET").map(SecretString::from),
+            webhook_verify_token: var("WABA_WEBHOOK_VERIFY_TOKEN").map(SecretString::from),
         }
     }
 
@@ -96,16 +111,32 @@ impl Secrets {
 }
 
 impl ServeArgs {
-    /// Graph settings for a real Meta account.
-    pub fn graph_settings(&self, secrets: &Secrets) -> Result<GraphSettings, ConfigError> {
-        let mut graph = GraphSettings::new(
-            &self.graph_url,
-            &self.graph_version,
-            secrets.token_source()?,
-        );
+    /// Settings for a real Meta account.
+    pub fn settings(&self, secrets: &Secrets) -> Result<Settings, ConfigError> {
+        let token = secrets.token_source()?;
+        let mut graph = GraphSettings::new(&self.graph_url, &self.graph_version, token);
         graph.app_secret = secrets.app_secret.clone();
-        Ok(graph)
+        Ok(self.settings_for(graph, secrets))
     }
+
+    /// Settings around the given Graph settings.
+    pub fn settings_for(&self, graph: GraphSettings, secrets: &Secrets) -> Settings {
+        let mut settings = Settings::new(graph);
+        settings.watch.interval = self.watch_interval;
+        settings.webhooks = WebhookSettings {
+            app_secret: settings.graph.app_secret.clone(),
+            verify_token: secrets.webhook_verify_token.clone(),
+        };
+        settings
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 60s, 5m)"))?;
+    if interval < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(interval)
 }
 
 fn parse_base_url(s: &str) -> Result<String, String> {
@@ -152,6 +183,9 @@ mod tests {
         );
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("https://x/?a=b").is_err());
+        assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_interval("10ms").is_err() && parse_interval("soon").is_err());
     }
 
     #[test]
@@ -160,9 +194,11 @@ mod tests {
             access_token: Some("EAAtoken-value".into()),
             access_token_file: None,
             app_secret: Some("app-secret-value".into()),
+            webhook_verify_token: Some("verify-token-value".into()),
         };
         let debug = format!("{secrets:?} {:?}", secrets.token_source().unwrap());
         assert!(!debug.contains("EAAtoken-value"), "{debug}");
         assert!(!debug.contains("app-secret-value"), "{debug}");
+        assert!(!debug.contains("verify-token-value"), "{debug}");
     }
 }

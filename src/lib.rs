@@ -4,7 +4,9 @@
 //! ```text
 //! grpc/     thin handlers: validate → domain → proto; one error → Status mapping
 //! numbers/  the domain (read path, register guard)
-//! graph/    the only code that speaks HTTP to Meta
+//! watch/    one shared watcher per number or WABA → tokio::sync::watch → subscribers
+//! graph/    the only code that speaks HTTP to Meta (and reads its webhooks)
+//! http/     axum: /webhooks/whatsapp
 //! sandbox/  a simulated Graph API: a second, independent reading of Meta's contract
 //! ```
 #![forbid(unsafe_code)]
@@ -12,8 +14,10 @@
 pub mod config;
 pub mod graph;
 pub mod grpc;
+pub mod http;
 pub mod numbers;
 pub mod sandbox;
 pub mod server;
+pub mod watch;
 
 pub use grpc::pb;

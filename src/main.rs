@@ -5,10 +5,13 @@ use secrecy::SecretString;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
-use waba_numbers::config::{Cli, Command, DEFAULT_GRAPH_VERSION, Secrets, ServeArgs};
+use waba_numbers::config::{
+    Cli, Command, DEFAULT_GRAPH_VERSION, SandboxGraphArgs, Secrets, ServeArgs,
+};
 use waba_numbers::graph::{GraphSettings, TokenSource};
+use waba_numbers::http::WEBHOOK_PATH;
 use waba_numbers::sandbox::{self, DEMO_PIN, DEMO_WABA_ID, SandboxOptions};
-use waba_numbers::server::{self, BoxError};
+use waba_numbers::server::{self, BoxError, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,7 +23,7 @@ async fn main() -> ExitCode {
         .init();
     let secrets = Secrets::from_env();
     let outcome = match cli.command {
-        Some(Command::SandboxGraph(args)) => sandbox_graph(args.listen, secrets).await,
+        Some(Command::SandboxGraph(args)) => sandbox_graph(args, secrets).await,
         None => serve(cli.serve, secrets).await,
     };
     match outcome {
@@ -33,49 +36,63 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, secrets: Secrets) -> Result<(), BoxError> {
-    let graph = if args.sandbox {
-        sandboxed(&args, &secrets).await?
-    } else {
-        args.graph_settings(&secrets)?
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    server::serve(
-        server::Settings::new(graph),
-        listener,
-        server::shutdown_signal(),
-    )
-    .await
+    // Configuration errors first, before any port is taken.
+    let settings = if args.sandbox {
+        None
+    } else {
+        Some(args.settings(&secrets)?)
+    };
+    let grpc = bind(args.listen).await?;
+    let http = bind(args.http_listen).await?;
+    let settings = match settings {
+        Some(settings) => settings,
+        None => sandboxed(&args, secrets, http.local_addr()?.port()).await?,
+    };
+    server::serve(settings, grpc, http, server::shutdown_signal()).await
 }
 
 /// Starts the simulated Graph API on loopback and points the service at it, with a
-/// token made up for the pair.
-async fn sandboxed(args: &ServeArgs, secrets: &Secrets) -> Result<GraphSettings, BoxError> {
+/// token (and, unless WABA_APP_SECRET is set, an app secret) made up for the pair. The
+/// simulated API delivers signed webhooks to our HTTP port.
+async fn sandboxed(
+    args: &ServeArgs,
+    mut secrets: Secrets,
+    http_port: u16,
+) -> Result<Settings, BoxError> {
     let token = SecretString::from(format!("sandbox-{:032x}", rand::random::<u128>()));
+    let app_secret = secrets
+        .app_secret
+        .take()
+        .unwrap_or_else(|| SecretString::from(format!("{:032x}", rand::random::<u128>())));
     let options = SandboxOptions {
         access_token: Some(token.clone()),
-        app_secret: secrets.app_secret.clone(),
+        app_secret: Some(app_secret.clone()),
+        webhook_url: Some(format!("http://127.0.0.1:{http_port}{WEBHOOK_PATH}")),
         ..SandboxOptions::default()
     };
     let url = sandbox::spawn(options).await?;
-    let version = if args.graph_version.is_empty() {
-        DEFAULT_GRAPH_VERSION
-    } else {
-        &args.graph_version
-    };
+    let version = &args.graph_version;
     println!(
-        "sandbox: simulated Graph API at {url}/{version}\n\
+        "sandbox: simulated Graph API at {url}/{version}, delivering webhooks to port {http_port}\n\
          sandbox: demo WABA id {DEMO_WABA_ID} (two-step verification PIN of its registered numbers: {DEMO_PIN})"
     );
     let mut graph = GraphSettings::new(url, version, TokenSource::Static(token));
-    graph.app_secret = secrets.app_secret.clone();
-    Ok(graph)
+    graph.app_secret = Some(app_secret);
+    Ok(args.settings_for(graph, &secrets))
 }
 
 /// Only the simulated Graph API, for other services' tests. Any bearer token is
 /// accepted; with WABA_APP_SECRET set, appsecret_proof is checked too.
-async fn sandbox_graph(listen: std::net::SocketAddr, secrets: Secrets) -> Result<(), BoxError> {
+async fn sandbox_graph(args: SandboxGraphArgs, secrets: Secrets) -> Result<(), BoxError> {
+    let listen = args.listen;
+    if args.webhook_url.is_some() && secrets.app_secret.is_none() {
+        return Err("--webhook-url needs WABA_APP_SECRET to sign the webhooks".into());
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -85,6 +102,7 @@ async fn sandbox_graph(listen: std::net::SocketAddr, secrets: Secrets) -> Result
     );
     let options = SandboxOptions {
         app_secret: secrets.app_secret,
+        webhook_url: args.webhook_url,
         ..SandboxOptions::default()
     };
     sandbox::serve(listener, options, server::shutdown_signal()).await?;

@@ -1,15 +1,18 @@
-//! Wires the service: Graph client → domain → gRPC, with health checking and server
-//! reflection (v1 and v1alpha, health included, so grpcurl and mesh probes just work).
+//! Wires the service: Graph client → domain and watchers → gRPC and HTTP, with health
+//! checking and server reflection (v1 and v1alpha, health included, so grpcurl and mesh
+//! probes just work).
 
 use crate::graph::{GraphClient, GraphSettings};
 use crate::grpc::page_token::PageTokens;
 use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
 use crate::grpc::{Api, pb};
+use crate::http::WebhookSettings;
 use crate::numbers::Numbers;
+use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -22,6 +25,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub graph: GraphSettings,
+    pub watch: WatchSettings,
+    pub webhooks: WebhookSettings,
     /// How long in-flight calls may run on after shutdown starts. Streams (a mesh's
     /// health Watch, say) never finish by themselves, so the wait is bounded.
     pub shutdown_grace: Duration,
@@ -31,21 +36,42 @@ impl Settings {
     pub fn new(graph: GraphSettings) -> Self {
         Self {
             graph,
+            watch: WatchSettings::default(),
+            webhooks: WebhookSettings::default(),
             shutdown_grace: Duration::from_secs(20),
         }
     }
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` completes; then health turns
-/// NOT_SERVING, no new calls are accepted and in-flight calls get `shutdown_grace` to finish.
+/// Serves gRPC on `grpc` and webhooks on `http` until `shutdown` completes; then health
+/// turns NOT_SERVING, WatchStatus streams end with UNAVAILABLE (clients reconnect
+/// elsewhere), no new calls are accepted and in-flight calls get `shutdown_grace` to finish.
 pub async fn serve(
     settings: Settings,
-    listener: TcpListener,
+    grpc: TcpListener,
+    http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let page_tokens = PageTokens::new(page_token_key(&settings.graph));
     let graph = Arc::new(GraphClient::new(settings.graph).await?);
-    let api = Api::new(Numbers::new(graph), page_tokens);
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    let hub = Hub::new(graph.clone(), settings.watch, stopping_rx.clone());
+    let api = Api::new(
+        Numbers::new(graph),
+        page_tokens,
+        hub.clone(),
+        stopping_rx.clone(),
+    );
+
+    tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
+    let mut http_stopping = stopping_rx.clone();
+    let http_server = tokio::spawn(
+        axum::serve(http, crate::http::router(hub, settings.webhooks))
+            .with_graceful_shutdown(async move {
+                let _ = http_stopping.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = || {
@@ -60,7 +86,7 @@ pub async fn serve(
 
     health.set_serving::<PhoneNumberServiceServer<Api>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
-    tracing::info!(addr = %listener.local_addr()?, "serving gRPC");
+    tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -70,27 +96,38 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(PhoneNumberServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
             let _ = stopped.await;
         });
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => return Ok(result?),
+        result = &mut server => {
+            let _ = stopping.send(true);
+            return Ok(result?);
+        }
         () = shutdown => {}
     }
-    tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+    tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
     health
         .set_not_serving::<PhoneNumberServiceServer<Api>>()
         .await;
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
+    let _ = stopping.send(true);
     let _ = stop.send(());
-    match tokio::time::timeout(settings.shutdown_grace, server).await {
+    let grace = settings.shutdown_grace;
+    match tokio::time::timeout(grace, server).await {
         Ok(result) => result?,
-        Err(_) => {
-            tracing::warn!(grace = ?settings.shutdown_grace, "calls still open after the grace period; closing them")
-        }
+        Err(_) => tracing::warn!(
+            ?grace,
+            "calls still open after the grace period; closing them"
+        ),
+    }
+    match tokio::time::timeout(grace, http_server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
     }
     Ok(())
 }

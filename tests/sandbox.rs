@@ -217,12 +217,24 @@ async fn unknown_ids_are_not_found() {
 }
 
 #[tokio::test]
-async fn watch_status_is_not_implemented_yet() {
+async fn watch_status_on_the_demo_waba_starts_with_every_numbers_snapshot() {
     let service = Service::on_sandbox().await;
     let request = pb::WatchStatusRequest {
-        phone_number_ids: vec![REGISTERED.into()],
-        waba_id: String::new(),
+        phone_number_ids: Vec::new(),
+        waba_id: DEMO_WABA_ID.into(),
     };
-    let err = service.client().watch_status(request).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    let mut events = service
+        .client()
+        .watch_status(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = BTreeSet::new();
+    for _ in 0..32 {
+        let event = events.message().await.unwrap().unwrap();
+        assert_eq!(event.source(), pb::EventSource::Initial);
+        assert!(event.changed_fields.is_empty());
+        ids.insert(event.phone_number.unwrap().id);
+    }
+    assert_eq!(ids.len(), 32);
 }

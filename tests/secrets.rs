@@ -45,10 +45,13 @@ async fn free_port() -> SocketAddr {
 /// Starts the binary against `graph_url` and waits until it accepts connections.
 async fn start(graph_url: &str) -> (Child, SocketAddr) {
     let addr = free_port().await;
+    let http = free_port().await.to_string();
     let child = binary()
         .args([
             "--listen",
             &addr.to_string(),
+            "--http-listen",
+            &http,
             "--graph-url",
             graph_url,
             "--graph-version",

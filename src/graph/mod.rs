@@ -10,6 +10,7 @@
 mod error;
 pub mod token;
 pub mod usage;
+pub mod webhook;
 mod wire;
 
 pub use error::{Error, GraphError};

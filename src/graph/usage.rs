@@ -78,6 +78,16 @@ pub struct Observed {
     pub at: Instant,
 }
 
+impl Observed {
+    /// The highest percentage of any use case, if reported within the last hour.
+    pub fn percent(&self) -> Option<u32> {
+        if self.at.elapsed() > Duration::from_secs(3600) {
+            return None;
+        }
+        self.usage.iter().map(BucUsage::percent).max()
+    }
+}
+
 /// The latest usage Meta reported, per business object and for the app.
 #[derive(Debug, Default)]
 pub struct UsageTracker {
@@ -107,6 +117,16 @@ impl UsageTracker {
     pub fn business(&self, object_id: &str) -> Option<Observed> {
         let business = self.business.lock().unwrap_or_else(|p| p.into_inner());
         business.get(object_id).cloned()
+    }
+
+    /// The highest usage Meta reported lately for any object, or for the app.
+    pub fn max_percent(&self) -> Option<u32> {
+        let business = self.business.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = business.values().filter_map(Observed::percent);
+        let app = self
+            .app()
+            .map(|a| a.call_count.max(a.total_cputime).max(a.total_time));
+        objects.chain(app).max()
     }
 
     pub fn app(&self) -> Option<AppUsage> {

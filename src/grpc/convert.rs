@@ -2,6 +2,7 @@
 
 use super::pb;
 use crate::numbers::PhoneNumber;
+use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
     fn from(n: PhoneNumber) -> Self {
@@ -52,10 +53,7 @@ impl From<PhoneNumber> for pb::PhoneNumber {
                 &n.account_mode,
                 pb::AccountMode::from_str_name,
             ),
-            last_onboarded_time: n.last_onboarded_time.map(|t| prost_types::Timestamp {
-                seconds: t.timestamp(),
-                nanos: t.timestamp_subsec_nanos() as i32,
-            }),
+            last_onboarded_time: n.last_onboarded_time.map(timestamp),
             id: n.id,
             display_phone_number: n.display_phone_number,
             verified_name: n.verified_name,
@@ -72,6 +70,13 @@ impl From<PhoneNumber> for pb::PhoneNumber {
             messaging_limit_tier_raw: n.messaging_limit_tier,
             account_mode_raw: n.account_mode,
         }
+    }
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 

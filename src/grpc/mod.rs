@@ -6,6 +6,7 @@ mod deadline;
 pub mod page_token;
 pub mod status;
 mod validate;
+mod watch;
 
 /// Code generated from `proto/whatsapp/phonenumbers/v1/phone_numbers.proto`.
 pub mod pb {
@@ -43,6 +44,7 @@ pub mod pb {
 }
 
 use crate::numbers::{Numbers, Registration};
+use crate::watch::{Hub, Target};
 use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
 use secrecy::SecretString;
@@ -56,16 +58,29 @@ use validate::Checks;
 pub struct Api {
     numbers: Numbers,
     page_tokens: PageTokens,
+    hub: Hub,
+    /// Turns true when the server shuts down: open streams end with UNAVAILABLE.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Api {
-    pub fn new(numbers: Numbers, page_tokens: PageTokens) -> Self {
+    pub fn new(
+        numbers: Numbers,
+        page_tokens: PageTokens,
+        hub: Hub,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             numbers,
             page_tokens,
+            hub,
+            stopping,
         }
     }
 }
+
+/// At most this many numbers in one WatchStatus call.
+const MAX_WATCHED_IDS: usize = 1_000;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StatusEvent, Status>> + Send>>;
 
@@ -149,8 +164,39 @@ impl PhoneNumberService for Api {
 
     async fn watch_status(
         &self,
-        _request: Request<pb::WatchStatusRequest>,
+        request: Request<pb::WatchStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        Err(Status::unimplemented("WatchStatus is not implemented yet"))
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        let mut checks = Checks::default();
+        match (req.phone_number_ids.is_empty(), req.waba_id.is_empty()) {
+            (true, true) => checks.fail("phone_number_ids", "set phone_number_ids or waba_id"),
+            (false, false) => checks.fail("waba_id", "set phone_number_ids or waba_id, not both"),
+            (true, false) => {
+                checks.graph_id("waba_id", &req.waba_id);
+            }
+            (false, true) if req.phone_number_ids.len() > MAX_WATCHED_IDS => {
+                checks.fail("phone_number_ids", format!("at most {MAX_WATCHED_IDS} ids"));
+            }
+            (false, true) => {
+                for (i, id) in req.phone_number_ids.iter().enumerate() {
+                    checks.graph_id(&format!("phone_number_ids[{i}]"), id);
+                }
+            }
+        }
+        checks.finish()?;
+
+        let mut targets: Vec<Target> = if req.waba_id.is_empty() {
+            req.phone_number_ids
+                .into_iter()
+                .map(Target::Number)
+                .collect()
+        } else {
+            vec![Target::Waba(req.waba_id)]
+        };
+        targets.sort();
+        targets.dedup();
+        let events = watch::open(&self.hub, targets, deadline, self.stopping.clone()).await?;
+        Ok(Response::new(Box::pin(events)))
     }
 }

@@ -1,8 +1,8 @@
 //! The simulated Graph API over HTTP: Meta's paths, JSON, error envelope and headers.
 
 use super::SandboxOptions;
-use super::state::{Fault, Number, RegisterParams, World};
-use axum::extract::{Path, Query, Request, State};
+use super::state::{Announcement, Fault, Number, RegisterParams, World};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 type Params = Query<HashMap<String, String>>;
@@ -23,26 +24,36 @@ type Params = Query<HashMap<String, String>>;
 pub struct Shared {
     world: Mutex<World>,
     options: SandboxOptions,
+    /// What Meta would announce by webhook, on its way to the delivery task.
+    outbox: mpsc::UnboundedSender<Announcement>,
 }
 
 impl Shared {
-    pub fn new(world: World, options: SandboxOptions) -> Self {
+    pub fn new(
+        world: World,
+        options: SandboxOptions,
+        outbox: mpsc::UnboundedSender<Announcement>,
+    ) -> Self {
         Self {
             world: Mutex::new(world),
             options,
+            outbox,
         }
     }
 
-    /// The world with every decision due by now applied.
-    fn world(&self) -> MutexGuard<'_, World> {
+    /// The world with every change due by now applied (and announced).
+    pub fn world(&self) -> MutexGuard<'_, World> {
         let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
-        world.settle(Instant::now());
+        for announcement in world.settle(Instant::now()) {
+            let _ = self.outbox.send(announcement);
+        }
         world
     }
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/{version}/", post(batch))
         .route("/{version}/{node}", get(read_node))
         .route("/{version}/{node}/phone_numbers", get(list_numbers))
         .route("/{version}/{node}/register", post(register))
@@ -117,21 +128,92 @@ async fn read_node(
     Path((_version, node)): Path<(String, String)>,
     Query(params): Params,
 ) -> Response {
+    match read_number(&shared, &node, params.get("fields")) {
+        Ok(read) => success(read.body, &read.waba_id, read.usage),
+        Err(e) => failure(e.fault, e.waba_id.as_deref()),
+    }
+}
+
+/// A number as read: its JSON, its WABA and the WABA's usage in percent.
+struct Read {
+    body: Value,
+    waba_id: String,
+    usage: u32,
+}
+
+/// A failed read, with the WABA when its rate limit is the cause.
+struct Failed {
+    fault: Fault,
+    waba_id: Option<String>,
+}
+
+fn failed(fault: Fault, waba_id: Option<String>) -> Box<Failed> {
+    Box::new(Failed { fault, waba_id })
+}
+
+/// `GET /{id}?fields=`.
+fn read_number(shared: &Shared, id: &str, fields: Option<&String>) -> Result<Read, Box<Failed>> {
     let mut world = shared.world();
-    let number = match world.number(&node) {
-        Ok(n) => n.clone(),
-        Err(fault) => return failure(fault, None),
-    };
-    let usage = match world.charge(&number.waba_id, Instant::now()) {
+    let number = world.number(id).map_err(|f| failed(f, None))?.clone();
+    let waba_id = number.waba_id.clone();
+    let usage = match world.charge(&waba_id, Instant::now()) {
         Ok(usage) => usage,
-        Err(fault) => return failure(fault, Some(&number.waba_id)),
+        Err(fault) => return Err(failed(fault, Some(waba_id))),
     };
     drop(world);
-    let fields = match requested_fields(params.get("fields")) {
-        Ok(fields) => fields,
-        Err(fault) => return failure(fault, None),
+    let fields = requested_fields(fields).map_err(|f| failed(f, None))?;
+    Ok(Read {
+        body: number_json(&number, &fields),
+        waba_id,
+        usage,
+    })
+}
+
+/// `POST /` with `batch`: up to 50 GETs of number nodes, each answered on its own.
+async fn batch(
+    State(shared): State<Arc<Shared>>,
+    Form(params): Form<HashMap<String, String>>,
+) -> Response {
+    let operations = match params
+        .get("batch")
+        .map(|b| serde_json::from_str::<Vec<Value>>(b))
+    {
+        Some(Ok(operations)) => operations,
+        Some(Err(_)) => return failure(Fault::invalid_parameter("Invalid batch parameter"), None),
+        None => {
+            return failure(
+                Fault::invalid_parameter("The parameter batch is required"),
+                None,
+            );
+        }
     };
-    success(number_json(&number, &fields), &number.waba_id, usage)
+    if operations.len() > 50 {
+        let message = "Too many requests in batch message. Maximum batch size is 50";
+        return failure(Fault::invalid_parameter(message), None);
+    }
+    let items: Vec<Value> = operations
+        .iter()
+        .map(|op| {
+            let method = op.get("method").and_then(Value::as_str).unwrap_or("GET");
+            let relative = op.get("relative_url").and_then(Value::as_str).unwrap_or_default();
+            let url = reqwest::Url::parse(&format!("http://graph/{}", relative.trim_start_matches('/')));
+            let answer = match url {
+                Ok(url) if method == "GET" && url.path_segments().is_some_and(|s| s.count() == 1) => {
+                    let id = url.path().trim_start_matches('/').to_owned();
+                    let fields = url.query_pairs().find(|(k, _)| k == "fields").map(|(_, v)| v.into_owned());
+                    read_number(&shared, &id, fields.as_ref())
+                        .map(|read| read.body)
+                        .map_err(|e| e.fault)
+                }
+                _ => Err(Fault::invalid_parameter("Unsupported batch operation")),
+            };
+            match answer {
+                Ok(body) => json!({ "code": 200, "body": body.to_string() }),
+                Err(fault) => json!({ "code": fault.http_status, "body": error_json(&fault, &trace_id()).to_string() }),
+            }
+        })
+        .collect();
+    (StatusCode::OK, Json(Value::Array(items))).into_response()
 }
 
 async fn list_numbers(
@@ -342,6 +424,19 @@ fn success(body: Value, waba_id: &str, usage_percent: u32) -> Response {
 /// Meta's error envelope; with the usage header when a rate limit is the cause.
 fn failure(fault: Fault, waba_id: Option<&str>) -> Response {
     let trace = trace_id();
+    let body = error_json(&fault, &trace);
+    let mut headers = HeaderMap::new();
+    headers.insert("x-fb-trace-id", trace);
+    if let (Some(minutes), Some(waba_id)) = (fault.regain_in_minutes, waba_id)
+        && let Ok(usage) = HeaderValue::from_str(&usage_json(waba_id, 100, minutes))
+    {
+        headers.insert("x-business-use-case-usage", usage);
+    }
+    let status = StatusCode::from_u16(fault.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, headers, Json(body)).into_response()
+}
+
+fn error_json(fault: &Fault, trace: &HeaderValue) -> Value {
     let mut error = json!({
         "message": fault.message,
         "type": fault.kind,
@@ -354,15 +449,7 @@ fn failure(fault: Fault, waba_id: Option<&str>) -> Response {
     if let Some(details) = &fault.details {
         error["error_data"] = json!({ "messaging_product": "whatsapp", "details": details });
     }
-    let mut headers = HeaderMap::new();
-    headers.insert("x-fb-trace-id", trace);
-    if let (Some(minutes), Some(waba_id)) = (fault.regain_in_minutes, waba_id)
-        && let Ok(usage) = HeaderValue::from_str(&usage_json(waba_id, 100, minutes))
-    {
-        headers.insert("x-business-use-case-usage", usage);
-    }
-    let status = StatusCode::from_u16(fault.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, headers, Json(json!({ "error": error }))).into_response()
+    json!({ "error": error })
 }
 
 fn usage_json(waba_id: &str, percent: u32, regain_minutes: u64) -> String {

@@ -2,14 +2,16 @@
 //!
 //! It speaks Meta's paths, JSON, error envelope and usage headers, seeded with a demo
 //! WABA of numbers in varied states, and behaves like Meta where it matters: cursor
-//! pagination, `fields=`, register PIN rules and the 10-per-72-hours budget, display
-//! names decided after a while, unknown ids → 100/33.
+//! pagination, `fields=`, batch requests, register PIN rules and the 10-per-72-hours
+//! budget, unknown ids → 100/33. Its numbers change by themselves (display names get
+//! decided, verification completes, quality moves), and it delivers signed webhooks.
 //!
 //! It never imports `graph/` (nor the reverse): it is a second, independent reading of
 //! Meta's contract, so a misunderstanding of Meta cannot pass every test unnoticed.
 
 mod http;
 pub mod state;
+mod webhooks;
 
 pub use state::{DEMO_PIN, DEMO_WABA_ID};
 
@@ -27,8 +29,10 @@ pub struct SandboxOptions {
     pub access_token: Option<SecretString>,
     /// When set, every call must carry a valid `appsecret_proof`.
     pub app_secret: Option<SecretString>,
-    /// Time between display-name decisions of the pending demo numbers.
-    pub review_delay: Duration,
+    /// Where to deliver webhooks (Meta's callback URL); `None` delivers none.
+    pub webhook_url: Option<String>,
+    /// Time between the demo numbers' scripted changes.
+    pub pace: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -36,7 +40,8 @@ impl Default for SandboxOptions {
         Self {
             access_token: None,
             app_secret: None,
-            review_delay: Duration::from_secs(20),
+            webhook_url: None,
+            pace: Duration::from_secs(10),
         }
     }
 }
@@ -47,11 +52,34 @@ pub async fn serve(
     options: SandboxOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let world = state::World::demo(Instant::now(), options.review_delay);
-    let app = http::router(Arc::new(http::Shared::new(world, options)));
-    axum::serve(listener, app)
+    let world = state::World::demo(Instant::now(), options.pace);
+    let (outbox, announcements) = tokio::sync::mpsc::unbounded_channel();
+    let delivery = webhooks::deliver(
+        announcements,
+        options.webhook_url.clone(),
+        options.app_secret.clone(),
+    );
+    let shared = Arc::new(http::Shared::new(world, options, outbox));
+    // Time passes in the sandbox even when nobody calls it.
+    let clock = {
+        let shared = Arc::downgrade(&shared);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    break;
+                };
+                drop(shared.world());
+            }
+        }
+    };
+    let life = tokio::spawn(async move { tokio::join!(clock, delivery) });
+    let served = axum::serve(listener, http::router(shared))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    life.abort();
+    served
 }
 
 /// Starts the simulated Graph API on a free loopback port, in the background for the

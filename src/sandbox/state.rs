@@ -73,12 +73,40 @@ impl Fault {
     }
 }
 
+/// What happens to a demo number by itself, as time passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Review {
-    /// The display name under review.
+enum Scripted {
+    /// The display name under review is decided.
     Name { approve: bool },
-    /// A requested new display name under review.
+    /// A requested new display name is decided.
     NewName { approve: bool },
+    /// OTP verification completes.
+    Verified,
+    /// Quality moves between red (flagged) and yellow, again and again.
+    Quality,
+}
+
+/// A change Meta would announce by webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    pub waba_id: String,
+    /// Digits only, as webhooks name numbers.
+    pub display_phone_number: String,
+    pub what: Announced,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Announced {
+    /// `phone_number_name_update`.
+    NameDecision {
+        decision: &'static str,
+        requested_verified_name: String,
+    },
+    /// `phone_number_quality_update`.
+    Quality {
+        event: &'static str,
+        current_limit: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +131,6 @@ pub struct Number {
     register_attempts: VecDeque<Instant>,
     /// After the 11th attempt in 72 hours, registration is blocked for 72 hours.
     register_blocked_until: Option<Instant>,
-    review: Option<(Instant, Review)>,
 }
 
 impl Number {
@@ -131,19 +158,29 @@ pub struct World {
     numbers: BTreeMap<String, Number>,
     /// Management calls per WABA in the last hour.
     calls: BTreeMap<String, VecDeque<Instant>>,
+    /// Scripted changes: when, to which number, what.
+    script: Vec<(Instant, String, Scripted)>,
+    /// Time between scripted changes.
+    pace: Duration,
 }
 
 impl World {
-    /// The demo WABA: numbers in varied states; pending display names are decided
-    /// `review_delay` apart, starting `review_delay` after `now`.
-    pub fn demo(now: Instant, review_delay: Duration) -> Self {
-        let mut world = World::default();
-        let mut reviews = 0u32;
+    /// The demo WABA: numbers in varied states that change by themselves, one change
+    /// every `pace` or so from `now` on: display names get decided, verification
+    /// completes, and some numbers' quality keeps moving.
+    pub fn demo(now: Instant, pace: Duration) -> Self {
+        let mut world = World {
+            pace,
+            ..World::default()
+        };
+        let mut step = 0u32;
         for i in 1..=DEMO_NUMBERS {
-            let mut n = demo_number(i);
-            if let Some(review) = demo_review(i) {
-                reviews += 1;
-                n.review = Some((now + review_delay * reviews, review));
+            let n = demo_number(i);
+            if let Some(scripted) = demo_script(i) {
+                step += 1;
+                world
+                    .script
+                    .push((now + pace * step, n.id.clone(), scripted));
             }
             world.add(n);
         }
@@ -160,25 +197,66 @@ impl World {
         self.wabas.contains_key(id)
     }
 
-    /// Applies every display-name decision due by `now`.
-    pub fn settle(&mut self, now: Instant) {
-        for n in self.numbers.values_mut() {
-            let Some((due, review)) = n.review else {
+    /// Applies every scripted change due by `now`; returns those Meta would announce.
+    pub fn settle(&mut self, now: Instant) -> Vec<Announcement> {
+        let mut announced = Vec::new();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.script)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.script = later;
+        for (at, id, scripted) in due {
+            let Some(n) = self.numbers.get_mut(&id) else {
                 continue;
             };
-            if due > now {
-                continue;
-            }
-            n.review = None;
-            match review {
-                Review::Name { approve } => {
-                    n.name_status = if approve { "APPROVED" } else { "DECLINED" }.into();
+            let decision = |approve: bool| if approve { "APPROVED" } else { "REJECTED" };
+            let status = |approve: bool| if approve { "APPROVED" } else { "DECLINED" };
+            let what = match scripted {
+                Scripted::Name { approve } => {
+                    n.name_status = status(approve).into();
+                    Some(Announced::NameDecision {
+                        decision: decision(approve),
+                        requested_verified_name: n.verified_name.clone(),
+                    })
                 }
-                Review::NewName { approve } => {
-                    n.new_name_status = if approve { "APPROVED" } else { "DECLINED" }.into();
+                Scripted::NewName { approve } => {
+                    n.new_name_status = status(approve).into();
+                    Some(Announced::NameDecision {
+                        decision: decision(approve),
+                        requested_verified_name: n.new_display_name.clone(),
+                    })
                 }
+                Scripted::Verified => {
+                    n.code_verification_status = "VERIFIED".into();
+                    None // Meta sends no webhook for it: only a poll shows it.
+                }
+                Scripted::Quality => {
+                    let flagged = n.status == "FLAGGED";
+                    (n.quality_rating, n.status) = if flagged {
+                        ("YELLOW".into(), "CONNECTED".into())
+                    } else {
+                        ("RED".into(), "FLAGGED".into())
+                    };
+                    self.script
+                        .push((at + self.pace * 3, id.clone(), Scripted::Quality));
+                    Some(Announced::Quality {
+                        event: if flagged { "UNFLAGGED" } else { "FLAGGED" },
+                        current_limit: n.messaging_limit_tier.clone(),
+                    })
+                }
+            };
+            if let Some(what) = what {
+                announced.push(Announcement {
+                    waba_id: n.waba_id.clone(),
+                    display_phone_number: n
+                        .display_phone_number
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .collect(),
+                    what,
+                });
             }
         }
+        announced
     }
 
     pub fn number(&self, id: &str) -> Result<&Number, Fault> {
@@ -363,7 +441,6 @@ fn demo_number(i: usize) -> Number {
         pin: Some(DEMO_PIN.into()),
         register_attempts: VecDeque::new(),
         register_blocked_until: None,
-        review: None,
     };
     let unregistered = |n: &mut Number, status: &str| {
         n.pin = None;
@@ -416,15 +493,17 @@ fn demo_number(i: usize) -> Number {
     n
 }
 
-fn demo_review(i: usize) -> Option<Review> {
+fn demo_script(i: usize) -> Option<Scripted> {
     match (i - 1) % 8 {
         // Half the reviews approve, half decline.
-        1 => Some(Review::Name {
+        1 => Some(Scripted::Name {
             approve: i % 16 != 10,
         }),
-        5 => Some(Review::NewName {
+        2 => Some(Scripted::Verified),
+        5 => Some(Scripted::NewName {
             approve: i % 16 != 14,
         }),
+        7 => Some(Scripted::Quality),
         _ => None,
     }
 }
@@ -476,25 +555,52 @@ mod tests {
     }
 
     #[test]
-    fn pending_display_names_are_decided_after_the_review_delay() {
+    fn the_demo_changes_by_itself_and_announces_what_meta_would() {
         let start = Instant::now();
         let mut world = World::demo(start, Duration::from_secs(20));
         assert_eq!(world.number(ID).unwrap().name_status, "PENDING_REVIEW");
-        world.settle(start + Duration::from_secs(19));
-        assert_eq!(world.number(ID).unwrap().name_status, "PENDING_REVIEW");
-        world.settle(start + Duration::from_secs(20));
+        assert!(world.settle(start + Duration::from_secs(19)).is_empty());
+        let first = world.settle(start + Duration::from_secs(20));
+        let approved = Announcement {
+            waba_id: DEMO_WABA_ID.into(),
+            display_phone_number: "15550100002".into(),
+            what: Announced::NameDecision {
+                decision: "APPROVED",
+                requested_verified_name: "Demo Shop 02".into(),
+            },
+        };
+        assert_eq!(first, [approved]);
         assert_eq!(world.number(ID).unwrap().name_status, "APPROVED");
-        world.settle(start + Duration::from_secs(3600));
-        let pending = world
-            .numbers
-            .values()
-            .filter(|n| n.name_status == "PENDING_REVIEW");
-        assert_eq!(pending.count(), 0);
-        assert!(
+
+        let later = world.settle(start + Duration::from_secs(3600));
+        let numbers = || world.numbers.values();
+        assert_eq!(
+            numbers()
+                .filter(|n| n.name_status == "PENDING_REVIEW")
+                .count(),
+            0
+        );
+        assert!(numbers().any(|n| n.new_name_status == "DECLINED"));
+        assert_eq!(
             world
-                .numbers
-                .values()
-                .any(|n| n.new_name_status == "DECLINED")
+                .number("106540352242903")
+                .unwrap()
+                .code_verification_status,
+            "VERIFIED"
+        );
+        assert!(later.iter().any(|a| matches!(
+            a.what,
+            Announced::Quality {
+                event: "UNFLAGGED",
+                ..
+            }
+        )));
+        // Quality keeps moving.
+        let again = world.settle(start + Duration::from_secs(7200));
+        assert!(
+            again
+                .iter()
+                .any(|a| matches!(a.what, Announced::Quality { .. }))
         );
     }
 

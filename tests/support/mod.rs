@@ -32,6 +32,8 @@ pub type Client = PhoneNumberServiceClient<Channel>;
 
 pub struct Service {
     pub addr: SocketAddr,
+    /// Where Meta's webhooks go.
+    pub http_addr: SocketAddr,
     pub client: Client,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), BoxError>>,
@@ -41,8 +43,10 @@ impl Service {
     pub async fn start(settings: Settings) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(settings, listener, async {
+        let task = tokio::spawn(server::serve(settings, listener, http, async {
             let _ = stopped.await;
         }));
         let channel = channel(addr).await;
@@ -57,6 +61,7 @@ impl Service {
         let client = Client::new(channel);
         Service {
             addr,
+            http_addr,
             client,
             stop: Some(stop),
             task,

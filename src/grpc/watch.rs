@@ -1,0 +1,137 @@
+//! WatchStatus: one subscriber's stream over the shared watchers.
+//!
+//! The stream pulls the latest view of each target when the client is ready for more
+//! and compares it with what this subscriber last received, so `changed_fields` is
+//! right however many intermediate states a slow client skipped, and nothing queues up.
+//! When the client goes away tonic drops the stream, and with it the subscriptions.
+
+use super::pb;
+use crate::numbers::PhoneNumber;
+use crate::watch::{Health, Hub, Observed, Source, Target, View};
+use futures_util::stream::{self, Stream, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::WatchStream;
+use tonic::Status;
+
+/// How long the first snapshot may take when the caller set no deadline.
+const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
+
+/// Subscribes to every target and waits for their first state, so that an id Meta does
+/// not know fails the call (NOT_FOUND) before the stream starts.
+pub async fn open(
+    hub: &Hub,
+    targets: Vec<Target>,
+    deadline: Option<Instant>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl Stream<Item = Result<pb::StatusEvent, Status>> + Send + 'static, Status> {
+    let until = deadline.unwrap_or_else(|| Instant::now() + FIRST_SNAPSHOT_WAIT);
+    let mut views = StreamMap::new();
+    for target in targets {
+        let mut rx = hub.subscribe(&target);
+        let first =
+            tokio::time::timeout_at(until, rx.wait_for(|v| !matches!(v.health, Health::Loading)))
+                .await
+                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?
+                .map_err(|_| Status::unavailable("the watcher stopped"))?;
+        if let Health::Failed(e) = &first.health {
+            return Err(e.clone().into());
+        }
+        drop(first);
+        views.insert(target, WatchStream::new(rx));
+    }
+    let subscriber = Subscriber {
+        views,
+        sent: HashMap::new(),
+        pending: VecDeque::new(),
+        shutdown,
+        done: false,
+    };
+    Ok(stream::unfold(subscriber, Subscriber::next).boxed())
+}
+
+struct Subscriber {
+    views: StreamMap<Target, WatchStream<Arc<View>>>,
+    /// What this subscriber last received, per number.
+    sent: HashMap<String, PhoneNumber>,
+    pending: VecDeque<pb::StatusEvent>,
+    shutdown: watch::Receiver<bool>,
+    done: bool,
+}
+
+type Next = Option<(Result<pb::StatusEvent, Status>, Subscriber)>;
+
+impl Subscriber {
+    async fn next(mut self) -> Next {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.done {
+                return None;
+            }
+            let update = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stopping| *stopping) => None,
+                update = self.views.next() => Some(update),
+            };
+            match update {
+                None => {
+                    self.done = true;
+                    let status = Status::unavailable("the server is shutting down; reconnect");
+                    return Some((Err(status), self));
+                }
+                Some(None) => return None,
+                Some(Some((_, view))) => {
+                    if let Health::Failed(e) = &view.health {
+                        self.done = true;
+                        return Some((Err(e.clone().into()), self));
+                    }
+                    self.absorb(&view);
+                }
+            }
+        }
+    }
+
+    /// Queues an event for each number new to this subscriber or changed since.
+    fn absorb(&mut self, view: &View) {
+        for (id, observed) in &view.numbers {
+            let (source, changed) = match self.sent.get(id) {
+                None => (pb::EventSource::Initial, Vec::new()),
+                Some(before) => {
+                    let changed = observed.number.changed_fields(before);
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    (source_of(observed), changed)
+                }
+            };
+            self.sent.insert(id.clone(), observed.number.clone());
+            self.pending.push_back(event(observed, source, changed));
+        }
+    }
+}
+
+fn source_of(observed: &Observed) -> pb::EventSource {
+    match observed.source {
+        Source::Poll => pb::EventSource::Poll,
+        Source::Webhook => pb::EventSource::Webhook,
+    }
+}
+
+fn event(
+    observed: &Observed,
+    source: pb::EventSource,
+    changed: Vec<&'static str>,
+) -> pb::StatusEvent {
+    pb::StatusEvent {
+        phone_number: Some(observed.number.clone().into()),
+        changed_fields: changed.into_iter().map(str::to_owned).collect(),
+        source: source.into(),
+        observed_at: Some(super::convert::timestamp(observed.observed_at)),
+    }
+}

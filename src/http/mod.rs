@@ -1,0 +1,100 @@
+//! The HTTP side: Meta's webhooks at `/webhooks/whatsapp`.
+//!
+//! GET answers Meta's verification handshake. POST checks `X-Hub-Signature-256` over the
+//! raw body before reading anything, applies the changes to the watchers at once (an
+//! in-memory update) and acknowledges.
+
+use crate::graph::webhook;
+use crate::watch::Hub;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// Signs Meta's notifications; without it every POST is refused.
+    pub app_secret: Option<SecretString>,
+    /// `hub.verify_token` expected in the handshake; without it the handshake is refused.
+    pub verify_token: Option<SecretString>,
+}
+
+struct Webhooks {
+    hub: Hub,
+    settings: WebhookSettings,
+}
+
+pub fn router(hub: Hub, settings: WebhookSettings) -> Router {
+    if settings.app_secret.is_none() {
+        tracing::warn!("WABA_APP_SECRET is not set: webhook notifications will be refused");
+    }
+    let state = Arc::new(Webhooks { hub, settings });
+    Router::new()
+        .route(WEBHOOK_PATH, get(handshake).post(notification))
+        .with_state(state)
+}
+
+async fn handshake(
+    State(webhooks): State<Arc<Webhooks>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mode_ok = params.get("hub.mode").is_some_and(|m| m == "subscribe");
+    let token_ok = match (
+        &webhooks.settings.verify_token,
+        params.get("hub.verify_token"),
+    ) {
+        (Some(expected), Some(given)) => {
+            bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
+        }
+        _ => false,
+    };
+    match params.get("hub.challenge") {
+        Some(challenge) if mode_ok && token_ok => {
+            (StatusCode::OK, challenge.clone()).into_response()
+        }
+        _ => {
+            tracing::warn!("webhook verification refused");
+            StatusCode::FORBIDDEN.into_response()
+        }
+    }
+}
+
+async fn notification(
+    State(webhooks): State<Arc<Webhooks>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let signed = webhooks
+        .settings
+        .app_secret
+        .as_ref()
+        .is_some_and(|secret| webhook::signature_is_valid(secret, &body, signature));
+    if !signed {
+        tracing::warn!("webhook notification with a bad or missing signature refused");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match webhook::pushes(&body, chrono::Utc::now().timestamp()) {
+        Ok(pushes) => {
+            for push in &pushes {
+                tracing::debug!(waba_id = %push.waba_id, kind = ?push.kind, "webhook push");
+                webhooks.hub.push(push);
+            }
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable webhook notification");
+            StatusCode::BAD_REQUEST.into_response()
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Live status for any number of subscribers at a Graph cost that does not grow with them.
+//!
+//! One watcher per target, shared by all its subscribers through a `tokio::sync::watch`
+//! channel: a subscriber sees the latest state, never a backlog, so a slow consumer
+//! cannot make the server buffer. A WABA's watcher is a task that lists the WABA through
+//! the `phone_numbers` edge (one call per 100 numbers); lone numbers share one poller
+//! that reads them in Graph batch requests of up to 50. A watcher starts with its first
+//! subscriber and stops when the last one leaves.
+//!
+//! Polls are jittered, slow down as Meta reports rising usage, and pause while Meta
+//! throttles. Webhook pushes are applied at once and followed by a prompt re-read.
+
+mod poll;
+
+use crate::graph::GraphClient;
+use crate::numbers::{self, PhoneNumber, Push};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Time between polls when Meta reports low usage.
+    pub interval: Duration,
+    /// Each wait is the interval times a random factor in 1 ± jitter.
+    pub jitter: f64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            jitter: 0.1,
+        }
+    }
+}
+
+/// What a subscriber watches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Number(String),
+    Waba(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Poll,
+    Webhook,
+}
+
+/// A number's latest known state.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub number: PhoneNumber,
+    /// How the latest change was learnt.
+    pub source: Source,
+    /// When the latest change was learnt.
+    pub observed_at: DateTime<Utc>,
+    /// When the number was last read from Meta, and the newest push applied since
+    /// (Unix seconds): an older push is already reflected, or superseded.
+    read_at: i64,
+    push_time: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Health {
+    /// The first read has not completed yet.
+    #[default]
+    Loading,
+    Live,
+    /// A permanent error (deleted number, lost access): the watch is over.
+    Failed(numbers::Error),
+}
+
+/// A watcher's state, as every subscriber sees it.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub numbers: BTreeMap<String, Observed>,
+    pub health: Health,
+}
+
+pub type ViewReceiver = watch::Receiver<Arc<View>>;
+type ViewSender = Arc<watch::Sender<Arc<View>>>;
+
+/// Counts of what the hub runs, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    pub waba_watchers: usize,
+    pub number_watchers: usize,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.stats()).finish()
+    }
+}
+
+struct Inner {
+    graph: Arc<GraphClient>,
+    settings: WatchSettings,
+    wabas: Mutex<HashMap<String, WabaWatcher>>,
+    numbers: Mutex<HashMap<String, NumberWatcher>>,
+    /// Wakes the lone-number poller: a number is due now.
+    poller_wake: Notify,
+    /// Display digits → phone number id, learnt from every read, for webhooks.
+    directory: Mutex<HashMap<String, String>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+struct WabaWatcher {
+    tx: ViewSender,
+    /// A webhook asks for a prompt re-read.
+    nudge: Arc<Notify>,
+}
+
+struct NumberWatcher {
+    tx: ViewSender,
+    /// Read at the poller's next wake-up rather than its next cycle.
+    due: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No lock is held across an await or a call that can panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// `shutdown` turning true stops every watcher.
+    pub fn new(
+        graph: Arc<GraphClient>,
+        settings: WatchSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            graph,
+            settings,
+            wabas: Mutex::default(),
+            numbers: Mutex::default(),
+            poller_wake: Notify::new(),
+            directory: Mutex::default(),
+            shutdown,
+        });
+        tokio::spawn(poll::numbers(inner.clone()));
+        Hub { inner }
+    }
+
+    /// Joins the target's watcher, starting it if it is the first subscriber.
+    pub fn subscribe(&self, target: &Target) -> ViewReceiver {
+        match target {
+            Target::Waba(id) => {
+                let mut wabas = lock(&self.inner.wabas);
+                if let Some(w) = wabas.get(id).filter(|w| !failed(&w.tx)) {
+                    return w.tx.subscribe();
+                }
+                let (tx, rx) = watch::channel(Arc::new(View::default()));
+                let watcher = WabaWatcher {
+                    tx: Arc::new(tx),
+                    nudge: Arc::new(Notify::new()),
+                };
+                let task = poll::waba(
+                    self.inner.clone(),
+                    id.clone(),
+                    watcher.tx.clone(),
+                    watcher.nudge.clone(),
+                );
+                wabas.insert(id.clone(), watcher);
+                tokio::spawn(task);
+                rx
+            }
+            Target::Number(id) => {
+                let mut numbers = lock(&self.inner.numbers);
+                if let Some(w) = numbers.get(id).filter(|w| !failed(&w.tx)) {
+                    return w.tx.subscribe();
+                }
+                let (tx, rx) = watch::channel(Arc::new(View::default()));
+                let watcher = NumberWatcher {
+                    tx: Arc::new(tx),
+                    due: true,
+                };
+                numbers.insert(id.clone(), watcher);
+                drop(numbers);
+                self.inner.poller_wake.notify_one();
+                rx
+            }
+        }
+    }
+
+    /// Applies a webhook push to every watcher that holds its number, at once, then has
+    /// the number re-read promptly.
+    pub fn push(&self, push: &Push) {
+        let id = push
+            .digits()
+            .and_then(|d| lock(&self.inner.directory).get(d).cloned());
+        let now = Utc::now();
+        let apply = |tx: &ViewSender, id: &str| {
+            tx.send_if_modified(|view| {
+                let Some(observed) = Arc::make_mut(view).numbers.get_mut(id) else {
+                    return false;
+                };
+                if push.time < observed.read_at.max(observed.push_time) {
+                    return false; // stale: a read or a newer push already covers it
+                }
+                observed.push_time = push.time;
+                if !push.apply(&mut observed.number) {
+                    return false;
+                }
+                observed.source = Source::Webhook;
+                observed.observed_at = now;
+                true
+            });
+        };
+        if let Some(waba) = lock(&self.inner.wabas).get(&push.waba_id) {
+            if let Some(id) = &id {
+                apply(&waba.tx, id);
+            }
+            waba.nudge.notify_one();
+        }
+        if let Some(id) = &id {
+            let mut numbers = lock(&self.inner.numbers);
+            if let Some(watcher) = numbers.get_mut(id) {
+                apply(&watcher.tx, id);
+                watcher.due = true;
+                drop(numbers);
+                self.inner.poller_wake.notify_one();
+            }
+        }
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            waba_watchers: lock(&self.inner.wabas).len(),
+            number_watchers: lock(&self.inner.numbers).len(),
+        }
+    }
+}
+
+fn failed(tx: &ViewSender) -> bool {
+    matches!(tx.borrow().health, Health::Failed(_))
+}
+
+impl Inner {
+    /// Merges freshly read numbers into a view; tells whether subscribers must hear of it.
+    fn merge(&self, view: &mut View, read: impl IntoIterator<Item = PhoneNumber>) -> bool {
+        let now = Utc::now();
+        let mut changed = !matches!(view.health, Health::Live);
+        view.health = Health::Live;
+        let mut directory = lock(&self.directory);
+        for number in read {
+            directory.insert(number.display_digits(), number.id.clone());
+            match view.numbers.get_mut(&number.id) {
+                Some(observed) => {
+                    observed.read_at = now.timestamp();
+                    if observed.number != number {
+                        observed.number = number;
+                        observed.source = Source::Poll;
+                        observed.observed_at = now;
+                        changed = true;
+                    }
+                }
+                None => {
+                    let observed = Observed {
+                        number: number.clone(),
+                        source: Source::Poll,
+                        observed_at: now,
+                        read_at: now.timestamp(),
+                        push_time: 0,
+                    };
+                    view.numbers.insert(number.id, observed);
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}

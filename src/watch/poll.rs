@@ -1,0 +1,248 @@
+//! The polling tasks: one per watched WABA, one for all lone numbers.
+
+use super::{Health, Inner, ViewSender, lock};
+use crate::graph::{self, MAX_BATCH};
+use crate::numbers::PhoneNumber;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
+
+/// A WABA can list at most this many pages per poll (100 numbers each): a guard against
+/// a cursor that never ends.
+const MAX_PAGES: usize = 1_000;
+const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
+
+/// Keeps a WABA's view fresh until its last subscriber leaves or the server stops.
+pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc<Notify>) {
+    let mut shutdown = inner.shutdown.clone();
+    let mut failures = 0;
+    loop {
+        let (delay, paused) = match read_waba(&inner, &waba_id).await {
+            Ok(numbers) => {
+                failures = 0;
+                tx.send_if_modified(|view| inner.merge(Arc::make_mut(view), numbers));
+                let percent = inner
+                    .graph
+                    .usage()
+                    .business(&waba_id)
+                    .and_then(|o| o.percent());
+                (inner.next_poll(percent), false)
+            }
+            Err(e) => match throttled(&e) {
+                Some(pause) => {
+                    tracing::warn!(waba_id, ?pause, error = %e, "throttled by Meta; pausing this WABA's polls");
+                    (pause, true)
+                }
+                None if e.is_transient() => {
+                    failures += 1;
+                    tracing::debug!(waba_id, error = %e, "transient error reading the WABA; retrying");
+                    (inner.backoff(failures), false)
+                }
+                None => {
+                    tracing::info!(waba_id, error = %e, "ending the WABA's watch");
+                    tx.send_modify(|view| Arc::make_mut(view).health = Health::Failed(e.into()));
+                    retire(&inner, &waba_id, &tx, true);
+                    return;
+                }
+            },
+        };
+        let wake_at = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = sleep_until(wake_at) => break,
+                // A webhook asks for a prompt re-read; not while Meta throttles.
+                () = nudge.notified(), if !paused => break,
+                () = tx.closed() => {
+                    if retire(&inner, &waba_id, &tx, false) {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+async fn read_waba(inner: &Inner, waba_id: &str) -> Result<Vec<PhoneNumber>, graph::Error> {
+    let mut numbers = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = inner
+            .graph
+            .list_phone_numbers(waba_id, 100, cursor.as_deref(), None)
+            .await?;
+        numbers.extend(page.numbers);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(numbers)
+}
+
+/// Keeps every lone number's view fresh: all of them each cycle, in batches, and a
+/// number at once when it is new or a webhook named it.
+pub async fn numbers(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.clone();
+    let mut next_cycle = Instant::now() + inner.next_poll(None);
+    let mut retry_at: Option<Instant> = None;
+    let mut paused_until: Option<Instant> = None;
+    let mut failures = 0;
+    loop {
+        let full_cycle = tokio::select! {
+            () = sleep_until(next_cycle) => true,
+            () = sleep_until(retry_at.unwrap_or(next_cycle)), if retry_at.is_some() => false,
+            () = inner.poller_wake.notified() => false,
+            _ = shutdown.changed() => return,
+        };
+        retry_at = None;
+        if let Some(until) = paused_until {
+            if Instant::now() < until {
+                // Due numbers stay due; they are read when the pause ends.
+                retry_at = Some(until);
+                continue;
+            }
+            paused_until = None;
+        }
+
+        let ids = take_due(&inner, full_cycle);
+        let mut transient = false;
+        for chunk in ids.chunks(MAX_BATCH) {
+            let results = match chunk {
+                [id] => vec![inner.graph.phone_number(id, None).await],
+                _ => match inner.graph.phone_numbers_batch(chunk, None).await {
+                    Ok(results) => results,
+                    Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+                },
+            };
+            for (id, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(number) => inner.update_number(id, number),
+                    Err(e) => match throttled(&e) {
+                        Some(pause) => {
+                            tracing::warn!(?pause, error = %e, "throttled by Meta; pausing number polls");
+                            paused_until = Some(Instant::now() + pause);
+                            inner.mark_due(id);
+                        }
+                        None if e.is_transient() => {
+                            transient = true;
+                            inner.mark_due(id);
+                        }
+                        None => inner.fail_number(id, e),
+                    },
+                }
+            }
+        }
+
+        failures = if transient { failures + 1 } else { 0 };
+        if transient {
+            retry_at = Some(Instant::now() + inner.backoff(failures));
+        }
+        if let Some(until) = paused_until {
+            retry_at = Some(until);
+        }
+        if full_cycle {
+            next_cycle = Instant::now() + inner.next_poll(inner.graph.usage().max_percent());
+        }
+    }
+}
+
+/// The lone numbers to read now: all on a full cycle, else those marked due. Watchers
+/// nobody subscribes to any more are dropped here.
+fn take_due(inner: &Inner, full_cycle: bool) -> Vec<String> {
+    let mut numbers = lock(&inner.numbers);
+    numbers.retain(|_, w| w.tx.receiver_count() > 0);
+    numbers
+        .iter_mut()
+        .filter(|(_, w)| full_cycle || w.due)
+        .map(|(id, w)| {
+            w.due = false;
+            id.clone()
+        })
+        .collect()
+}
+
+impl Inner {
+    fn update_number(&self, id: &str, number: PhoneNumber) {
+        if let Some(w) = lock(&self.numbers).get(id) {
+            w.tx.send_if_modified(|view| self.merge(Arc::make_mut(view), [number]));
+        }
+    }
+
+    fn mark_due(&self, id: &str) {
+        if let Some(w) = lock(&self.numbers).get_mut(id) {
+            w.due = true;
+        }
+    }
+
+    fn fail_number(&self, id: &str, e: graph::Error) {
+        tracing::info!(phone_number_id = id, error = %e, "ending the number's watch");
+        if let Some(w) = lock(&self.numbers).remove(id) {
+            w.tx.send_modify(|view| Arc::make_mut(view).health = Health::Failed(e.into()));
+        }
+    }
+
+    /// The wait before the next poll: the interval, stretched as usage rises, jittered.
+    fn next_poll(&self, usage_percent: Option<u32>) -> Duration {
+        self.jittered(self.settings.interval * slowdown(usage_percent))
+    }
+
+    /// The wait before retrying after `failures` transient errors in a row.
+    fn backoff(&self, failures: u32) -> Duration {
+        let exponential = Duration::from_secs(1 << failures.min(10));
+        self.jittered(exponential.min(self.settings.interval))
+    }
+
+    fn jittered(&self, base: Duration) -> Duration {
+        let spread = self.settings.jitter.clamp(0.0, 1.0);
+        base.mul_f64(1.0 + spread * (rand::random::<f64>() * 2.0 - 1.0))
+    }
+}
+
+/// How many times the interval to wait at a usage level Meta reported (percent of the
+/// limit): polls thin out well before Meta would throttle.
+fn slowdown(usage_percent: Option<u32>) -> u32 {
+    match usage_percent.unwrap_or(0) {
+        0..50 => 1,
+        50..75 => 2,
+        75..90 => 4,
+        _ => 8,
+    }
+}
+
+/// How long to pause when Meta throttles: its estimate, else a minute.
+fn throttled(e: &graph::Error) -> Option<Duration> {
+    let g = e.graph().filter(|g| g.is_throttling())?;
+    Some(g.retry_after.unwrap_or(THROTTLE_PAUSE))
+}
+
+/// Removes a WABA watcher if nobody subscribes to it any more (or `always`); tells
+/// whether it is gone. Under the map's lock, so a subscriber arriving meanwhile either
+/// finds the watcher still running or starts a new one.
+fn retire(inner: &Inner, waba_id: &str, tx: &ViewSender, always: bool) -> bool {
+    let mut wabas = lock(&inner.wabas);
+    if !wabas.get(waba_id).is_some_and(|w| Arc::ptr_eq(&w.tx, tx)) {
+        return true; // replaced already
+    }
+    if always || tx.receiver_count() == 0 {
+        wabas.remove(waba_id);
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_thin_out_as_usage_rises() {
+        assert_eq!(slowdown(None), 1);
+        assert_eq!(slowdown(Some(49)), 1);
+        assert_eq!(slowdown(Some(60)), 2);
+        assert_eq!(slowdown(Some(80)), 4);
+        assert_eq!(slowdown(Some(95)), 8);
+        assert_eq!(slowdown(Some(100)), 8);
+    }
+}

@@ -16,6 +16,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
@@ -30,6 +31,11 @@ pub struct Settings {
     /// How long in-flight calls may run on after shutdown starts. Streams (a mesh's
     /// health Watch, say) never finish by themselves, so the wait is bounded.
     pub shutdown_grace: Duration,
+    /// HTTP/2 PING interval on idle connections, so long streams survive proxies and
+    /// dead peers are noticed; `None` disables it.
+    pub keepalive: Option<Duration>,
+    /// Concurrent streams one client connection may open.
+    pub max_concurrent_streams: u32,
 }
 
 impl Settings {
@@ -39,97 +45,138 @@ impl Settings {
             watch: WatchSettings::default(),
             webhooks: WebhookSettings::default(),
             shutdown_grace: Duration::from_secs(20),
+            keepalive: Some(Duration::from_secs(30)),
+            max_concurrent_streams: 2_000,
         }
     }
 }
 
-/// Serves gRPC on `grpc` and webhooks on `http` until `shutdown` completes; then health
-/// turns NOT_SERVING, WatchStatus streams end with UNAVAILABLE (clients reconnect
-/// elsewhere), no new calls are accepted and in-flight calls get `shutdown_grace` to finish.
+/// The service, built and ready to serve: its token is loaded, its watchers can start.
+pub struct Service {
+    settings: Settings,
+    api: Api,
+    hub: Hub,
+    stopping: watch::Sender<bool>,
+}
+
+impl Service {
+    /// Reads the access token (failing if there is none) and builds every part.
+    pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+        let page_tokens = PageTokens::new(page_token_key(&settings.graph));
+        let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
+        let (stopping, stopping_rx) = watch::channel(false);
+        let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx.clone());
+        let api = Api::new(Numbers::new(graph), page_tokens, hub.clone(), stopping_rx);
+        Ok(Self {
+            settings,
+            api,
+            hub,
+            stopping,
+        })
+    }
+
+    /// The shared watchers, for what they report about themselves.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Serves gRPC on `grpc` and webhooks on `http` until `shutdown` completes; then
+    /// health turns NOT_SERVING, WatchStatus streams end with UNAVAILABLE (clients
+    /// reconnect elsewhere), no new calls are accepted and in-flight calls get
+    /// `shutdown_grace` to finish.
+    pub async fn serve(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BoxError> {
+        let Service {
+            settings,
+            api,
+            hub,
+            stopping,
+        } = self;
+        tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
+        let mut http_stopping = stopping.subscribe();
+        let http_server = tokio::spawn(
+            axum::serve(http, crate::http::router(hub, settings.webhooks))
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopping.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc error details, so grpcurl can print ErrorInfo, RetryInfo, BadRequest.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        health.set_serving::<PhoneNumberServiceServer<Api>>().await;
+        health.set_service_status("", ServingStatus::Serving).await;
+        tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(settings.keepalive)
+            .http2_keepalive_timeout(settings.keepalive.map(|_| Duration::from_secs(10)))
+            .max_concurrent_streams(settings.max_concurrent_streams)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(PhoneNumberServiceServer::new(api))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
+                let _ = stopped.await;
+            });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => {
+                let _ = stopping.send(true);
+                return Ok(result?);
+            }
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
+        health
+            .set_not_serving::<PhoneNumberServiceServer<Api>>()
+            .await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = stopping.send(true);
+        let _ = stop.send(());
+        let grace = settings.shutdown_grace;
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(
+                ?grace,
+                "calls still open after the grace period; closing them"
+            ),
+        }
+        match tokio::time::timeout(grace, http_server).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
+        }
+        Ok(())
+    }
+}
+
+/// Builds the service and serves it; see [`Service::serve`].
 pub async fn serve(
     settings: Settings,
     grpc: TcpListener,
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let page_tokens = PageTokens::new(page_token_key(&settings.graph));
-    let graph = Arc::new(GraphClient::new(settings.graph).await?);
-    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-    let hub = Hub::new(graph.clone(), settings.watch, stopping_rx.clone());
-    let api = Api::new(
-        Numbers::new(graph),
-        page_tokens,
-        hub.clone(),
-        stopping_rx.clone(),
-    );
-
-    tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
-    let mut http_stopping = stopping_rx.clone();
-    let http_server = tokio::spawn(
-        axum::serve(http, crate::http::router(hub, settings.webhooks))
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc error details, so grpcurl can print ErrorInfo, RetryInfo, BadRequest.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    health.set_serving::<PhoneNumberServiceServer<Api>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
-
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(PhoneNumberServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
-            let _ = stopped.await;
-        });
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => {
-            let _ = stopping.send(true);
-            return Ok(result?);
-        }
-        () = shutdown => {}
-    }
-    tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
-    health
-        .set_not_serving::<PhoneNumberServiceServer<Api>>()
-        .await;
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    let _ = stopping.send(true);
-    let _ = stop.send(());
-    let grace = settings.shutdown_grace;
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!(
-            ?grace,
-            "calls still open after the grace period; closing them"
-        ),
-    }
-    match tokio::time::timeout(grace, http_server).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
-    }
-    Ok(())
+    Service::build(settings)
+        .await?
+        .serve(grpc, http, shutdown)
+        .await
 }
 
 /// Page tokens must verify on every replica: derived from the app secret when there is

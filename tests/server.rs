@@ -1,6 +1,6 @@
 //! Health checking, server reflection and graceful shutdown, as probes and grpcurl see them.
 
-use crate::support::{Service, channel, graph_settings, number_json};
+use crate::support::{Service, channel, number_json, settings};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -8,7 +8,6 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_reflection::pb::{v1, v1alpha};
 use waba_numbers::pb::GetStatusRequest;
-use waba_numbers::server::Settings;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -107,7 +106,7 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
         )
         .mount(&graph)
         .await;
-    let mut settings = Settings::new(graph_settings(&graph.uri()));
+    let mut settings = settings(&graph.uri());
     settings.shutdown_grace = Duration::from_secs(5);
     let service = Service::start(settings).await;
 

@@ -3,7 +3,7 @@
 
 use crate::support::{
     FBTRACE, FIELDS, Service, TOKEN, VERSION, error_info, graph_error, graph_error_body,
-    graph_settings, number_json, proof_for,
+    number_json, proof_for, settings,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -13,7 +13,6 @@ use waba_numbers::graph::TokenSource;
 use waba_numbers::pb::{
     GetStatusRequest, ListNumbersRequest, NameStatus, QualityRating, RegisterRequest,
 };
-use waba_numbers::server::Settings;
 use wiremock::matchers::{
     any, body_json, header, method, path, query_param, query_param_is_missing,
 };
@@ -431,10 +430,10 @@ async fn on_error_190_the_token_is_reread_from_its_file_and_the_call_retried_onc
         .mount(&graph)
         .await;
     let file = token_file("rotation", "old-token");
-    let mut settings = graph_settings(&graph.uri());
-    settings.token = TokenSource::File(file.clone());
-    settings.token_recheck = Duration::MAX; // only a 190 makes it look again
-    let service = Service::start(Settings::new(settings)).await;
+    let mut settings = settings(&graph.uri());
+    settings.graph.token = TokenSource::File(file.clone());
+    settings.graph.token_recheck = Duration::MAX; // only a 190 makes it look again
+    let service = Service::start(settings).await;
 
     std::fs::write(&file, "new-token\n").unwrap();
     service
@@ -459,10 +458,10 @@ async fn a_changed_token_file_is_used_without_a_restart() {
         .mount(&graph)
         .await;
     let file = token_file("reload", "first-token");
-    let mut settings = graph_settings(&graph.uri());
-    settings.token = TokenSource::File(file.clone());
-    settings.token_recheck = Duration::ZERO;
-    let service = Service::start(Settings::new(settings)).await;
+    let mut settings = settings(&graph.uri());
+    settings.graph.token = TokenSource::File(file.clone());
+    settings.graph.token_recheck = Duration::ZERO;
+    let service = Service::start(settings).await;
     let mut client = service.client();
 
     client.get_status(get_status(NUMBER)).await.unwrap();
@@ -542,9 +541,9 @@ async fn without_an_app_secret_no_appsecret_proof_is_sent() {
         .expect(1)
         .mount(&graph)
         .await;
-    let mut settings = graph_settings(&graph.uri());
-    settings.app_secret = None;
-    let service = Service::start(Settings::new(settings)).await;
+    let mut settings = settings(&graph.uri());
+    settings.graph.app_secret = None;
+    let service = Service::start(settings).await;
     service
         .client()
         .get_status(get_status(NUMBER))

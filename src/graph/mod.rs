@@ -43,6 +43,8 @@ pub struct GraphSettings {
     pub app_secret: Option<SecretString>,
     /// Upper bound for one attempt; the caller's deadline may shorten it.
     pub request_timeout: Duration,
+    /// Upper bound for opening a connection.
+    pub connect_timeout: Duration,
     /// Attempts per read, the first included.
     pub read_attempts: u32,
     /// Largest response body accepted.
@@ -62,6 +64,7 @@ impl GraphSettings {
             token_recheck: token::DEFAULT_RECHECK,
             app_secret: None,
             request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
             read_attempts: 3,
             max_body_bytes: 4 << 20,
         }
@@ -117,7 +120,7 @@ impl GraphClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(Error::from_reqwest)?;

@@ -11,15 +11,11 @@ use crate::watch::{Health, Hub, Observed, Source, Target, View};
 use futures_util::stream::{self, Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::WatchStream;
 use tonic::Status;
-
-/// How long the first snapshot may take when the caller set no deadline.
-const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 
 /// Subscribes to every target and waits for their first state, so that an id Meta does
 /// not know fails the call (NOT_FOUND) before the stream starts.
@@ -29,10 +25,11 @@ pub async fn open(
     deadline: Option<Instant>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Stream<Item = Result<pb::StatusEvent, Status>> + Send + 'static, Status> {
-    let until = deadline.unwrap_or_else(|| Instant::now() + FIRST_SNAPSHOT_WAIT);
+    let wait = hub.settings().first_snapshot_wait;
+    let until = deadline.unwrap_or_else(|| Instant::now() + wait);
     let mut views = StreamMap::new();
-    for target in targets {
-        let mut rx = hub.subscribe(&target);
+    let receivers = hub.subscribe_all(&targets);
+    for (target, mut rx) in targets.into_iter().zip(receivers) {
         let first =
             tokio::time::timeout_at(until, rx.wait_for(|v| !matches!(v.health, Health::Loading)))
                 .await

@@ -26,6 +26,8 @@ pub struct WatchSettings {
     pub interval: Duration,
     /// Each wait is the interval times a random factor in 1 ± jitter.
     pub jitter: f64,
+    /// How long WatchStatus waits for a first snapshot when the caller set no deadline.
+    pub first_snapshot_wait: Duration,
 }
 
 impl Default for WatchSettings {
@@ -33,6 +35,7 @@ impl Default for WatchSettings {
         Self {
             interval: Duration::from_secs(60),
             jitter: 0.1,
+            first_snapshot_wait: Duration::from_secs(30),
         }
     }
 }
@@ -89,6 +92,8 @@ type ViewSender = Arc<watch::Sender<Arc<View>>>;
 pub struct HubStats {
     pub waba_watchers: usize,
     pub number_watchers: usize,
+    /// Subscriptions across all watchers.
+    pub subscriptions: usize,
 }
 
 #[derive(Clone)]
@@ -153,8 +158,24 @@ impl Hub {
         Hub { inner }
     }
 
+    pub fn settings(&self) -> &WatchSettings {
+        &self.inner.settings
+    }
+
+    /// Joins each target's watcher, starting those that have no subscriber yet. Numbers
+    /// new to the hub are read together, in batches.
+    pub fn subscribe_all(&self, targets: &[Target]) -> Vec<ViewReceiver> {
+        let receivers = targets.iter().map(|t| self.join(t)).collect();
+        self.inner.poller_wake.notify_one();
+        receivers
+    }
+
     /// Joins the target's watcher, starting it if it is the first subscriber.
     pub fn subscribe(&self, target: &Target) -> ViewReceiver {
+        self.subscribe_all(std::slice::from_ref(target)).remove(0)
+    }
+
+    fn join(&self, target: &Target) -> ViewReceiver {
         match target {
             Target::Waba(id) => {
                 let mut wabas = lock(&self.inner.wabas);
@@ -187,8 +208,6 @@ impl Hub {
                     due: true,
                 };
                 numbers.insert(id.clone(), watcher);
-                drop(numbers);
-                self.inner.poller_wake.notify_one();
                 rx
             }
         }
@@ -236,9 +255,17 @@ impl Hub {
     }
 
     pub fn stats(&self) -> HubStats {
+        let wabas = lock(&self.inner.wabas);
+        let numbers = lock(&self.inner.numbers);
+        let subscriptions = wabas.values().map(|w| w.tx.receiver_count()).sum::<usize>()
+            + numbers
+                .values()
+                .map(|w| w.tx.receiver_count())
+                .sum::<usize>();
         HubStats {
-            waba_watchers: lock(&self.inner.wabas).len(),
-            number_watchers: lock(&self.inner.numbers).len(),
+            waba_watchers: wabas.len(),
+            number_watchers: numbers.len(),
+            subscriptions,
         }
     }
 }

@@ -90,10 +90,17 @@ pub async fn numbers(inner: Arc<Inner>) {
     let mut paused_until: Option<Instant> = None;
     let mut failures = 0;
     loop {
+        // With nothing to watch there is no cycle to wait for.
+        let idle = lock(&inner.numbers).is_empty();
         let full_cycle = tokio::select! {
-            () = sleep_until(next_cycle) => true,
+            () = sleep_until(next_cycle), if !idle => true,
             () = sleep_until(retry_at.unwrap_or(next_cycle)), if retry_at.is_some() => false,
-            () = inner.poller_wake.notified() => false,
+            () = inner.poller_wake.notified() => {
+                if idle {
+                    next_cycle = Instant::now() + inner.next_poll(None);
+                }
+                false
+            }
             _ = shutdown.changed() => return,
         };
         retry_at = None;

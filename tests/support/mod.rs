@@ -13,15 +13,18 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::{ErrorInfo, StatusExt};
 use waba_numbers::graph::{GraphSettings, TokenSource, appsecret_proof};
+use waba_numbers::http::{WEBHOOK_PATH, WebhookSettings};
 use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
 use waba_numbers::sandbox::{self, SandboxOptions};
 use waba_numbers::server::{self, BoxError, Settings};
+use waba_numbers::watch::Hub;
 use wiremock::{MockServer, ResponseTemplate};
 
 pub const TOKEN: &str = "EAAGtest-access-token-0123456789";
 pub const APP_SECRET: &str = "test-app-secret-abcdef";
 pub const VERSION: &str = "v25.0";
 pub const FBTRACE: &str = "AbCdEfGhIjK";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 /// The exact field list Meta must receive on every phone-number read.
 pub const FIELDS: &str = "id,display_phone_number,verified_name,name_status,new_name_status,\
@@ -35,22 +38,30 @@ pub struct Service {
     /// Where Meta's webhooks go.
     pub http_addr: SocketAddr,
     pub client: Client,
+    pub hub: Hub,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), BoxError>>,
 }
 
 impl Service {
     pub async fn start(settings: Settings) -> Service {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Service::start_on(settings, http).await
+    }
+
+    /// Starts with the HTTP (webhook) listener already bound.
+    pub async fn start_on(settings: Settings, http: TcpListener) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_addr = http.local_addr().unwrap();
+        let service = server::Service::build(settings).await.unwrap();
+        let hub = service.hub().clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(settings, listener, http, async {
+        let task = tokio::spawn(service.serve(listener, http, async {
             let _ = stopped.await;
         }));
         let channel = channel(addr).await;
-        // Ready once health answers: the token is loaded by then.
+        // Ready once health answers.
         let ready = HealthCheckRequest {
             service: String::new(),
         };
@@ -63,25 +74,34 @@ impl Service {
             addr,
             http_addr,
             client,
+            hub,
             stop: Some(stop),
             task,
         }
     }
 
-    /// The service on the embedded sandbox, which checks the token and appsecret_proof.
+    /// The service on the embedded sandbox, which checks the token and appsecret_proof
+    /// and delivers signed webhooks to the service.
     pub async fn on_sandbox() -> Service {
+        Service::on_sandbox_with(SandboxOptions::default()).await
+    }
+
+    pub async fn on_sandbox_with(options: SandboxOptions) -> Service {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
         let options = SandboxOptions {
             access_token: Some(TOKEN.into()),
             app_secret: Some(APP_SECRET.into()),
-            ..SandboxOptions::default()
+            webhook_url: Some(webhook_url),
+            ..options
         };
         let url = sandbox::spawn(options).await.unwrap();
-        Service::start(Settings::new(graph_settings(&url))).await
+        Service::start_on(settings(&url), http).await
     }
 
     /// The service on a fake Graph API.
     pub async fn on_fake(graph: &MockServer) -> Service {
-        Service::start(Settings::new(graph_settings(&graph.uri()))).await
+        Service::start(settings(&graph.uri())).await
     }
 
     pub fn client(&self) -> Client {
@@ -95,6 +115,30 @@ impl Service {
         }
         self.task.await.unwrap()
     }
+}
+
+/// Settings against the Graph API at `url`, verifying webhooks with the app secret.
+pub fn settings(url: &str) -> Settings {
+    let mut settings = Settings::new(graph_settings(url));
+    settings.webhooks = WebhookSettings {
+        app_secret: Some(APP_SECRET.into()),
+        verify_token: Some(VERIFY_TOKEN.into()),
+    };
+    settings
+}
+
+/// Settings for tests on tokio's paused clock. The clock jumps to the next timer
+/// whenever the runtime waits, for real network I/O too; so no timer may stand for
+/// "the network is slow": timeouts are out of reach and HTTP/2 keepalive is off. Only
+/// the watchers' own waits remain, and those are what the tests let pass.
+pub fn paused_clock_settings(url: &str) -> Settings {
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let mut settings = settings(url);
+    settings.graph.request_timeout = far;
+    settings.graph.connect_timeout = far;
+    settings.keepalive = None;
+    settings.watch.first_snapshot_wait = far;
+    settings
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {

@@ -6,3 +6,4 @@ mod sandbox;
 mod secrets;
 mod server;
 mod upstream;
+mod watch;

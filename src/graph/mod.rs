@@ -41,10 +41,11 @@ pub struct GraphSettings {
     /// How often a token file is checked for changes, at most.
     pub token_recheck: Duration,
     pub app_secret: Option<SecretString>,
-    /// Upper bound for one attempt; the caller's deadline may shorten it.
-    pub request_timeout: Duration,
-    /// Upper bound for opening a connection.
-    pub connect_timeout: Duration,
+    /// Upper bound for one attempt; the caller's deadline may shorten it. `None` only
+    /// for tests on a paused clock, where any pending timer fires during network waits.
+    pub request_timeout: Option<Duration>,
+    /// Upper bound for opening a connection (`None`: as for `request_timeout`).
+    pub connect_timeout: Option<Duration>,
     /// Attempts per read, the first included.
     pub read_attempts: u32,
     /// Largest response body accepted.
@@ -63,8 +64,8 @@ impl GraphSettings {
             token,
             token_recheck: token::DEFAULT_RECHECK,
             app_secret: None,
-            request_timeout: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(5),
+            request_timeout: Some(Duration::from_secs(15)),
+            connect_timeout: Some(Duration::from_secs(5)),
             read_attempts: 3,
             max_body_bytes: 4 << 20,
         }
@@ -77,7 +78,7 @@ pub struct GraphClient {
     api_root: String,
     tokens: TokenCache,
     app_secret: Option<SecretString>,
-    request_timeout: Duration,
+    request_timeout: Option<Duration>,
     read_attempts: u32,
     max_body_bytes: usize,
     usage: UsageTracker,
@@ -118,12 +119,13 @@ impl GraphClient {
         // reqwest is built without a default TLS provider: use rustls on ring. An error
         // only means a provider was installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(Error::from_reqwest)?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(timeout) = settings.connect_timeout {
+            http = http.connect_timeout(timeout);
+        }
+        let http = http.build().map_err(Error::from_reqwest)?;
         Ok(Self {
             http,
             api_root: format!(
@@ -331,16 +333,17 @@ impl GraphClient {
         token: &SecretString,
         deadline: Deadline,
     ) -> Result<Vec<u8>, Error> {
-        let timeout = match deadline {
+        let left = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Error::DeadlineExceeded);
                 }
-                left.min(self.request_timeout)
+                Some(left)
             }
-            None => self.request_timeout,
+            None => None,
         };
+        let timeout = [left, self.request_timeout].into_iter().flatten().min();
         let mut query = call.query.clone();
         if let Some(secret) = &self.app_secret {
             query.push(("appsecret_proof", appsecret_proof(secret, token)));
@@ -352,8 +355,10 @@ impl GraphClient {
                 format!("{}/{}", self.api_root, call.path),
             )
             .bearer_auth(token.expose_secret())
-            .query(&query)
-            .timeout(timeout);
+            .query(&query);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         match &call.body {
             Some(Body::Json(body)) => request = request.json(body),
             Some(Body::Form(fields)) => request = request.form(fields),

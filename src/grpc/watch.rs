@@ -26,15 +26,18 @@ pub async fn open(
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Stream<Item = Result<pb::StatusEvent, Status>> + Send + 'static, Status> {
     let wait = hub.settings().first_snapshot_wait;
-    let until = deadline.unwrap_or_else(|| Instant::now() + wait);
+    let until = deadline.or_else(|| wait.map(|w| Instant::now() + w));
     let mut views = StreamMap::new();
     let receivers = hub.subscribe_all(&targets);
     for (target, mut rx) in targets.into_iter().zip(receivers) {
-        let first =
-            tokio::time::timeout_at(until, rx.wait_for(|v| !matches!(v.health, Health::Loading)))
+        let loaded = rx.wait_for(|v| !matches!(v.health, Health::Loading));
+        let first = match until {
+            Some(until) => tokio::time::timeout_at(until, loaded)
                 .await
-                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?
-                .map_err(|_| Status::unavailable("the watcher stopped"))?;
+                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?,
+            None => loaded.await,
+        }
+        .map_err(|_| Status::unavailable("the watcher stopped"))?;
         if let Health::Failed(e) = &first.health {
             return Err(e.clone().into());
         }

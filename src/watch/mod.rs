@@ -26,8 +26,9 @@ pub struct WatchSettings {
     pub interval: Duration,
     /// Each wait is the interval times a random factor in 1 ± jitter.
     pub jitter: f64,
-    /// How long WatchStatus waits for a first snapshot when the caller set no deadline.
-    pub first_snapshot_wait: Duration,
+    /// How long WatchStatus waits for a first snapshot when the caller set no deadline
+    /// (`None`: as long as it takes, for tests on a paused clock).
+    pub first_snapshot_wait: Option<Duration>,
 }
 
 impl Default for WatchSettings {
@@ -35,7 +36,7 @@ impl Default for WatchSettings {
         Self {
             interval: Duration::from_secs(60),
             jitter: 0.1,
-            first_snapshot_wait: Duration::from_secs(30),
+            first_snapshot_wait: Some(Duration::from_secs(30)),
         }
     }
 }

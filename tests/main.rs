@@ -7,3 +7,4 @@ mod secrets;
 mod server;
 mod upstream;
 mod watch;
+mod webhooks;

@@ -1,0 +1,232 @@
+//! Meta's webhooks at /webhooks/whatsapp: the handshake, the signature, and changes that
+//! reach subscribers without waiting for a poll.
+
+use crate::support::{APP_SECRET, Service, VERIFY_TOKEN, VERSION, number_json};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::time::Duration;
+use tonic::{Code, Streaming};
+use waba_numbers::pb::{EventSource, NameStatus, StatusEvent, WatchStatusRequest};
+use waba_numbers::sandbox::{DEMO_WABA_ID, SandboxOptions};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WABA: &str = "102290129340398";
+const N1: &str = "106540352242901";
+const DIGITS: &str = "15550100001";
+
+fn number(name_status: &str, quality: &str) -> Value {
+    let mut n = number_json(N1);
+    n["display_phone_number"] = "+1 555-010-0001".into();
+    n["name_status"] = name_status.into();
+    n["quality_rating"] = quality.into();
+    n
+}
+
+fn name_update(decision: &str, time: i64) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": WABA, "time": time, "changes": [{
+            "field": "phone_number_name_update",
+            "value": { "display_phone_number": DIGITS, "decision": decision,
+                       "requested_verified_name": "Jaspers Market", "rejection_reason": null }
+        }]}]
+    })
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn post(service: &Service, body: &Value, signature: Option<String>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/whatsapp", service.http_addr))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(signature) = signature {
+        request = request.header("x-hub-signature-256", signature);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn post_signed(service: &Service, body: &Value) -> u16 {
+    post(service, body, Some(sign(body.to_string().as_bytes()))).await
+}
+
+async fn next(events: &mut Streaming<StatusEvent>) -> StatusEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("no event within 10 s")
+        .unwrap()
+        .expect("the stream ended")
+}
+
+/// The service with polls an hour apart: whatever arrives sooner came by webhook.
+async fn watched(graph: &MockServer) -> (Service, Streaming<StatusEvent>) {
+    let mut settings = crate::support::settings(&graph.uri());
+    settings.watch.interval = Duration::from_secs(3600);
+    let service = Service::start(settings).await;
+    let request = WatchStatusRequest {
+        phone_number_ids: vec![N1.into()],
+        waba_id: String::new(),
+    };
+    let mut events = service
+        .client()
+        .watch_status(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+    (service, events)
+}
+
+fn read() -> wiremock::MockBuilder {
+    Mock::given(method("GET")).and(path(format!("/{VERSION}/{N1}")))
+}
+
+#[tokio::test]
+async fn the_verification_handshake_echoes_the_challenge_only_for_our_token() {
+    let graph = MockServer::start().await;
+    let service = Service::on_fake(&graph).await;
+    let handshake = |mode: &str, token: &str| {
+        let url = format!(
+            "http://{}/webhooks/whatsapp?hub.mode={mode}&hub.challenge=1158201444&hub.verify_token={token}",
+            service.http_addr
+        );
+        async move {
+            let answer = reqwest::get(url).await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        handshake("subscribe", VERIFY_TOKEN).await,
+        (200, "1158201444".into())
+    );
+    assert_eq!(handshake("subscribe", "wrong").await.0, 403);
+    assert_eq!(handshake("unsubscribe", VERIFY_TOKEN).await.0, 403);
+}
+
+#[tokio::test]
+async fn a_signed_change_reaches_subscribers_at_once_then_the_number_is_reread() {
+    let graph = MockServer::start().await;
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    // Meta's truth after the review: approved, and meanwhile the quality moved.
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(number("APPROVED", "YELLOW")))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let (service, mut events) = watched(&graph).await;
+    let now = chrono::Utc::now().timestamp();
+    let approved = name_update("APPROVED", now);
+
+    // Unsigned or wrongly signed: refused, and nothing happens.
+    assert_eq!(post(&service, &approved, None).await, 403);
+    assert_eq!(
+        post(&service, &approved, Some(sign(b"another body"))).await,
+        403
+    );
+    assert_eq!(
+        post(&service, &approved, Some("sha256=zz".into())).await,
+        403
+    );
+
+    assert_eq!(post_signed(&service, &approved).await, 200);
+    let pushed = next(&mut events).await;
+    assert_eq!(pushed.source(), EventSource::Webhook);
+    assert_eq!(pushed.changed_fields, ["name_status"]);
+    assert_eq!(
+        pushed.phone_number.unwrap().name_status(),
+        NameStatus::Approved
+    );
+    // The prompt re-read brings what the webhook did not say.
+    let reread = next(&mut events).await;
+    assert_eq!(reread.source(), EventSource::Poll);
+    assert_eq!(reread.changed_fields, ["quality_rating"]);
+}
+
+#[tokio::test]
+async fn duplicate_and_out_of_order_deliveries_leave_no_wrong_state() {
+    let graph = MockServer::start().await;
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(number("APPROVED", "GREEN")))
+        .mount(&graph)
+        .await;
+    let (service, mut events) = watched(&graph).await;
+    let now = chrono::Utc::now().timestamp();
+
+    assert_eq!(
+        post_signed(&service, &name_update("APPROVED", now + 10)).await,
+        200
+    );
+    assert_eq!(
+        post_signed(&service, &name_update("APPROVED", now + 10)).await,
+        200
+    );
+    // Generated before the approval, delivered after it.
+    assert_eq!(
+        post_signed(&service, &name_update("PENDING", now + 5)).await,
+        200
+    );
+    // Unknown fields and events are ignored, not errors.
+    let other = json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp"}},
+        {"field": "account_update", "value": {"event": "SOMETHING_NEW"}}]}]});
+    assert_eq!(post_signed(&service, &other).await, 200);
+
+    let approved = next(&mut events).await;
+    assert_eq!(approved.source(), EventSource::Webhook);
+    assert_eq!(
+        approved.phone_number.unwrap().name_status(),
+        NameStatus::Approved
+    );
+    // Let the prompt re-reads finish (pushes close together share one), then stop: the
+    // next thing the stream says is the shutdown, so no stale or repeated state was sent.
+    while graph.received_requests().await.unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = tokio::spawn(service.stop());
+    let end = events.message().await.unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable);
+    stopped.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_sandbox_comes_alive_with_signed_webhooks() {
+    let options = SandboxOptions {
+        pace: Duration::from_millis(200),
+        ..SandboxOptions::default()
+    };
+    let service = Service::on_sandbox_with(options).await;
+    let request = WatchStatusRequest {
+        phone_number_ids: Vec::new(),
+        waba_id: DEMO_WABA_ID.into(),
+    };
+    let mut events = service
+        .client()
+        .watch_status(request)
+        .await
+        .unwrap()
+        .into_inner();
+    // Polls are a minute apart: a change within seconds came by webhook.
+    loop {
+        let event = next(&mut events).await;
+        if event.source() == EventSource::Webhook {
+            assert!(!event.changed_fields.is_empty());
+            break;
+        }
+    }
+}

@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Its Debug is written by hand (src/grpc/mod.rs): it must not print the PIN.
         .skip_debug(["whatsapp.phonenumbers.v1.RegisterRequest"])
+        // Small per-call buffers: see src/grpc/codec.rs.
+        .codec_path("crate::grpc::codec::LeanCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -1,6 +1,7 @@
 //! The gRPC face of the service: thin handlers that validate input, call the domain and
 //! convert the answer. Protobuf types live here and nowhere else.
 
+pub mod codec;
 mod convert;
 mod deadline;
 pub mod page_token;

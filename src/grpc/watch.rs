@@ -1,12 +1,13 @@
 //! WatchStatus: one subscriber's stream over the shared watchers.
 //!
 //! The stream pulls the latest view of each target when the client is ready for more
-//! and compares it with what this subscriber last received, so `changed_fields` is
+//! and compares it with the view this subscriber last received, so `changed_fields` is
 //! right however many intermediate states a slow client skipped, and nothing queues up.
-//! When the client goes away tonic drops the stream, and with it the subscriptions.
+//! Views are shared, never copied per subscriber: a subscriber holds one `Arc` per
+//! target. When the client goes away tonic drops the stream, and with it the
+//! subscriptions.
 
 use super::pb;
-use crate::numbers::PhoneNumber;
 use crate::watch::{Health, Hub, Observed, Source, Target, View};
 use futures_util::stream::{self, Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
@@ -46,7 +47,7 @@ pub async fn open(
     }
     let subscriber = Subscriber {
         views,
-        sent: HashMap::new(),
+        seen: HashMap::new(),
         pending: VecDeque::new(),
         shutdown,
         done: false,
@@ -56,11 +57,18 @@ pub async fn open(
 
 struct Subscriber {
     views: StreamMap<Target, WatchStream<Arc<View>>>,
-    /// What this subscriber last received, per number.
-    sent: HashMap<String, PhoneNumber>,
-    pending: VecDeque<pb::StatusEvent>,
+    /// The view of each target this subscriber last received.
+    seen: HashMap<Target, Arc<View>>,
+    pending: VecDeque<Pending>,
     shutdown: watch::Receiver<bool>,
     done: bool,
+}
+
+/// An event to send, built when the client is ready for it.
+struct Pending {
+    observed: Arc<Observed>,
+    source: pb::EventSource,
+    changed: Vec<&'static str>,
 }
 
 type Next = Option<(Result<pb::StatusEvent, Status>, Subscriber)>;
@@ -68,8 +76,12 @@ type Next = Option<(Result<pb::StatusEvent, Status>, Subscriber)>;
 impl Subscriber {
     async fn next(mut self) -> Next {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some((Ok(event), self));
+            if let Some(p) = self.pending.pop_front() {
+                if self.pending.is_empty() {
+                    // A burst (a WABA's first snapshot, say) leaves no memory behind.
+                    self.pending.shrink_to_fit();
+                }
+                return Some((Ok(event(&p.observed, p.source, p.changed)), self));
             }
             if self.done {
                 return None;
@@ -86,32 +98,39 @@ impl Subscriber {
                     return Some((Err(status), self));
                 }
                 Some(None) => return None,
-                Some(Some((_, view))) => {
+                Some(Some((target, view))) => {
                     if let Health::Failed(e) = &view.health {
                         self.done = true;
                         return Some((Err(e.clone().into()), self));
                     }
-                    self.absorb(&view);
+                    self.absorb(target, view);
                 }
             }
         }
     }
 
-    /// Queues an event for each number new to this subscriber or changed since.
-    fn absorb(&mut self, view: &View) {
-        for (id, observed) in &view.numbers {
-            let (source, changed) = match self.sent.get(id) {
+    /// Queues an event for each number new to this subscriber or changed since the
+    /// view of `target` it last received.
+    fn absorb(&mut self, target: Target, view: Arc<View>) {
+        let before = self.seen.insert(target, view.clone());
+        for (id, now) in &view.numbers {
+            let previous = before.as_ref().and_then(|b| b.numbers.get(id));
+            let (source, changed) = match previous {
                 None => (pb::EventSource::Initial, Vec::new()),
-                Some(before) => {
-                    let changed = observed.number.changed_fields(before);
+                Some(previous) if Arc::ptr_eq(previous, now) => continue,
+                Some(previous) => {
+                    let changed = now.number.changed_fields(&previous.number);
                     if changed.is_empty() {
                         continue;
                     }
-                    (source_of(observed), changed)
+                    (source_of(now), changed)
                 }
             };
-            self.sent.insert(id.clone(), observed.number.clone());
-            self.pending.push_back(event(observed, source, changed));
+            self.pending.push_back(Pending {
+                observed: now.clone(),
+                source,
+                changed,
+            });
         }
     }
 }

@@ -54,7 +54,8 @@ pub enum Source {
     Webhook,
 }
 
-/// A number's latest known state.
+/// A number's latest known state. Never changed in place: a change makes a new one, so
+/// subscribers holding the previous view can tell by pointer what changed.
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub number: PhoneNumber,
@@ -62,8 +63,12 @@ pub struct Observed {
     pub source: Source,
     /// When the latest change was learnt.
     pub observed_at: DateTime<Utc>,
-    /// When the number was last read from Meta, and the newest push applied since
-    /// (Unix seconds): an older push is already reflected, or superseded.
+}
+
+/// Unix seconds of a number's last read from Meta and of the newest push applied since:
+/// an older push is already reflected, or superseded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
     read_at: i64,
     push_time: i64,
 }
@@ -81,8 +86,9 @@ pub enum Health {
 /// A watcher's state, as every subscriber sees it.
 #[derive(Debug, Clone, Default)]
 pub struct View {
-    pub numbers: BTreeMap<String, Observed>,
+    pub numbers: BTreeMap<String, Arc<Observed>>,
     pub health: Health,
+    marks: BTreeMap<String, Marks>,
 }
 
 pub type ViewReceiver = watch::Receiver<Arc<View>>;
@@ -223,18 +229,25 @@ impl Hub {
         let now = Utc::now();
         let apply = |tx: &ViewSender, id: &str| {
             tx.send_if_modified(|view| {
-                let Some(observed) = Arc::make_mut(view).numbers.get_mut(id) else {
+                let view = Arc::make_mut(view);
+                let (Some(observed), Some(marks)) = (view.numbers.get(id), view.marks.get_mut(id))
+                else {
                     return false;
                 };
-                if push.time < observed.read_at.max(observed.push_time) {
+                if push.time < marks.read_at.max(marks.push_time) {
                     return false; // stale: a read or a newer push already covers it
                 }
-                observed.push_time = push.time;
-                if !push.apply(&mut observed.number) {
+                marks.push_time = push.time;
+                let mut number = observed.number.clone();
+                if !push.apply(&mut number) {
                     return false;
                 }
-                observed.source = Source::Webhook;
-                observed.observed_at = now;
+                let observed = Observed {
+                    number,
+                    source: Source::Webhook,
+                    observed_at: now,
+                };
+                view.numbers.insert(id.to_owned(), Arc::new(observed));
                 true
             });
         };
@@ -284,28 +297,22 @@ impl Inner {
         let mut directory = lock(&self.directory);
         for number in read {
             directory.insert(number.display_digits(), number.id.clone());
-            match view.numbers.get_mut(&number.id) {
-                Some(observed) => {
-                    observed.read_at = now.timestamp();
-                    if observed.number != number {
-                        observed.number = number;
-                        observed.source = Source::Poll;
-                        observed.observed_at = now;
-                        changed = true;
-                    }
-                }
-                None => {
-                    let observed = Observed {
-                        number: number.clone(),
-                        source: Source::Poll,
-                        observed_at: now,
-                        read_at: now.timestamp(),
-                        push_time: 0,
-                    };
-                    view.numbers.insert(number.id, observed);
-                    changed = true;
-                }
+            view.marks.entry(number.id.clone()).or_default().read_at = now.timestamp();
+            if view
+                .numbers
+                .get(&number.id)
+                .is_some_and(|o| o.number == number)
+            {
+                continue;
             }
+            let observed = Observed {
+                number,
+                source: Source::Poll,
+                observed_at: now,
+            };
+            view.numbers
+                .insert(observed.number.id.clone(), Arc::new(observed));
+            changed = true;
         }
         changed
     }

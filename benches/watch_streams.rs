@@ -168,7 +168,7 @@ fn request(i: usize) -> WatchStatusRequest {
     let waba = match std::env::var("KIND").as_deref() {
         Ok("waba") => true,
         Ok("number") => false,
-        _ => i % 2 == 0,
+        _ => i.is_multiple_of(2),
     };
     if waba {
         WatchStatusRequest {

@@ -41,7 +41,7 @@ impl Default for SandboxOptions {
             access_token: None,
             app_secret: None,
             webhook_url: None,
-            pace: Duration::from_secs(10),
+            pace: Duration::from_secs(4),
         }
     }
 }

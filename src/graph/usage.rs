@@ -93,6 +93,8 @@ impl Observed {
 pub struct UsageTracker {
     business: Mutex<HashMap<String, Observed>>,
     app: Mutex<Option<AppUsage>>,
+    /// When Meta said throttling would lift, if it said so lately.
+    regain_at: Mutex<Option<Instant>>,
 }
 
 impl UsageTracker {
@@ -111,6 +113,16 @@ impl UsageTracker {
         if let Some(app) = usage.app {
             *self.app.lock().unwrap_or_else(|p| p.into_inner()) = Some(app);
         }
+        if let Some(wait) = usage.regain_access_in() {
+            *self.regain_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + wait);
+        }
+    }
+
+    /// How long until Meta said throttling would lift, if that is still ahead.
+    pub fn regain_access_in(&self) -> Option<Duration> {
+        let regain_at = (*self.regain_at.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let wait = regain_at.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(wait)
     }
 
     /// The latest usage Meta reported for a business object (a WABA id), if any.

@@ -80,7 +80,10 @@ pub fn pushes(body: &[u8], now: i64) -> Result<Vec<Push>, serde_json::Error> {
                     limit: text("max_daily_conversations_per_business")
                         .or_else(|| text("current_limit")),
                 },
-                ("security", Some(digits)) => PushKind::Security { digits },
+                ("security", Some(digits)) => PushKind::Security {
+                    digits,
+                    event: text("event").unwrap_or_default(),
+                },
                 ("account_update", _) => PushKind::Account {
                     event: text("event").unwrap_or_default(),
                 },

@@ -28,40 +28,61 @@ pub async fn open(
 ) -> Result<impl Stream<Item = Result<pb::StatusEvent, Status>> + Send + 'static, Status> {
     let wait = hub.settings().first_snapshot_wait;
     let until = deadline.or_else(|| wait.map(|w| Instant::now() + w));
-    let mut views = StreamMap::new();
     let receivers = hub.subscribe_all(&targets);
-    for (target, mut rx) in targets.into_iter().zip(receivers) {
-        let loaded = rx.wait_for(|v| !matches!(v.health, Health::Loading));
-        let first = match until {
-            Some(until) => tokio::time::timeout_at(until, loaded)
-                .await
-                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?,
-            None => loaded.await,
-        }
-        .map_err(|_| Status::unavailable("the watcher stopped"))?;
-        if let Health::Failed(e) = &first.health {
-            return Err(e.clone().into());
-        }
-        drop(first);
-        views.insert(target, WatchStream::new(rx));
-    }
-    let subscriber = Subscriber {
-        views,
+    // Released at once if the call fails before the stream starts.
+    let mut subscriber = Subscriber {
+        hub: hub.clone(),
+        targets: targets.clone(),
+        views: StreamMap::new(),
         seen: HashMap::new(),
         pending: VecDeque::new(),
         shutdown,
         done: false,
     };
+    for (target, mut rx) in targets.into_iter().zip(receivers) {
+        let mut stopping = subscriber.shutdown.clone();
+        let loaded = async {
+            tokio::select! {
+                first = rx.wait_for(|v| !matches!(v.health, Health::Loading)) => first
+                    .map(|view| view.clone())
+                    .map_err(|_| Status::unavailable("the watcher stopped")),
+                _ = stopping.wait_for(|stop| *stop) => {
+                    Err(Status::unavailable("the server is shutting down; reconnect"))
+                }
+            }
+        };
+        let first = match until {
+            Some(until) => tokio::time::timeout_at(until, loaded)
+                .await
+                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?,
+            None => loaded.await,
+        }?;
+        if let Health::Failed(e) = &first.health {
+            return Err(e.clone().into());
+        }
+        subscriber.views.insert(target, WatchStream::new(rx));
+    }
     Ok(stream::unfold(subscriber, Subscriber::next).boxed())
 }
 
 struct Subscriber {
+    hub: Hub,
+    /// Everything this subscriber subscribed to.
+    targets: Vec<Target>,
     views: StreamMap<Target, WatchStream<Arc<View>>>,
     /// The view of each target this subscriber last received.
     seen: HashMap<Target, Arc<View>>,
     pending: VecDeque<Pending>,
     shutdown: watch::Receiver<bool>,
     done: bool,
+}
+
+impl Drop for Subscriber {
+    /// The client went away (or the stream ended): its watchers learn at once.
+    fn drop(&mut self) {
+        drop(std::mem::take(&mut self.views));
+        self.hub.release(&self.targets);
+    }
 }
 
 /// An event to send, built when the client is ready for it.

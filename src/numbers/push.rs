@@ -28,19 +28,33 @@ pub enum PushKind {
         event: String,
         limit: Option<String>,
     },
-    /// `security`: the two-step verification PIN changed or was reset.
-    Security { digits: String },
+    /// `security`: the two-step verification PIN changed, or its reset was asked for.
+    Security { digits: String, event: String },
     /// `account_update`: something about the WABA; every number is re-read.
     Account { event: String },
 }
 
 impl Push {
+    /// How many kinds of push are ordered separately.
+    pub const SLOTS: usize = 3;
+
+    /// Which kind of push this is, for ordering pushes of one kind by Meta's time; `None`
+    /// for pushes that change nothing by themselves.
+    pub fn slot(&self) -> Option<usize> {
+        match self.kind {
+            PushKind::NameDecision { .. } => Some(0),
+            PushKind::Quality { .. } => Some(1),
+            PushKind::Security { .. } => Some(2),
+            PushKind::Account { .. } => None,
+        }
+    }
+
     /// The number concerned (its display digits), when the push names one.
     pub fn digits(&self) -> Option<&str> {
         match &self.kind {
             PushKind::NameDecision { digits, .. }
             | PushKind::Quality { digits, .. }
-            | PushKind::Security { digits } => Some(digits),
+            | PushKind::Security { digits, .. } => Some(digits),
             PushKind::Account { .. } => None,
         }
     }
@@ -83,6 +97,10 @@ impl Push {
                     "UNFLAGGED" => number.status = "CONNECTED".into(),
                     _ => {}
                 }
+            }
+            // A PIN was set or changed: two-step verification is on.
+            PushKind::Security { event, .. } if event == "PIN_CHANGED" => {
+                number.is_pin_enabled = true;
             }
             PushKind::Security { .. } | PushKind::Account { .. } => {}
         }

@@ -8,14 +8,15 @@
 //! subscriber and stops when the last one leaves.
 //!
 //! Polls are jittered, slow down as Meta reports rising usage, and pause while Meta
-//! throttles. Webhook pushes are applied at once and followed by a prompt re-read.
+//! throttles. Webhook pushes are applied at once and followed by a prompt re-read (at
+//! most one every [`NUDGE_GAP`] per watcher, however many webhooks arrive).
 
 mod poll;
 
 use crate::graph::GraphClient;
 use crate::numbers::{self, PhoneNumber, Push};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -65,12 +66,32 @@ pub struct Observed {
     pub observed_at: DateTime<Utc>,
 }
 
-/// Unix seconds of a number's last read from Meta and of the newest push applied since:
-/// an older push is already reflected, or superseded.
+/// The soonest a webhook can trigger another read of the same watcher.
+pub const NUDGE_GAP: Duration = Duration::from_secs(2);
+
+/// What orders a number's pushes and reads.
 #[derive(Debug, Clone, Copy, Default)]
 struct Marks {
-    read_at: i64,
-    push_time: i64,
+    /// Our clock (ms) when the last push was applied: a read that started before it may
+    /// predate the push, so it does not overwrite it.
+    pushed_at: i64,
+    /// Meta's time of the newest push applied, per kind of push ([`Push::slot`]): an
+    /// older push of the same kind arriving late is stale.
+    push_times: [i64; Push::SLOTS],
+}
+
+/// Our wall clock in milliseconds.
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// What merging a read into a view did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Merged {
+    /// Subscribers have something new to hear.
+    changed: bool,
+    /// A push landed while the read was in flight; the number needs another read.
+    superseded: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -221,7 +242,8 @@ impl Hub {
     }
 
     /// Applies a webhook push to every watcher that holds its number, at once, then has
-    /// the number re-read promptly.
+    /// the number re-read promptly. A push about the whole account (no number) has every
+    /// number that may belong to it re-read.
     pub fn push(&self, push: &Push) {
         let id = push
             .digits()
@@ -234,14 +256,17 @@ impl Hub {
                 else {
                     return false;
                 };
-                if push.time < marks.read_at.max(marks.push_time) {
-                    return false; // stale: a read or a newer push already covers it
+                if let Some(slot) = push.slot() {
+                    if push.time < marks.push_times[slot] {
+                        return false; // stale: a newer push of its kind came first
+                    }
+                    marks.push_times[slot] = push.time;
                 }
-                marks.push_time = push.time;
                 let mut number = observed.number.clone();
                 if !push.apply(&mut number) {
                     return false;
                 }
+                marks.pushed_at = now.timestamp_millis();
                 let observed = Observed {
                     number,
                     source: Source::Webhook,
@@ -257,13 +282,31 @@ impl Hub {
             }
             waba.nudge.notify_one();
         }
-        if let Some(id) = &id {
-            let mut numbers = lock(&self.inner.numbers);
-            if let Some(watcher) = numbers.get_mut(id) {
-                apply(&watcher.tx, id);
-                watcher.due = true;
-                drop(numbers);
-                self.inner.poller_wake.notify_one();
+        let mut numbers = lock(&self.inner.numbers);
+        match &id {
+            Some(id) => {
+                if let Some(watcher) = numbers.get_mut(id) {
+                    apply(&watcher.tx, id);
+                    watcher.due = true;
+                }
+            }
+            // A lone number's WABA is not known here: re-read them all (in batches).
+            None if push.digits().is_none() => numbers.values_mut().for_each(|w| w.due = true),
+            None => return,
+        }
+        drop(numbers);
+        self.inner.poller_wake.notify_one();
+    }
+
+    /// Stops the number watchers of `targets` that nobody subscribes to any more, at once
+    /// (a WABA watcher notices by itself).
+    pub fn release(&self, targets: &[Target]) {
+        let mut numbers = lock(&self.inner.numbers);
+        for target in targets {
+            if let Target::Number(id) = target
+                && numbers.get(id).is_some_and(|w| w.tx.receiver_count() == 0)
+            {
+                numbers.remove(id);
             }
         }
     }
@@ -289,15 +332,36 @@ fn failed(tx: &ViewSender) -> bool {
 }
 
 impl Inner {
-    /// Merges freshly read numbers into a view; tells whether subscribers must hear of it.
-    fn merge(&self, view: &mut View, read: impl IntoIterator<Item = PhoneNumber>) -> bool {
+    /// Merges the numbers a read that started at `started_ms` found into a view. With
+    /// `complete` (a whole WABA listing), numbers no longer listed leave the view.
+    fn merge(
+        &self,
+        view: &mut View,
+        read: Vec<PhoneNumber>,
+        started_ms: i64,
+        complete: bool,
+    ) -> Merged {
         let now = Utc::now();
-        let mut changed = !matches!(view.health, Health::Live);
+        let mut merged = Merged {
+            changed: !matches!(view.health, Health::Live),
+            superseded: false,
+        };
         view.health = Health::Live;
+        if complete {
+            let listed: HashSet<&str> = read.iter().map(|n| n.id.as_str()).collect();
+            let before = view.numbers.len();
+            view.numbers.retain(|id, _| listed.contains(id.as_str()));
+            view.marks.retain(|id, _| listed.contains(id.as_str()));
+            merged.changed |= view.numbers.len() != before;
+        }
         let mut directory = lock(&self.directory);
         for number in read {
             directory.insert(number.display_digits(), number.id.clone());
-            view.marks.entry(number.id.clone()).or_default().read_at = now.timestamp();
+            let marks = view.marks.entry(number.id.clone()).or_default();
+            if marks.pushed_at >= started_ms {
+                merged.superseded = true; // keep what the push said; read again
+                continue;
+            }
             if view
                 .numbers
                 .get(&number.id)
@@ -312,8 +376,8 @@ impl Inner {
             };
             view.numbers
                 .insert(observed.number.id.clone(), Arc::new(observed));
-            changed = true;
+            merged.changed = true;
         }
-        changed
+        merged
     }
 }

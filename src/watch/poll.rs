@@ -1,6 +1,6 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
-use super::{Health, Inner, ViewSender, lock};
+use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms};
 use crate::graph::{self, MAX_BATCH};
 use crate::numbers::PhoneNumber;
 use std::sync::Arc;
@@ -13,33 +13,69 @@ use tokio::time::{Instant, sleep_until};
 const MAX_PAGES: usize = 1_000;
 const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
+/// What a failed read means for the watch.
+#[derive(Debug, PartialEq)]
+enum Failure {
+    /// Meta throttles: no call until then.
+    Throttled(Duration),
+    /// Meta said no for good (not found, access lost): the watch ends.
+    Permanent,
+    /// Anything else may pass: try again after a backoff, streams stay open.
+    Retry,
+}
+
+fn classify(inner: &Inner, e: &graph::Error) -> Failure {
+    match e.graph() {
+        Some(g) if g.is_throttling() => {
+            let wait = g
+                .retry_after
+                .or_else(|| inner.graph.usage().regain_access_in());
+            Failure::Throttled(wait.unwrap_or(THROTTLE_PAUSE))
+        }
+        Some(g) if !g.is_transient() => Failure::Permanent,
+        _ if matches!(e, graph::Error::InvalidId) => Failure::Permanent,
+        _ => Failure::Retry,
+    }
+}
+
 /// Keeps a WABA's view fresh until its last subscriber leaves or the server stops.
 pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc<Notify>) {
     let mut shutdown = inner.shutdown.clone();
     let mut failures = 0;
     loop {
+        let started_ms = now_ms();
         let (delay, paused) = match read_waba(&inner, &waba_id).await {
             Ok(numbers) => {
                 failures = 0;
-                tx.send_if_modified(|view| inner.merge(Arc::make_mut(view), numbers));
+                let mut superseded = false;
+                tx.send_if_modified(|view| {
+                    let merged = inner.merge(Arc::make_mut(view), numbers, started_ms, true);
+                    superseded = merged.superseded;
+                    merged.changed
+                });
                 let percent = inner
                     .graph
                     .usage()
                     .business(&waba_id)
                     .and_then(|o| o.percent());
-                (inner.next_poll(percent), false)
+                let next = if superseded {
+                    NUDGE_GAP
+                } else {
+                    inner.next_poll(percent)
+                };
+                (next, false)
             }
-            Err(e) => match throttled(&e) {
-                Some(pause) => {
+            Err(e) => match classify(&inner, &e) {
+                Failure::Throttled(pause) => {
                     tracing::warn!(waba_id, ?pause, error = %e, "throttled by Meta; pausing this WABA's polls");
                     (pause, true)
                 }
-                None if e.is_transient() => {
+                Failure::Retry => {
                     failures += 1;
-                    tracing::debug!(waba_id, error = %e, "transient error reading the WABA; retrying");
+                    tracing::debug!(waba_id, error = %e, "failed to read the WABA; retrying");
                     (inner.backoff(failures), false)
                 }
-                None => {
+                Failure::Permanent => {
                     tracing::info!(waba_id, error = %e, "ending the WABA's watch");
                     tx.send_modify(|view| Arc::make_mut(view).health = Health::Failed(e.into()));
                     retire(&inner, &waba_id, &tx, true);
@@ -47,12 +83,19 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
                 }
             },
         };
-        let wake_at = Instant::now() + delay;
+        // A webhook asks for a prompt re-read: not while Meta throttles, and not sooner
+        // than NUDGE_GAP after this read, however many webhooks arrive.
+        let earliest_nudge = Instant::now() + NUDGE_GAP;
+        let mut wake_at = Instant::now() + delay;
         loop {
             tokio::select! {
                 () = sleep_until(wake_at) => break,
-                // A webhook asks for a prompt re-read; not while Meta throttles.
-                () = nudge.notified(), if !paused => break,
+                () = nudge.notified(), if !paused => {
+                    if Instant::now() >= earliest_nudge {
+                        break;
+                    }
+                    wake_at = wake_at.min(earliest_nudge);
+                }
                 () = tx.closed() => {
                     if retire(&inner, &waba_id, &tx, false) {
                         return;
@@ -82,40 +125,44 @@ async fn read_waba(inner: &Inner, waba_id: &str) -> Result<Vec<PhoneNumber>, gra
 }
 
 /// Keeps every lone number's view fresh: all of them each cycle, in batches, and a
-/// number at once when it is new or a webhook named it.
+/// number sooner when it is new or a webhook named it.
 pub async fn numbers(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.clone();
     let mut next_cycle = Instant::now() + inner.next_poll(None);
+    // When to read the numbers marked due (after a failure, a pause, or too soon a nudge).
     let mut retry_at: Option<Instant> = None;
     let mut paused_until: Option<Instant> = None;
+    let mut last_pass = Instant::now() - NUDGE_GAP;
     let mut failures = 0;
     loop {
-        // With nothing to watch there is no cycle to wait for.
+        // With nothing to watch there is no cycle to wait for; while Meta throttles,
+        // neither cycles nor nudges run, only the end of the pause.
         let idle = lock(&inner.numbers).is_empty();
+        let paused = paused_until.is_some_and(|until| Instant::now() < until);
         let full_cycle = tokio::select! {
-            () = sleep_until(next_cycle), if !idle => true,
+            () = sleep_until(next_cycle), if !idle && !paused => true,
             () = sleep_until(retry_at.unwrap_or(next_cycle)), if retry_at.is_some() => false,
-            () = inner.poller_wake.notified() => {
+            () = inner.poller_wake.notified(), if !paused => {
                 if idle {
                     next_cycle = Instant::now() + inner.next_poll(None);
+                }
+                if Instant::now() < last_pass + NUDGE_GAP {
+                    retry_at = Some(last_pass + NUDGE_GAP);
+                    continue;
                 }
                 false
             }
             _ = shutdown.changed() => return,
         };
         retry_at = None;
-        if let Some(until) = paused_until {
-            if Instant::now() < until {
-                // Due numbers stay due; they are read when the pause ends.
-                retry_at = Some(until);
-                continue;
-            }
-            paused_until = None;
-        }
+        paused_until = None;
+        last_pass = Instant::now();
 
         let ids = take_due(&inner, full_cycle);
-        let mut transient = false;
-        for chunk in ids.chunks(MAX_BATCH) {
+        let mut retry = false;
+        let mut chunks = ids.chunks(MAX_BATCH);
+        for chunk in chunks.by_ref() {
+            let started_ms = now_ms();
             let results = match chunk {
                 [id] => vec![inner.graph.phone_number(id, None).await],
                 _ => match inner.graph.phone_numbers_batch(chunk, None).await {
@@ -124,33 +171,46 @@ pub async fn numbers(inner: Arc<Inner>) {
                 },
             };
             for (id, result) in chunk.iter().zip(results) {
-                match result {
-                    Ok(number) => inner.update_number(id, number),
-                    Err(e) => match throttled(&e) {
-                        Some(pause) => {
-                            tracing::warn!(?pause, error = %e, "throttled by Meta; pausing number polls");
-                            paused_until = Some(Instant::now() + pause);
-                            inner.mark_due(id);
-                        }
-                        None if e.is_transient() => {
-                            transient = true;
-                            inner.mark_due(id);
-                        }
-                        None => inner.fail_number(id, e),
-                    },
+                let failure = match result {
+                    Ok(number) => {
+                        retry |= inner.update_number(id, number, started_ms);
+                        continue;
+                    }
+                    Err(e) => (classify(&inner, &e), e),
+                };
+                match failure {
+                    (Failure::Throttled(pause), e) => {
+                        tracing::warn!(?pause, error = %e, "throttled by Meta; pausing number polls");
+                        paused_until = Some(Instant::now() + pause);
+                        inner.mark_due(id);
+                    }
+                    (Failure::Retry, e) => {
+                        tracing::debug!(phone_number_id = %id, error = %e, "failed to read the number; retrying");
+                        retry = true;
+                        inner.mark_due(id);
+                    }
+                    (Failure::Permanent, e) => inner.fail_number(id, e),
                 }
             }
+            if paused_until.is_some() {
+                break; // no more calls while Meta throttles
+            }
+        }
+        for id in chunks.flatten() {
+            inner.mark_due(id);
         }
 
-        failures = if transient { failures + 1 } else { 0 };
-        if transient {
+        failures = if retry { failures + 1 } else { 0 };
+        if retry {
             retry_at = Some(Instant::now() + inner.backoff(failures));
         }
         if let Some(until) = paused_until {
             retry_at = Some(until);
+            next_cycle = next_cycle.max(until);
         }
         if full_cycle {
-            next_cycle = Instant::now() + inner.next_poll(inner.graph.usage().max_percent());
+            let usage = inner.graph.usage().max_percent();
+            next_cycle = next_cycle.max(Instant::now() + inner.next_poll(usage));
         }
     }
 }
@@ -171,10 +231,21 @@ fn take_due(inner: &Inner, full_cycle: bool) -> Vec<String> {
 }
 
 impl Inner {
-    fn update_number(&self, id: &str, number: PhoneNumber) {
-        if let Some(w) = lock(&self.numbers).get(id) {
-            w.tx.send_if_modified(|view| self.merge(Arc::make_mut(view), [number]));
-        }
+    /// Merges a fresh read of a lone number; tells whether it must be read again (a push
+    /// landed while the read was in flight).
+    fn update_number(&self, id: &str, number: PhoneNumber, started_ms: i64) -> bool {
+        let mut numbers = lock(&self.numbers);
+        let Some(w) = numbers.get_mut(id) else {
+            return false;
+        };
+        let mut superseded = false;
+        w.tx.send_if_modified(|view| {
+            let merged = self.merge(Arc::make_mut(view), vec![number], started_ms, false);
+            superseded = merged.superseded;
+            merged.changed
+        });
+        w.due |= superseded;
+        superseded
     }
 
     fn mark_due(&self, id: &str) {
@@ -195,7 +266,7 @@ impl Inner {
         self.jittered(self.settings.interval * slowdown(usage_percent))
     }
 
-    /// The wait before retrying after `failures` transient errors in a row.
+    /// The wait before retrying after `failures` failed reads in a row.
     fn backoff(&self, failures: u32) -> Duration {
         let exponential = Duration::from_secs(1 << failures.min(10));
         self.jittered(exponential.min(self.settings.interval))
@@ -216,12 +287,6 @@ fn slowdown(usage_percent: Option<u32>) -> u32 {
         75..90 => 4,
         _ => 8,
     }
-}
-
-/// How long to pause when Meta throttles: its estimate, else a minute.
-fn throttled(e: &graph::Error) -> Option<Duration> {
-    let g = e.graph().filter(|g| g.is_throttling())?;
-    Some(g.retry_after.unwrap_or(THROTTLE_PAUSE))
 }
 
 /// Removes a WABA watcher if nobody subscribes to it any more (or `always`); tells

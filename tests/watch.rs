@@ -111,15 +111,20 @@ async fn the_first_event_is_a_snapshot_then_only_changes_with_their_fields() {
     );
 }
 
+/// Real time, with polls 200 ms (± 10 %) apart: a thousand pollers would make thousands
+/// of calls; one shared watcher makes at most one per interval elapsed. (Counting polls
+/// on the paused clock is not reliable: the HTTP client's own timers move it.)
 #[tokio::test]
 async fn a_thousand_subscribers_cost_the_upstream_calls_of_one() {
     let graph = MockServer::start().await;
     read(N1)
         .respond_with(ok(number(N1, "APPROVED")))
-        .expect(1)
         .mount(&graph)
         .await;
-    let service = Service::on_fake(&graph).await;
+    let mut settings = crate::support::settings(&graph.uri());
+    settings.watch.interval = Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let service = Service::start(settings).await;
     let mut streams = Vec::new();
     for _ in 0..10 {
         let client = Client::new(channel(service.addr).await);
@@ -137,6 +142,22 @@ async fn a_thousand_subscribers_cost_the_upstream_calls_of_one() {
         subscriptions: 1000,
     };
     assert_eq!(service.hub.stats(), expected);
+
+    // Let a few polls happen, then count.
+    let polled = async {
+        while graph.received_requests().await.unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), polled)
+        .await
+        .expect("no polls");
+    let calls = graph.received_requests().await.unwrap().len();
+    let intervals = (started.elapsed().as_millis() / 180) as usize;
+    assert!(
+        calls <= intervals + 2,
+        "{calls} upstream calls in {intervals} intervals"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -404,6 +425,21 @@ async fn a_client_that_leaves_frees_its_subscription_and_the_watcher_stops() {
     while service.hub.stats().subscriptions > 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // At once: no poll needed to notice.
+    let idle = HubStats {
+        waba_watchers: 0,
+        number_watchers: 0,
+        subscriptions: 0,
+    };
+    let mut stats = service.hub.stats();
+    for _ in 0..1000 {
+        if stats == idle || stats.waba_watchers == 0 {
+            break;
+        }
+        tokio::task::yield_now().await; // the WABA task retires on its next turn
+        stats = service.hub.stats();
+    }
+    assert_eq!(stats, idle);
     // Several intervals later: both watchers are gone, and neither called Meta again.
     let calls = graph.received_requests().await.unwrap().len();
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -439,4 +475,111 @@ async fn shutdown_ends_open_streams_with_unavailable() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_lone_number_waits_as_long_as_meta_says() {
+    let graph = MockServer::start().await;
+    let usage = json!({ "1": [{ "type": "whatsapp_business_management", "call_count": 100,
+        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": 15 }] });
+    read(N1)
+        .respond_with(ok(number(N1, "PENDING_REVIEW")))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    read(N1)
+        .respond_with(
+            graph_error(400, 80007, None, "(#80007) Rate limit hit")
+                .insert_header("x-business-use-case-usage", usage.to_string().as_str()),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&graph)
+        .await;
+    read(N1)
+        .respond_with(ok(number(N1, "APPROVED")))
+        .mount(&graph)
+        .await;
+    let service = Service::start(paused_clock_settings(&graph.uri())).await;
+    let mut events = service
+        .client()
+        .watch_status(numbers(&[N1]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+    let started = Instant::now();
+    // The poll after the throttle waits the 15 minutes Meta announced (and the poller
+    // sleeps meanwhile: a busy loop would never let the paused clock move).
+    let change = next(&mut events).await;
+    assert_eq!(change.changed_fields, ["name_status"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(54 + 15 * 60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_batch_pauses_every_lone_number() {
+    let graph = MockServer::start().await;
+    let usage = json!({ "1": [{ "type": "whatsapp_business_management", "call_count": 100,
+        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": 20 }] });
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let batch = || Mock::given(method("POST")).and(path(format!("/{VERSION}/")));
+    batch()
+        .respond_with(Batches(sizes.clone()))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    batch()
+        .respond_with(
+            graph_error(400, 80007, None, "(#80007) Rate limit hit")
+                .insert_header("x-business-use-case-usage", usage.to_string().as_str()),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&graph)
+        .await;
+    batch()
+        .respond_with(Batches(sizes.clone()))
+        .mount(&graph)
+        .await;
+    let service = Service::start(paused_clock_settings(&graph.uri())).await;
+    let mut events = service
+        .client()
+        .watch_status(numbers(&[N1, N2]))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut events).await;
+    next(&mut events).await;
+    let started = Instant::now();
+    let polls_before = sizes.lock().unwrap().len();
+    // Wait until a batch after the throttled one went through.
+    while sizes.lock().unwrap().len() == polls_before {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(54 + 20 * 60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_are_invalid_and_never_reach_meta() {
+    let graph = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let err = service
+        .client()
+        .watch_status(numbers(&[N1, "12a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 }

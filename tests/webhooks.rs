@@ -35,6 +35,16 @@ fn name_update(decision: &str, time: i64) -> Value {
     })
 }
 
+fn quality_update(event: &str, time: i64) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": WABA, "time": time, "changes": [{
+            "field": "phone_number_quality_update",
+            "value": { "display_phone_number": DIGITS, "event": event, "current_limit": "TIER_1K" }
+        }]}]
+    })
+}
+
 fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
     mac.update(body);
@@ -54,6 +64,17 @@ async fn post(service: &Service, body: &Value, signature: Option<String>) -> u16
 
 async fn post_signed(service: &Service, body: &Value) -> u16 {
     post(service, body, Some(sign(body.to_string().as_bytes()))).await
+}
+
+/// Waits (at most 10 s) until the fake Graph API has had `n` requests.
+async fn requests(graph: &MockServer, n: usize) {
+    let enough = async {
+        while graph.received_requests().await.unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(10), enough).await;
+    waited.expect("too few upstream requests within 10 s");
 }
 
 async fn next(events: &mut Streaming<StatusEvent>) -> StatusEvent {
@@ -117,28 +138,31 @@ async fn a_signed_change_reaches_subscribers_at_once_then_the_number_is_reread()
         .up_to_n_times(1)
         .mount(&graph)
         .await;
-    // Meta's truth after the review: approved, and meanwhile the quality moved.
+    // Meta's truth after the review: approved, and meanwhile the quality moved. (The
+    // re-read is slowed down so the webhook's own event surely comes first.)
     read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(number("APPROVED", "YELLOW")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(number("APPROVED", "YELLOW"))
+                .set_delay(Duration::from_millis(300)),
+        )
         .expect(1)
         .mount(&graph)
         .await;
     let (service, mut events) = watched(&graph).await;
     let now = chrono::Utc::now().timestamp();
+
+    // Unsigned or wrongly signed: refused, and nothing happens: no event, no re-read.
+    let flagged = quality_update("FLAGGED", now);
+    assert_eq!(post(&service, &flagged, None).await, 403);
+    let wrong = Some(sign(b"another body"));
+    assert_eq!(post(&service, &flagged, wrong).await, 403);
+    let garbage = Some("sha256=zz".to_owned());
+    assert_eq!(post(&service, &flagged, garbage).await, 403);
+
     let approved = name_update("APPROVED", now);
-
-    // Unsigned or wrongly signed: refused, and nothing happens.
-    assert_eq!(post(&service, &approved, None).await, 403);
-    assert_eq!(
-        post(&service, &approved, Some(sign(b"another body"))).await,
-        403
-    );
-    assert_eq!(
-        post(&service, &approved, Some("sha256=zz".into())).await,
-        403
-    );
-
     assert_eq!(post_signed(&service, &approved).await, 200);
+    // The first event is the signed push's alone: the refused ones changed nothing.
     let pushed = next(&mut events).await;
     assert_eq!(pushed.source(), EventSource::Webhook);
     assert_eq!(pushed.changed_fields, ["name_status"]);
@@ -194,9 +218,7 @@ async fn duplicate_and_out_of_order_deliveries_leave_no_wrong_state() {
     );
     // Let the prompt re-reads finish (pushes close together share one), then stop: the
     // next thing the stream says is the shutdown, so no stale or repeated state was sent.
-    while graph.received_requests().await.unwrap().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    requests(&graph, 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopped = tokio::spawn(service.stop());
     let end = events.message().await.unwrap_err();
@@ -222,11 +244,67 @@ async fn the_sandbox_comes_alive_with_signed_webhooks() {
         .unwrap()
         .into_inner();
     // Polls are a minute apart: a change within seconds came by webhook.
-    loop {
-        let event = next(&mut events).await;
-        if event.source() == EventSource::Webhook {
-            assert!(!event.changed_fields.is_empty());
-            break;
+    let webhook = async {
+        loop {
+            let event = next(&mut events).await;
+            if event.source() == EventSource::Webhook {
+                assert!(!event.changed_fields.is_empty());
+                break;
+            }
         }
-    }
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(20), webhook).await;
+    waited.expect("no webhook event within 20 s");
+}
+
+#[tokio::test]
+async fn a_read_in_flight_when_a_push_lands_does_not_overwrite_it() {
+    let graph = MockServer::start().await;
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    // The re-read after the first push is slow: it starts before the second push lands,
+    // and what it found is older than that push.
+    let mut stale = number("PENDING_REVIEW", "GREEN");
+    stale["status"] = "FLAGGED".into();
+    read()
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(stale)
+                .set_delay(Duration::from_millis(800)),
+        )
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    let mut settled = number("APPROVED", "GREEN");
+    settled["status"] = "FLAGGED".into();
+    read()
+        .respond_with(ResponseTemplate::new(200).set_body_json(settled))
+        .mount(&graph)
+        .await;
+    let (service, mut events) = watched(&graph).await;
+    let now = chrono::Utc::now().timestamp();
+
+    assert_eq!(
+        post_signed(&service, &quality_update("FLAGGED", now)).await,
+        200
+    );
+    assert_eq!(next(&mut events).await.changed_fields, ["status"]);
+    requests(&graph, 2).await; // the slow re-read is on its way
+    assert_eq!(
+        post_signed(&service, &name_update("APPROVED", now)).await,
+        200
+    );
+    assert_eq!(next(&mut events).await.changed_fields, ["name_status"]);
+    // The slow read lands, then the one after it: neither takes the approval back.
+    requests(&graph, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = tokio::spawn(service.stop());
+    assert_eq!(
+        events.message().await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    stopped.await.unwrap().unwrap();
 }

@@ -27,8 +27,17 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log lines for people (text) or for log pipelines (json, one object a line).
+    #[arg(long, global = true, env = "WABA_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

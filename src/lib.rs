@@ -15,6 +15,7 @@ pub mod config;
 pub mod graph;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod numbers;
 pub mod sandbox;
 pub mod server;

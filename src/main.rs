@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use waba_numbers::config::{
-    Cli, Command, DEFAULT_GRAPH_VERSION, SandboxGraphArgs, Secrets, ServeArgs,
+    Cli, Command, DEFAULT_GRAPH_VERSION, LogFormat, SandboxGraphArgs, Secrets, ServeArgs,
 };
 use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::WEBHOOK_PATH;
@@ -16,11 +16,16 @@ use waba_numbers::server::{self, BoxError, Settings};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     let secrets = Secrets::from_env();
     let outcome = match cli.command {
         Some(Command::SandboxGraph(args)) => sandbox_graph(args, secrets).await,

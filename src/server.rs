@@ -56,21 +56,29 @@ pub struct Service {
     settings: Settings,
     api: Api,
     hub: Hub,
+    graph: Arc<GraphClient>,
     stopping: watch::Sender<bool>,
 }
 
 impl Service {
     /// Reads the access token (failing if there is none) and builds every part.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
+        crate::metrics::handle(); // the recorder, before anything is recorded
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let (stopping, stopping_rx) = watch::channel(false);
         let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx.clone());
-        let api = Api::new(Numbers::new(graph), page_tokens, hub.clone(), stopping_rx);
+        let api = Api::new(
+            Numbers::new(graph.clone()),
+            page_tokens,
+            hub.clone(),
+            stopping_rx,
+        );
         Ok(Self {
             settings,
             api,
             hub,
+            graph,
             stopping,
         })
     }
@@ -94,12 +102,13 @@ impl Service {
             settings,
             api,
             hub,
+            graph,
             stopping,
         } = self;
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
         let mut http_stopping = stopping.subscribe();
         let http_server = tokio::spawn(
-            axum::serve(http, crate::http::router(hub, settings.webhooks))
+            axum::serve(http, crate::http::router(hub, graph, settings.webhooks))
                 .with_graceful_shutdown(async move {
                     let _ = http_stopping.wait_for(|stop| *stop).await;
                 })
@@ -125,6 +134,7 @@ impl Service {
             .http2_keepalive_interval(settings.keepalive)
             .http2_keepalive_timeout(settings.keepalive.map(|_| Duration::from_secs(10)))
             .max_concurrent_streams(settings.max_concurrent_streams)
+            .trace_fn(call_span)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -164,6 +174,21 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Every log line of a call carries its method and a request id: the client's
+/// `x-request-id` when it sends a sensible one, else a fresh one.
+fn call_span(request: &axum::http::Request<()>) -> tracing::Span {
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128);
+    let request_id = match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    };
+    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
 }
 
 /// Builds the service and serves it; see [`Service::serve`].

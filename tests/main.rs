@@ -2,6 +2,7 @@
 
 mod support;
 
+mod operations;
 mod sandbox;
 mod secrets;
 mod server;

@@ -44,6 +44,10 @@ async fn free_port() -> SocketAddr {
 
 /// Starts the binary against `graph_url` and waits until it accepts connections.
 async fn start(graph_url: &str) -> (Child, SocketAddr) {
+    start_with(graph_url, &[]).await
+}
+
+async fn start_with(graph_url: &str, extra: &[&str]) -> (Child, SocketAddr) {
     let addr = free_port().await;
     let http = free_port().await.to_string();
     let child = binary()
@@ -59,6 +63,7 @@ async fn start(graph_url: &str) -> (Child, SocketAddr) {
         ])
         .env("WABA_ACCESS_TOKEN", TOKEN)
         .env("WABA_APP_SECRET", APP_SECRET)
+        .args(extra)
         .env("RUST_LOG", "debug,waba_numbers=trace")
         .spawn()
         .unwrap();
@@ -201,4 +206,44 @@ async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
     assert_eq!(call.await.unwrap().unwrap().into_inner().id, NUMBER);
     assert!(clean_exit, "exit status not 0:\n{logs}");
     assert!(logs.contains("shutting down"), "{logs}");
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_metas_fbtrace_id() {
+    let graph = MockServer::start().await;
+    let mut error = graph_error_body(100, Some(33), "Object does not exist");
+    error["error"]["fbtrace_id"] = "TraceFromMeta42".into();
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(error))
+        .mount(&graph)
+        .await;
+    let (child, addr) = start_with(&graph.uri(), &["--log-format", "json"]).await;
+    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
+    let mut request = tonic::Request::new(GetStatusRequest {
+        phone_number_id: NUMBER.into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-7f3a".parse().unwrap());
+    assert_eq!(
+        client.get_status(request).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    let (_, logs) = terminate(child).await;
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let upstream = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "Graph API error")
+        .unwrap_or_else(|| panic!("no Graph API error line in:\n{logs}"));
+    assert_eq!(upstream["fields"]["fbtrace_id"], "TraceFromMeta42");
+    assert_eq!(upstream["span"]["request_id"], "req-7f3a");
+    assert_eq!(
+        upstream["span"]["method"],
+        "/whatsapp.phonenumbers.v1.PhoneNumberService/GetStatus"
+    );
 }

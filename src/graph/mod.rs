@@ -103,6 +103,8 @@ enum Body {
 
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
 struct Call<'a> {
+    /// What the call is, for metrics and logs (ids stay out of labels).
+    endpoint: &'static str,
     method: Method,
     path: String,
     query: Vec<(&'static str, String)>,
@@ -168,6 +170,7 @@ impl GraphClient {
         }
         let call = Call {
             method: Method::GET,
+            endpoint: "phone_numbers",
             path: format!("{}/phone_numbers", graph_id(waba_id)?),
             query,
             body: None,
@@ -182,6 +185,7 @@ impl GraphClient {
     pub async fn phone_number(&self, id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
         let call = Call {
             method: Method::GET,
+            endpoint: "phone_number",
             path: graph_id(id)?.to_owned(),
             query: vec![("fields", wire::PHONE_NUMBER_FIELDS.to_owned())],
             body: None,
@@ -209,6 +213,7 @@ impl GraphClient {
         }
         let call = Call {
             method: Method::POST,
+            endpoint: "register",
             path: format!("{}/register", graph_id(id)?),
             query: Vec::new(),
             body: Some(Body::Json(body)),
@@ -240,6 +245,7 @@ impl GraphClient {
             .collect::<Result<_, Error>>()?;
         let call = Call {
             method: Method::POST,
+            endpoint: "batch",
             path: String::new(),
             query: Vec::new(),
             body: Some(Body::Form(vec![
@@ -367,21 +373,35 @@ impl GraphClient {
         let started = Instant::now();
         let outcome = self.exchange(request).await;
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
-        let (status, usage, body) = match outcome {
-            Err(Error::Timeout) if past_deadline => return Err(Error::DeadlineExceeded),
-            Err(err) => return Err(err),
-            Ok(parts) => parts,
+        let result = match outcome {
+            Err(Error::Timeout) if past_deadline => Err(Error::DeadlineExceeded),
+            Err(err) => Err(err),
+            Ok((status, usage, body)) => {
+                self.usage.record(&usage);
+                if (200..300).contains(&status) {
+                    Ok(body)
+                } else {
+                    Err(self.error_from(status, &body, &usage, token, call.secret))
+                }
+            }
         };
-        self.usage.record(&usage);
-        tracing::debug!(
-            method = %call.method, path = %call.path, status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "Graph API call"
-        );
-        if (200..300).contains(&status) {
-            return Ok(body);
+        let elapsed = started.elapsed();
+        crate::metrics::graph_call(call.endpoint, result_label(&result), elapsed.as_secs_f64());
+        match &result {
+            Ok(_) => tracing::debug!(
+                endpoint = call.endpoint, method = %call.method, path = %call.path,
+                elapsed_ms = elapsed.as_millis() as u64, "Graph API call"
+            ),
+            Err(Error::Graph(g)) => tracing::warn!(
+                endpoint = call.endpoint, path = %call.path, code = g.code, subcode = ?g.subcode,
+                fbtrace_id = g.fbtrace_id.as_deref().unwrap_or_default(), graph_message = %g.message,
+                "Graph API error"
+            ),
+            Err(e) => {
+                tracing::warn!(endpoint = call.endpoint, path = %call.path, error = %e, "Graph API call failed")
+            }
         }
-        Err(self.error_from(status, &body, &usage, token, call.secret))
+        result
     }
 
     /// Sends the request and reads the status, usage headers and a size-bounded body.
@@ -444,6 +464,20 @@ impl GraphClient {
             user_message: e.error_user_msg.map(clean),
             retry_after,
         }))
+    }
+}
+
+/// `ok`, `graph_<code>`, `http_<status>`, `timeout`... for `waba_graph_requests_total`.
+fn result_label(result: &Result<Vec<u8>, Error>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(Error::Graph(g)) => format!("graph_{}", g.code),
+        Err(Error::Http { status }) => format!("http_{status}"),
+        Err(Error::Timeout) => "timeout".into(),
+        Err(Error::DeadlineExceeded) => "deadline_exceeded".into(),
+        Err(Error::Transport(_)) => "unreachable".into(),
+        Err(Error::Decode(_) | Error::BodyTooLarge { .. }) => "bad_response".into(),
+        Err(Error::Token(_) | Error::InvalidId) => "not_sent".into(),
     }
 }
 

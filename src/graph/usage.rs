@@ -103,6 +103,19 @@ impl UsageTracker {
         if !usage.business.is_empty() {
             let mut business = self.business.lock().unwrap_or_else(|p| p.into_inner());
             for (object, entries) in &usage.business {
+                for entry in entries {
+                    for (metric, value) in [
+                        ("call_count", entry.call_count),
+                        ("total_cputime", entry.total_cputime),
+                        ("total_time", entry.total_time),
+                    ] {
+                        let labels = [
+                            ("business_id", object.clone()),
+                            ("metric", metric.to_owned()),
+                        ];
+                        metrics::gauge!("waba_graph_usage_percent", &labels).set(f64::from(value));
+                    }
+                }
                 let observed = Observed {
                     usage: entries.clone(),
                     at: now,
@@ -111,6 +124,14 @@ impl UsageTracker {
             }
         }
         if let Some(app) = usage.app {
+            for (metric, value) in [
+                ("call_count", app.call_count),
+                ("total_cputime", app.total_cputime),
+                ("total_time", app.total_time),
+            ] {
+                metrics::gauge!("waba_graph_app_usage_percent", "metric" => metric)
+                    .set(f64::from(value));
+            }
             *self.app.lock().unwrap_or_else(|p| p.into_inner()) = Some(app);
         }
         if let Some(wait) = usage.regain_access_in() {

@@ -85,9 +85,9 @@ const MAX_WATCHED_IDS: usize = 1_000;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StatusEvent, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl PhoneNumberService for Api {
-    async fn list_numbers(
+/// The handlers; the trait implementation below times and counts them.
+impl Api {
+    async fn list(
         &self,
         request: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
@@ -122,7 +122,7 @@ impl PhoneNumberService for Api {
         }))
     }
 
-    async fn get_status(
+    async fn get(
         &self,
         request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
@@ -135,7 +135,7 @@ impl PhoneNumberService for Api {
         Ok(Response::new(number.into()))
     }
 
-    async fn register(
+    async fn register_number(
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
@@ -161,12 +161,10 @@ impl PhoneNumberService for Api {
         }))
     }
 
-    type WatchStatusStream = EventStream;
-
-    async fn watch_status(
+    async fn watch(
         &self,
         request: Request<pb::WatchStatusRequest>,
-    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+    ) -> Result<Response<EventStream>, Status> {
         let deadline = deadline::of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
@@ -200,4 +198,60 @@ impl PhoneNumberService for Api {
         let events = watch::open(&self.hub, targets, deadline, self.stopping.clone()).await?;
         Ok(Response::new(Box::pin(events)))
     }
+}
+
+#[tonic::async_trait]
+impl PhoneNumberService for Api {
+    async fn list_numbers(
+        &self,
+        request: Request<pb::ListNumbersRequest>,
+    ) -> Result<Response<pb::ListNumbersResponse>, Status> {
+        observed("ListNumbers", self.list(request)).await
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::PhoneNumber>, Status> {
+        observed("GetStatus", self.get(request)).await
+    }
+
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        observed("Register", self.register_number(request)).await
+    }
+
+    type WatchStatusStream = EventStream;
+
+    /// Timed until the stream starts; the stream itself counts in `waba_watch_streams`.
+    async fn watch_status(
+        &self,
+        request: Request<pb::WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        observed("WatchStatus", self.watch(request)).await
+    }
+}
+
+/// Runs a handler, then counts it by its gRPC code and records its latency.
+async fn observed<T>(
+    method: &'static str,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let started = tokio::time::Instant::now();
+    let result = call.await;
+    let code = result
+        .as_ref()
+        .map_or_else(Status::code, |_| tonic::Code::Ok);
+    crate::metrics::grpc_call(method, code, started.elapsed().as_secs_f64());
+    if let Err(status) = &result {
+        tracing::info!(
+            method,
+            code = crate::metrics::code_name(code),
+            status_message = status.message(),
+            "call failed"
+        );
+    }
+    result
 }

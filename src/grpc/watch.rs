@@ -30,6 +30,7 @@ pub async fn open(
     let until = deadline.or_else(|| wait.map(|w| Instant::now() + w));
     let receivers = hub.subscribe_all(&targets);
     // Released at once if the call fails before the stream starts.
+    metrics::gauge!("waba_watch_streams").increment(1);
     let mut subscriber = Subscriber {
         hub: hub.clone(),
         targets: targets.clone(),
@@ -80,6 +81,7 @@ struct Subscriber {
 impl Drop for Subscriber {
     /// The client went away (or the stream ended): its watchers learn at once.
     fn drop(&mut self) {
+        metrics::gauge!("waba_watch_streams").decrement(1);
         drop(std::mem::take(&mut self.views));
         self.hub.release(&self.targets);
     }

@@ -1,10 +1,10 @@
-//! The HTTP side: Meta's webhooks at `/webhooks/whatsapp`.
+//! The HTTP side: Meta's webhooks at `/webhooks/whatsapp`, Prometheus at `/metrics`.
 //!
 //! GET answers Meta's verification handshake. POST checks `X-Hub-Signature-256` over the
 //! raw body before reading anything, applies the changes to the watchers at once (an
 //! in-memory update) and acknowledges.
 
-use crate::graph::webhook;
+use crate::graph::{GraphClient, webhook};
 use crate::watch::Hub;
 use axum::Router;
 use axum::body::Bytes;
@@ -29,17 +29,42 @@ pub struct WebhookSettings {
 
 struct Webhooks {
     hub: Hub,
+    graph: Arc<GraphClient>,
     settings: WebhookSettings,
 }
 
-pub fn router(hub: Hub, settings: WebhookSettings) -> Router {
+pub fn router(hub: Hub, graph: Arc<GraphClient>, settings: WebhookSettings) -> Router {
     if settings.app_secret.is_none() {
         tracing::warn!("WABA_APP_SECRET is not set: webhook notifications will be refused");
     }
-    let state = Arc::new(Webhooks { hub, settings });
+    let metrics = crate::metrics::handle();
+    let state = Arc::new(Webhooks {
+        hub,
+        graph,
+        settings,
+    });
     Router::new()
         .route(WEBHOOK_PATH, get(handshake).post(notification))
+        .route("/metrics", get(move |state| scrape(state, metrics.clone())))
         .with_state(state)
+}
+
+/// Prometheus text format, with the gauges that describe state read now.
+async fn scrape(
+    State(webhooks): State<Arc<Webhooks>>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Response {
+    let stats = webhooks.hub.stats();
+    metrics::gauge!("waba_watchers", "kind" => "waba").set(stats.waba_watchers as f64);
+    metrics::gauge!("waba_watchers", "kind" => "number").set(stats.number_watchers as f64);
+    metrics::gauge!("waba_watch_subscriptions").set(stats.subscriptions as f64);
+    let token_age = webhooks.graph.tokens().loaded_at().elapsed();
+    metrics::gauge!("waba_access_token_age_seconds").set(token_age.as_secs_f64());
+    let headers = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    )];
+    (headers, metrics.render()).into_response()
 }
 
 async fn handshake(
@@ -82,6 +107,7 @@ async fn notification(
         .is_some_and(|secret| webhook::signature_is_valid(secret, &body, signature));
     if !signed {
         tracing::warn!("webhook notification with a bad or missing signature refused");
+        metrics::counter!("waba_webhooks_total", "result" => "bad_signature").increment(1);
         return StatusCode::FORBIDDEN.into_response();
     }
     match webhook::pushes(&body, chrono::Utc::now().timestamp()) {
@@ -90,10 +116,12 @@ async fn notification(
                 tracing::debug!(waba_id = %push.waba_id, kind = ?push.kind, "webhook push");
                 webhooks.hub.push(push);
             }
+            metrics::counter!("waba_webhooks_total", "result" => "accepted").increment(1);
             StatusCode::OK.into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "unreadable webhook notification");
+            metrics::counter!("waba_webhooks_total", "result" => "unreadable").increment(1);
             StatusCode::BAD_REQUEST.into_response()
         }
     }

@@ -15,7 +15,8 @@ start_sandbox() {
   "$bin" --sandbox --listen "127.0.0.1:$grpc_port" --http-listen "127.0.0.1:$http_port" \
     >"${SANDBOX_LOG:-/tmp/waba-sandbox-$$.log}" 2>&1 &
   SANDBOX_PID=$!
-  trap 'kill $SANDBOX_PID 2>/dev/null; wait $SANDBOX_PID 2>/dev/null || true' EXIT
+  # Stops the sandbox, then runs the caller's `cleanup` function if it has one.
+  trap 'kill $SANDBOX_PID 2>/dev/null; wait $SANDBOX_PID 2>/dev/null || true; if declare -F cleanup >/dev/null; then cleanup; fi' EXIT
   for _ in $(seq 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$grpc_port") 2>/dev/null; then
       export WABA_TARGET="127.0.0.1:$grpc_port"

@@ -1,0 +1,117 @@
+// Every RPC of waba-numbers from Java (grpc-java): a runnable example, and the Java client test.
+//
+//   java -cp ... Example localhost:50051
+//
+// Stubs come from proto/ with protoc and the grpc-java plugin (see test.sh); ErrorInfo is
+// read from the status details with io.grpc.protobuf.StatusProto.
+
+import com.google.protobuf.Any;
+import com.google.rpc.ErrorInfo;
+import com.wabanumbers.whatsapp.phonenumbers.v1.EventSource;
+import com.wabanumbers.whatsapp.phonenumbers.v1.GetStatusRequest;
+import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersRequest;
+import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersResponse;
+import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumber;
+import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumberServiceGrpc;
+import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterRequest;
+import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterResponse;
+import com.wabanumbers.whatsapp.phonenumbers.v1.StatusEvent;
+import com.wabanumbers.whatsapp.phonenumbers.v1.WatchStatusRequest;
+import io.grpc.Context;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.protobuf.StatusProto;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+public final class Example {
+  static final String SERVICE = "whatsapp.phonenumbers.v1.PhoneNumberService";
+  static final String DEMO_WABA = "102290129340398";
+  static final String REGISTERED = "106540352242901"; // two-step verification PIN 123456
+  static final String UNREGISTERED = "106540352242902"; // verified, no PIN yet
+
+  public static void main(String[] args) throws Exception {
+    String target = args.length > 0 ? args[0] : "localhost:50051";
+    ManagedChannel channel = ManagedChannelBuilder.forTarget(target).usePlaintext().build();
+    try {
+      HealthCheckResponse health = HealthGrpc.newBlockingStub(channel)
+          .withDeadlineAfter(10, TimeUnit.SECONDS)
+          .check(HealthCheckRequest.newBuilder().setService(SERVICE).build());
+      expect(health.getStatus() == HealthCheckResponse.ServingStatus.SERVING, "health " + health);
+      System.out.println("health: " + health.getStatus());
+
+      PhoneNumberServiceGrpc.PhoneNumberServiceBlockingStub numbers =
+          PhoneNumberServiceGrpc.newBlockingStub(channel);
+
+      // Every page: pass next_page_token back until it is empty.
+      List<PhoneNumber> all = new ArrayList<>();
+      String token = "";
+      int pages = 0;
+      do {
+        ListNumbersResponse page = numbers.withDeadlineAfter(15, TimeUnit.SECONDS).listNumbers(
+            ListNumbersRequest.newBuilder().setWabaId(DEMO_WABA).setPageSize(10).setPageToken(token).build());
+        all.addAll(page.getPhoneNumbersList());
+        pages++;
+        token = page.getNextPageToken();
+      } while (!token.isEmpty());
+      expect(all.size() == 32 && pages == 4, all.size() + " numbers in " + pages + " pages");
+      System.out.println("ListNumbers: " + all.size() + " numbers in " + pages + " pages");
+
+      PhoneNumber number = numbers.withDeadlineAfter(15, TimeUnit.SECONDS)
+          .getStatus(GetStatusRequest.newBuilder().setPhoneNumberId(UNREGISTERED).build());
+      expect(number.getId().equals(UNREGISTERED), "GetStatus returned " + number.getId());
+      System.out.println("GetStatus: " + number.getDisplayPhoneNumber() + " " + number.getNameStatus());
+
+      RegisterResponse reply = numbers.withDeadlineAfter(30, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
+          .setPhoneNumberId(UNREGISTERED).setPin("246810").setRequestId("java-1").build());
+      expect(reply.getSuccess(), "Register did not succeed");
+      System.out.println("Register: " + reply.getSuccess());
+
+      try {
+        numbers.withDeadlineAfter(30, TimeUnit.SECONDS).register(
+            RegisterRequest.newBuilder().setPhoneNumberId(REGISTERED).setPin("000000").build());
+        throw new AssertionError("a wrong PIN was accepted");
+      } catch (StatusRuntimeException e) {
+        expect(e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT, "a wrong PIN gave " + e.getStatus());
+        ErrorInfo info = null;
+        for (Any detail : StatusProto.fromThrowable(e).getDetailsList()) {
+          if (detail.is(ErrorInfo.class)) {
+            info = detail.unpack(ErrorInfo.class);
+          }
+        }
+        expect(info != null && info.getDomain().equals("graph.facebook.com")
+            && "133005".equals(info.getMetadataMap().get("graph_code")), "no ErrorInfo with graph_code 133005");
+        System.out.println("Register with a wrong PIN: " + e.getStatus().getCode() + " " + info.getReason()
+            + " " + info.getMetadataMap());
+      }
+
+      Context.CancellableContext watching = Context.current().withCancellation();
+      watching.run(() -> {
+        Iterator<StatusEvent> events = numbers.watchStatus(
+            WatchStatusRequest.newBuilder().setWabaId(DEMO_WABA).build());
+        for (int i = 0; i < 32; i++) {
+          StatusEvent event = events.next();
+          expect(event.getSource() == EventSource.EVENT_SOURCE_INITIAL, "event " + i + " is " + event.getSource());
+        }
+      });
+      watching.cancel(null);
+      System.out.println("WatchStatus: 32 initial snapshots");
+      System.out.println("java client: every call behaved as expected");
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+
+  static void expect(boolean ok, String message) {
+    if (!ok) {
+      throw new AssertionError(message);
+    }
+  }
+}

@@ -59,6 +59,19 @@ fn page(numbers: &[Value]) -> ResponseTemplate {
     ok(json!({ "data": numbers }))
 }
 
+/// `X-Business-Use-Case-Usage` for the demo WABA.
+fn usage(percent: u32, regain_minutes: u32) -> String {
+    json!({ WABA: [{ "type": "whatsapp_business_management", "call_count": percent,
+        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": regain_minutes }] })
+    .to_string()
+}
+
+/// Meta throttling with 80007, saying when access comes back.
+fn throttled(regain_minutes: u32) -> ResponseTemplate {
+    graph_error(400, 80007, None, "(#80007) Rate limit hit")
+        .insert_header("x-business-use-case-usage", usage(100, regain_minutes))
+}
+
 async fn next(events: &mut Streaming<StatusEvent>) -> StatusEvent {
     events.message().await.unwrap().expect("the stream ended")
 }
@@ -197,11 +210,6 @@ async fn watching_a_waba_covers_numbers_added_later() {
 #[tokio::test(start_paused = true)]
 async fn polls_thin_out_as_usage_rises_and_pause_while_meta_throttles() {
     let graph = MockServer::start().await;
-    let usage = |percent: u32, regain: u32| {
-        json!({ WABA: [{ "type": "whatsapp_business_management", "call_count": percent,
-            "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": regain }] })
-        .to_string()
-    };
     list()
         .respond_with(
             page(&[number(N1, "PENDING_REVIEW")])
@@ -212,10 +220,7 @@ async fn polls_thin_out_as_usage_rises_and_pause_while_meta_throttles() {
         .mount(&graph)
         .await;
     list()
-        .respond_with(
-            graph_error(400, 80007, None, "(#80007) Rate limit hit")
-                .insert_header("x-business-use-case-usage", usage(100, 19)),
-        )
+        .respond_with(throttled(19))
         .up_to_n_times(1)
         .expect(1)
         .mount(&graph)
@@ -480,18 +485,13 @@ async fn shutdown_ends_open_streams_with_unavailable() {
 #[tokio::test(start_paused = true)]
 async fn a_throttled_lone_number_waits_as_long_as_meta_says() {
     let graph = MockServer::start().await;
-    let usage = json!({ "1": [{ "type": "whatsapp_business_management", "call_count": 100,
-        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": 15 }] });
     read(N1)
         .respond_with(ok(number(N1, "PENDING_REVIEW")))
         .up_to_n_times(1)
         .mount(&graph)
         .await;
     read(N1)
-        .respond_with(
-            graph_error(400, 80007, None, "(#80007) Rate limit hit")
-                .insert_header("x-business-use-case-usage", usage.to_string().as_str()),
-        )
+        .respond_with(throttled(15))
         .up_to_n_times(1)
         .expect(1)
         .mount(&graph)
@@ -523,8 +523,6 @@ async fn a_throttled_lone_number_waits_as_long_as_meta_says() {
 #[tokio::test(start_paused = true)]
 async fn a_throttled_batch_pauses_every_lone_number() {
     let graph = MockServer::start().await;
-    let usage = json!({ "1": [{ "type": "whatsapp_business_management", "call_count": 100,
-        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": 20 }] });
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let batch = || Mock::given(method("POST")).and(path(format!("/{VERSION}/")));
     batch()
@@ -533,10 +531,7 @@ async fn a_throttled_batch_pauses_every_lone_number() {
         .mount(&graph)
         .await;
     batch()
-        .respond_with(
-            graph_error(400, 80007, None, "(#80007) Rate limit hit")
-                .insert_header("x-business-use-case-usage", usage.to_string().as_str()),
-        )
+        .respond_with(throttled(20))
         .up_to_n_times(1)
         .expect(1)
         .mount(&graph)

@@ -19,8 +19,9 @@ FROM ${RUNTIME_IMAGE}
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin waba
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+    && groupadd --system --gid 10001 waba \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin waba
 COPY --from=build /waba-numbers /usr/local/bin/waba-numbers
 USER 10001:10001
 # gRPC, and HTTP (webhooks, /metrics).

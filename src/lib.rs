@@ -22,3 +22,13 @@ pub mod server;
 pub mod watch;
 
 pub use grpc::pb;
+
+/// reqwest is built without a default TLS provider (no aws-lc C build): every HTTP client
+/// is built after this installs rustls on ring, once per process.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error only means a provider was installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

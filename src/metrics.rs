@@ -12,18 +12,109 @@ const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The process-wide recorder, installed on first use.
+/// The process-wide recorder, installed on first use, with its upkeep: histograms are
+/// drained every few seconds whether or not anybody scrapes.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
                 .expect("buckets are not empty")
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("a thread starts");
+            describe();
+            handle
         })
         .clone()
+}
+
+/// The `# HELP` lines.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "waba_grpc_requests_total",
+        "gRPC calls by method and code (CANCELLED: the client left)."
+    );
+    describe_histogram!(
+        "waba_grpc_request_duration_seconds",
+        "gRPC call latency (WatchStatus: until the stream starts)."
+    );
+    describe_counter!(
+        "waba_graph_requests_total",
+        "Graph API calls by endpoint and result."
+    );
+    describe_histogram!(
+        "waba_graph_request_duration_seconds",
+        "Graph API call latency."
+    );
+    describe_gauge!(
+        "waba_graph_usage_percent",
+        "X-Business-Use-Case-Usage as Meta last reported it, per WABA and use case."
+    );
+    describe_gauge!(
+        "waba_graph_app_usage_percent",
+        "X-App-Usage as Meta last reported it."
+    );
+    describe_gauge!("waba_watch_streams", "Open WatchStatus streams.");
+    describe_gauge!(
+        "waba_watch_subscriptions",
+        "Subscriptions across all shared watchers."
+    );
+    describe_gauge!(
+        "waba_watchers",
+        "Shared watchers running, by kind (waba, number)."
+    );
+    describe_counter!("waba_webhooks_total", "Webhook notifications by result.");
+    describe_gauge!(
+        "waba_access_token_age_seconds",
+        "Age of the access token: its file's modification time, or since the process read it."
+    );
+}
+
+/// Counts a gRPC call when it ends, or as CANCELLED if it is dropped first (the client
+/// went away or its deadline passed).
+pub struct CallTimer {
+    method: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl CallTimer {
+    pub fn start(method: &'static str) -> Self {
+        Self {
+            method,
+            started: std::time::Instant::now(),
+            done: false,
+        }
+    }
+
+    pub fn finish(mut self, code: Code) {
+        self.done = true;
+        grpc_call(self.method, code, self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        if !self.done {
+            grpc_call(
+                self.method,
+                Code::Cancelled,
+                self.started.elapsed().as_secs_f64(),
+            );
+        }
+    }
 }
 
 /// A finished gRPC call: `waba_grpc_requests_total{method,code}` and its latency.

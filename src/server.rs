@@ -160,14 +160,19 @@ impl Service {
         let _ = stopping.send(true);
         let _ = stop.send(());
         let grace = settings.shutdown_grace;
-        match tokio::time::timeout(grace, server).await {
+        // Both listeners drain at once, so the whole shutdown stays within one grace period.
+        let (grpc_done, http_done) = tokio::join!(
+            tokio::time::timeout(grace, server),
+            tokio::time::timeout(grace, http_server),
+        );
+        match grpc_done {
             Ok(result) => result?,
             Err(_) => tracing::warn!(
                 ?grace,
                 "calls still open after the grace period; closing them"
             ),
         }
-        match tokio::time::timeout(grace, http_server).await {
+        match http_done {
             Ok(Ok(result)) => result?,
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),

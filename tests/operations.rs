@@ -40,7 +40,7 @@ async fn metrics_count_calls_upstream_usage_streams_watchers_and_token_age() {
         r#"waba_graph_requests_total{endpoint="phone_numbers",result="ok"}"#,
         r#"waba_graph_requests_total{endpoint="phone_number",result="graph_100"}"#,
         r#"waba_graph_request_duration_seconds_count{endpoint="phone_numbers"}"#,
-        r#"waba_graph_usage_percent{business_id="102290129340398",metric="call_count"}"#,
+        r#"waba_graph_usage_percent{business_id="102290129340398",use_case="whatsapp_business_management",metric="call_count"}"#,
         r#"waba_watchers{kind="waba"} "#,
         "waba_watch_streams ",
         "waba_watch_subscriptions ",

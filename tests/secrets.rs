@@ -246,4 +246,35 @@ async fn json_logs_carry_the_request_id_and_metas_fbtrace_id() {
         upstream["span"]["method"],
         "/whatsapp.phonenumbers.v1.PhoneNumberService/GetStatus"
     );
+    for secret in [TOKEN, APP_SECRET, proof_for(TOKEN).as_str()] {
+        assert!(!logs.contains(secret), "{secret} in the JSON logs");
+    }
+}
+
+#[tokio::test]
+async fn sandbox_graph_alone_delivers_signed_webhooks() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .and(wiremock::matchers::header_exists("x-hub-signature-256"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let listen = free_port().await.to_string();
+    let hook = format!("{}/hook", receiver.uri());
+    let child = binary()
+        .args(["sandbox-graph", "--listen", &listen, "--webhook-url", &hook])
+        .env("WABA_APP_SECRET", APP_SECRET)
+        .spawn()
+        .unwrap();
+    // The demo numbers change every 4 s, and some changes are announced.
+    let delivered = async {
+        while receiver.received_requests().await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(30), delivered).await;
+    let (_, logs) = terminate(child).await;
+    waited.unwrap_or_else(|_| panic!("no webhook within 30 s; logs:\n{logs}"));
+    assert!(!logs.contains("panicked"), "{logs}");
 }

@@ -94,7 +94,7 @@ public final class Example {
 
       Context.CancellableContext watching = Context.current().withCancellation();
       watching.run(() -> {
-        Iterator<StatusEvent> events = numbers.watchStatus(
+        Iterator<StatusEvent> events = numbers.withDeadlineAfter(30, TimeUnit.SECONDS).watchStatus(
             WatchStatusRequest.newBuilder().setWabaId(DEMO_WABA).build());
         for (int i = 0; i < 32; i++) {
           StatusEvent event = events.next();

@@ -93,7 +93,7 @@ def main() -> None:
             assert info.domain == "graph.facebook.com" and info.metadata["graph_code"] == "133005"
             assert info.metadata["fbtrace_id"]
 
-        events = stub.WatchStatus(pb.WatchStatusRequest(waba_id=args.waba))
+        events = stub.WatchStatus(pb.WatchStatusRequest(waba_id=args.waba), timeout=30)
         first = [next(events) for _ in range(32)]
         events.cancel()
         assert all(e.source == pb.EVENT_SOURCE_INITIAL for e in first)

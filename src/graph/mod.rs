@@ -118,9 +118,7 @@ impl GraphClient {
     /// Reads the token once and prepares the HTTP client.
     pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
         let tokens = TokenCache::load(settings.token, settings.token_recheck).await?;
-        // reqwest is built without a default TLS provider: use rustls on ring. An error
-        // only means a provider was installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
@@ -393,7 +391,8 @@ impl GraphClient {
                 elapsed_ms = elapsed.as_millis() as u64, "Graph API call"
             ),
             Err(Error::Graph(g)) => tracing::warn!(
-                endpoint = call.endpoint, path = %call.path, code = g.code, subcode = ?g.subcode,
+                endpoint = call.endpoint, path = %call.path, code = g.code,
+                subcode = g.subcode.unwrap_or_default(),
                 fbtrace_id = g.fbtrace_id.as_deref().unwrap_or_default(), graph_message = %g.message,
                 "Graph API error"
             ),

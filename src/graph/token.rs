@@ -105,9 +105,14 @@ impl TokenCache {
         Ok(token.expose_secret() != rejected.expose_secret())
     }
 
-    /// When the cached token was last (re)loaded.
-    pub fn loaded_at(&self) -> Instant {
-        self.lock().loaded_at
+    /// How old the token is: since its file was last modified, or since it was read.
+    pub async fn age(&self) -> Duration {
+        if let TokenSource::File(path) = &self.source
+            && let Some((modified, _)) = stamp_of(path).await
+        {
+            return modified.elapsed().unwrap_or_default();
+        }
+        self.lock().loaded_at.elapsed()
     }
 
     async fn reload(&self) -> Result<Arc<SecretString>, TokenError> {

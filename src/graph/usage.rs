@@ -111,6 +111,7 @@ impl UsageTracker {
                     ] {
                         let labels = [
                             ("business_id", object.clone()),
+                            ("use_case", entry.use_case.clone()),
                             ("metric", metric.to_owned()),
                         ];
                         metrics::gauge!("waba_graph_usage_percent", &labels).set(f64::from(value));

@@ -239,12 +239,12 @@ async fn observed<T>(
     method: &'static str,
     call: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let started = tokio::time::Instant::now();
+    let timer = crate::metrics::CallTimer::start(method);
     let result = call.await;
     let code = result
         .as_ref()
         .map_or_else(Status::code, |_| tonic::Code::Ok);
-    crate::metrics::grpc_call(method, code, started.elapsed().as_secs_f64());
+    timer.finish(code);
     if let Err(status) = &result {
         tracing::info!(
             method,

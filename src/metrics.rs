@@ -99,6 +99,10 @@ impl CallTimer {
         }
     }
 
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
     pub fn finish(mut self, code: Code) {
         self.done = true;
         grpc_call(self.method, code, self.started.elapsed().as_secs_f64());

@@ -5,6 +5,7 @@
 use crate::graph::{GraphClient, GraphSettings};
 use crate::grpc::page_token::PageTokens;
 use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
+use crate::grpc::transport::{self, Http2Settings};
 use crate::grpc::{Api, pb};
 use crate::http::WebhookSettings;
 use crate::numbers::Numbers;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -68,12 +69,7 @@ impl Service {
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let (stopping, stopping_rx) = watch::channel(false);
         let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx.clone());
-        let api = Api::new(
-            Numbers::new(graph.clone()),
-            page_tokens,
-            hub.clone(),
-            stopping_rx,
-        );
+        let api = Api::new(Numbers::new(graph.clone()), page_tokens, hub.clone());
         Ok(Self {
             settings,
             api,
@@ -129,26 +125,24 @@ impl Service {
         health.set_service_status("", ServingStatus::Serving).await;
         tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
-            .http2_keepalive_interval(settings.keepalive)
-            .http2_keepalive_timeout(settings.keepalive.map(|_| Duration::from_secs(10)))
-            .max_concurrent_streams(settings.max_concurrent_streams)
-            .trace_fn(call_span)
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(PhoneNumberServiceServer::new(api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
-                let _ = stopped.await;
-            });
+            .add_service(PhoneNumberServiceServer::new(api));
+        let http2 = Http2Settings {
+            keepalive: settings.keepalive,
+            max_concurrent_streams: settings.max_concurrent_streams,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = transport::serve(grpc, routes, http2, async {
+            let _ = stopped.await;
+        });
         tokio::pin!(server);
+        // The server only finishes once told to stop, below.
         tokio::select! {
-            result = &mut server => {
-                let _ = stopping.send(true);
-                return Ok(result?);
-            }
+            biased;
             () = shutdown => {}
+            () = &mut server => {}
         }
         tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
         health
@@ -166,7 +160,7 @@ impl Service {
             tokio::time::timeout(grace, http_server),
         );
         match grpc_done {
-            Ok(result) => result?,
+            Ok(()) => {}
             Err(_) => tracing::warn!(
                 ?grace,
                 "calls still open after the grace period; closing them"
@@ -179,21 +173,6 @@ impl Service {
         }
         Ok(())
     }
-}
-
-/// Every log line of a call carries its method and a request id: the client's
-/// `x-request-id` when it sends a sensible one, else a fresh one.
-fn call_span(request: &axum::http::Request<()>) -> tracing::Span {
-    let given = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128);
-    let request_id = match given {
-        Some(id) => id.to_owned(),
-        None => format!("{:016x}", rand::random::<u64>()),
-    };
-    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
 }
 
 /// Builds the service and serves it; see [`Service::serve`].

@@ -6,6 +6,7 @@ mod convert;
 mod deadline;
 pub mod page_token;
 pub mod status;
+pub mod transport;
 mod validate;
 mod watch;
 
@@ -44,13 +45,13 @@ pub mod pb {
     }
 }
 
+use crate::metrics::CallTimer;
 use crate::numbers::{Numbers, Registration};
 use crate::watch::{Hub, Target};
 use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
 use secrecy::SecretString;
 use std::pin::Pin;
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use validate::Checks;
 
@@ -60,22 +61,14 @@ pub struct Api {
     numbers: Numbers,
     page_tokens: PageTokens,
     hub: Hub,
-    /// Turns true when the server shuts down: open streams end with UNAVAILABLE.
-    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Api {
-    pub fn new(
-        numbers: Numbers,
-        page_tokens: PageTokens,
-        hub: Hub,
-        stopping: tokio::sync::watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(numbers: Numbers, page_tokens: PageTokens, hub: Hub) -> Self {
         Self {
             numbers,
             page_tokens,
             hub,
-            stopping,
         }
     }
 }
@@ -83,7 +76,7 @@ impl Api {
 /// At most this many numbers in one WatchStatus call.
 const MAX_WATCHED_IDS: usize = 1_000;
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StatusEvent, Status>> + Send>>;
+type EventStream = Pin<Box<watch::Subscription>>;
 
 /// The handlers; the trait implementation below times and counts them.
 impl Api {
@@ -195,8 +188,8 @@ impl Api {
         };
         targets.sort();
         targets.dedup();
-        let events = watch::open(&self.hub, targets, deadline, self.stopping.clone()).await?;
-        Ok(Response::new(Box::pin(events)))
+        let events = watch::open(&self.hub, targets, deadline).await?;
+        Ok(Response::new(events))
     }
 }
 
@@ -206,21 +199,24 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
-        observed("ListNumbers", self.list(request)).await
+        let timer = CallTimer::start("ListNumbers");
+        finish(timer, self.list(request).await)
     }
 
     async fn get_status(
         &self,
         request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
-        observed("GetStatus", self.get(request)).await
+        let timer = CallTimer::start("GetStatus");
+        finish(timer, self.get(request).await)
     }
 
     async fn register(
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        observed("Register", self.register_number(request)).await
+        let timer = CallTimer::start("Register");
+        finish(timer, self.register_number(request).await)
     }
 
     type WatchStatusStream = EventStream;
@@ -230,20 +226,19 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::WatchStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        observed("WatchStatus", self.watch(request)).await
+        let timer = CallTimer::start("WatchStatus");
+        finish(timer, self.watch(request).await)
     }
 }
 
-/// Runs a handler, then counts it by its gRPC code and records its latency.
-async fn observed<T>(
-    method: &'static str,
-    call: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let timer = crate::metrics::CallTimer::start(method);
-    let result = call.await;
+/// Counts a handler's result by its gRPC code and records its latency. (Not a wrapper
+/// around the handler's future: passing a future into an async fn stores it twice, and a
+/// WatchStatus call's future is held by every stream still opening.)
+fn finish<T>(timer: CallTimer, result: Result<T, Status>) -> Result<T, Status> {
     let code = result
         .as_ref()
         .map_or_else(Status::code, |_| tonic::Code::Ok);
+    let method = timer.method();
     timer.finish(code);
     if let Err(status) = &result {
         tracing::info!(

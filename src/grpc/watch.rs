@@ -6,15 +6,19 @@
 //! Views are shared, never copied per subscriber: a subscriber holds one `Arc` per
 //! target. When the client goes away tonic drops the stream, and with it the
 //! subscriptions.
+//!
+//! Ten thousand idle streams are mostly this struct, so it is a plain `Stream` rather
+//! than a future-holding combinator: a few hundred bytes a stream (see the README's
+//! benchmark).
 
 use super::pb;
 use crate::watch::{Health, Hub, Observed, Source, Target, View};
-use futures_util::stream::{self, Stream, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use futures_util::{Stream, StreamExt};
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::watch;
+use std::task::{Context, Poll};
 use tokio::time::Instant;
-use tokio_stream::StreamMap;
 use tokio_stream::wrappers::WatchStream;
 use tonic::Status;
 
@@ -24,67 +28,35 @@ pub async fn open(
     hub: &Hub,
     targets: Vec<Target>,
     deadline: Option<Instant>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<impl Stream<Item = Result<pb::StatusEvent, Status>> + Send + 'static, Status> {
+) -> Result<Pin<Box<Subscription>>, Status> {
     let wait = hub.settings().first_snapshot_wait;
     let until = deadline.or_else(|| wait.map(|w| Instant::now() + w));
-    let receivers = hub.subscribe_all(&targets);
-    // Released at once if the call fails before the stream starts.
-    metrics::gauge!("waba_watch_streams").increment(1);
-    let mut subscriber = Subscriber {
-        hub: hub.clone(),
-        targets: targets.clone(),
-        views: StreamMap::new(),
-        seen: HashMap::new(),
-        pending: VecDeque::new(),
-        shutdown,
-        done: false,
-    };
-    for (target, mut rx) in targets.into_iter().zip(receivers) {
-        let mut stopping = subscriber.shutdown.clone();
-        let loaded = async {
-            tokio::select! {
-                first = rx.wait_for(|v| !matches!(v.health, Health::Loading)) => first
-                    .map(|view| view.clone())
-                    .map_err(|_| Status::unavailable("the watcher stopped")),
-                _ = stopping.wait_for(|stop| *stop) => {
-                    Err(Status::unavailable("the server is shutting down; reconnect"))
-                }
-            }
-        };
-        let first = match until {
-            Some(until) => tokio::time::timeout_at(until, loaded)
-                .await
-                .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))?,
-            None => loaded.await,
-        }?;
-        if let Health::Failed(e) = &first.health {
-            return Err(e.clone().into());
-        }
-        subscriber.views.insert(target, WatchStream::new(rx));
+    let mut subscription = Box::pin(Subscription::new(hub, targets));
+    let loaded = std::future::poll_fn(|cx| subscription.poll_loaded(cx));
+    match until {
+        Some(until) => tokio::time::timeout_at(until, loaded)
+            .await
+            .map_err(|_| Status::deadline_exceeded("no first snapshot before the deadline"))??,
+        None => loaded.await?,
     }
-    Ok(stream::unfold(subscriber, Subscriber::next).boxed())
+    Ok(subscription)
 }
 
-struct Subscriber {
+/// One WatchStatus call's subscriptions, and the events it has yet to send.
+pub struct Subscription {
     hub: Hub,
-    /// Everything this subscriber subscribed to.
-    targets: Vec<Target>,
-    views: StreamMap<Target, WatchStream<Arc<View>>>,
-    /// The view of each target this subscriber last received.
-    seen: HashMap<Target, Arc<View>>,
+    /// Everything this subscriber subscribed to, released when it goes.
+    targets: Box<[Target]>,
+    /// One per target, in the same order.
+    feeds: Box<[Feed]>,
     pending: VecDeque<Pending>,
-    shutdown: watch::Receiver<bool>,
     done: bool,
 }
 
-impl Drop for Subscriber {
-    /// The client went away (or the stream ended): its watchers learn at once.
-    fn drop(&mut self) {
-        metrics::gauge!("waba_watch_streams").decrement(1);
-        drop(std::mem::take(&mut self.views));
-        self.hub.release(&self.targets);
-    }
+struct Feed {
+    views: WatchStream<Arc<View>>,
+    /// The view of this target this subscriber last absorbed; `None` until its first.
+    seen: Option<Arc<View>>,
 }
 
 /// An event to send, built when the client is ready for it.
@@ -94,48 +66,73 @@ struct Pending {
     changed: Vec<&'static str>,
 }
 
-type Next = Option<(Result<pb::StatusEvent, Status>, Subscriber)>;
-
-impl Subscriber {
-    async fn next(mut self) -> Next {
-        loop {
-            if let Some(p) = self.pending.pop_front() {
-                if self.pending.is_empty() {
-                    // A burst (a WABA's first snapshot, say) leaves no memory behind.
-                    self.pending.shrink_to_fit();
-                }
-                return Some((Ok(event(&p.observed, p.source, p.changed)), self));
-            }
-            if self.done {
-                return None;
-            }
-            let update = tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|stopping| *stopping) => None,
-                update = self.views.next() => Some(update),
-            };
-            match update {
-                None => {
-                    self.done = true;
-                    let status = Status::unavailable("the server is shutting down; reconnect");
-                    return Some((Err(status), self));
-                }
-                Some(None) => return None,
-                Some(Some((target, view))) => {
-                    if let Health::Failed(e) = &view.health {
-                        self.done = true;
-                        return Some((Err(e.clone().into()), self));
-                    }
-                    self.absorb(target, view);
-                }
-            }
+impl Subscription {
+    fn new(hub: &Hub, targets: Vec<Target>) -> Self {
+        let feeds = hub
+            .subscribe_all(&targets)
+            .into_iter()
+            .map(|rx| Feed {
+                views: WatchStream::new(rx),
+                seen: None,
+            })
+            .collect();
+        metrics::gauge!("waba_watch_streams").increment(1);
+        Subscription {
+            hub: hub.clone(),
+            targets: targets.into_boxed_slice(),
+            feeds,
+            pending: VecDeque::new(),
+            done: false,
         }
     }
 
-    /// Queues an event for each number new to this subscriber or changed since the
-    /// view of `target` it last received.
-    fn absorb(&mut self, target: Target, view: Arc<View>) {
-        let before = self.seen.insert(target, view.clone());
+    /// Ready once every target has its first state (queued as INITIAL events), or with
+    /// the status the call fails with.
+    fn poll_loaded(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let mut loaded = true;
+        for i in 0..self.feeds.len() {
+            while self.feeds[i].seen.is_none() {
+                match self.feeds[i].views.poll_next_unpin(cx) {
+                    Poll::Pending => {
+                        loaded = false;
+                        break;
+                    }
+                    Poll::Ready(view) => {
+                        if let Some(view) = view.as_ref()
+                            && matches!(view.health, Health::Loading)
+                        {
+                            continue;
+                        }
+                        if let Err(status) = self.absorb(i, view) {
+                            self.done = true;
+                            return Poll::Ready(Err(status));
+                        }
+                    }
+                }
+            }
+        }
+        if loaded {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Takes in a target's new view: queues an event for each number new to this
+    /// subscriber or changed since the view of the target it last absorbed. `None` (the
+    /// watcher is gone) and views that end the watch give the status to end with.
+    fn absorb(&mut self, feed: usize, view: Option<Arc<View>>) -> Result<(), Status> {
+        let view = view.ok_or_else(|| Status::unavailable("the watcher stopped; reconnect"))?;
+        match &view.health {
+            Health::Loading | Health::Live => {}
+            Health::Failed(e) => return Err(e.clone().into()),
+            Health::Stopped => {
+                return Err(Status::unavailable(
+                    "the server is shutting down; reconnect",
+                ));
+            }
+        }
+        let before = self.feeds[feed].seen.replace(view.clone());
         for (id, now) in &view.numbers {
             let previous = before.as_ref().and_then(|b| b.numbers.get(id));
             let (source, changed) = match previous {
@@ -155,6 +152,49 @@ impl Subscriber {
                 changed,
             });
         }
+        Ok(())
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<pb::StatusEvent, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(p) = this.pending.pop_front() {
+                if this.pending.is_empty() {
+                    // A burst (a WABA's first snapshot, say) leaves no memory behind.
+                    this.pending.shrink_to_fit();
+                }
+                return Poll::Ready(Some(Ok(event(&p.observed, p.source, p.changed))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let mut absorbed = false;
+            for i in 0..this.feeds.len() {
+                if let Poll::Ready(view) = this.feeds[i].views.poll_next_unpin(cx) {
+                    if let Err(status) = this.absorb(i, view) {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(status)));
+                    }
+                    absorbed = true;
+                }
+            }
+            if !absorbed {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    /// The client went away (or the stream ended): its watchers learn at once.
+    fn drop(&mut self) {
+        metrics::gauge!("waba_watch_streams").decrement(1);
+        self.feeds = Box::default();
+        self.hub.release(&self.targets);
     }
 }
 

@@ -102,6 +102,8 @@ pub enum Health {
     Live,
     /// A permanent error (deleted number, lost access): the watch is over.
     Failed(numbers::Error),
+    /// The server is shutting down: subscribers should reconnect elsewhere.
+    Stopped,
 }
 
 /// A watcher's state, as every subscriber sees it.
@@ -114,6 +116,22 @@ pub struct View {
 
 pub type ViewReceiver = watch::Receiver<Arc<View>>;
 type ViewSender = Arc<watch::Sender<Arc<View>>>;
+
+/// Changes a watcher's view, telling its subscribers if `change` says it changed
+/// anything. Once the view says Stopped it stays so: a read or push that lands during
+/// shutdown cannot hide the stop from a subscriber that has not seen it yet.
+fn update(tx: &ViewSender, change: impl FnOnce(&mut View) -> bool) {
+    tx.send_if_modified(|view| {
+        !matches!(view.health, Health::Stopped) && change(Arc::make_mut(view))
+    });
+}
+
+fn stopped_view() -> Arc<View> {
+    Arc::new(View {
+        health: Health::Stopped,
+        ..View::default()
+    })
+}
 
 /// Counts of what the hub runs, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +201,7 @@ impl Hub {
             shutdown,
         });
         tokio::spawn(poll::numbers(inner.clone()));
+        tokio::spawn(stop_on_shutdown(inner.clone()));
         Hub { inner }
     }
 
@@ -210,6 +229,9 @@ impl Hub {
                 if let Some(w) = wabas.get(id).filter(|w| !failed(&w.tx)) {
                     return w.tx.subscribe();
                 }
+                if self.inner.stopping() {
+                    return watch::channel(stopped_view()).1;
+                }
                 let (tx, rx) = watch::channel(Arc::new(View::default()));
                 let watcher = WabaWatcher {
                     tx: Arc::new(tx),
@@ -229,6 +251,9 @@ impl Hub {
                 let mut numbers = lock(&self.inner.numbers);
                 if let Some(w) = numbers.get(id).filter(|w| !failed(&w.tx)) {
                     return w.tx.subscribe();
+                }
+                if self.inner.stopping() {
+                    return watch::channel(stopped_view()).1;
                 }
                 let (tx, rx) = watch::channel(Arc::new(View::default()));
                 let watcher = NumberWatcher {
@@ -250,8 +275,7 @@ impl Hub {
             .and_then(|d| lock(&self.inner.directory).get(d).cloned());
         let now = Utc::now();
         let apply = |tx: &ViewSender, id: &str| {
-            tx.send_if_modified(|view| {
-                let view = Arc::make_mut(view);
+            update(tx, |view| {
                 let (Some(observed), Some(marks)) = (view.numbers.get(id), view.marks.get_mut(id))
                 else {
                     return false;
@@ -331,7 +355,30 @@ fn failed(tx: &ViewSender) -> bool {
     matches!(tx.borrow().health, Health::Failed(_))
 }
 
+/// When the server stops, every view says so: subscribers end with UNAVAILABLE (those
+/// still waiting for a first snapshot too) and clients reconnect to another replica.
+async fn stop_on_shutdown(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.clone();
+    // An error means the server is gone without saying so: stop all the same.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    // Under the lock, so that a watcher started concurrently is either stopped here or
+    // starts stopped (see `join`).
+    let wabas = lock(&inner.wabas);
+    let numbers = lock(&inner.numbers);
+    for tx in wabas
+        .values()
+        .map(|w| &w.tx)
+        .chain(numbers.values().map(|w| &w.tx))
+    {
+        tx.send_replace(stopped_view());
+    }
+}
+
 impl Inner {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Merges the numbers a read that started at `started_ms` found into a view. With
     /// `complete` (a whole WABA listing), numbers no longer listed leave the view.
     fn merge(

@@ -1,6 +1,6 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
-use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms};
+use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms, update};
 use crate::graph::{self, MAX_BATCH};
 use crate::numbers::PhoneNumber;
 use std::sync::Arc;
@@ -48,8 +48,8 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
             Ok(numbers) => {
                 failures = 0;
                 let mut superseded = false;
-                tx.send_if_modified(|view| {
-                    let merged = inner.merge(Arc::make_mut(view), numbers, started_ms, true);
+                update(&tx, |view| {
+                    let merged = inner.merge(view, numbers, started_ms, true);
                     superseded = merged.superseded;
                     merged.changed
                 });
@@ -77,7 +77,7 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
                 }
                 Failure::Permanent => {
                     tracing::info!(waba_id, error = %e, "ending the WABA's watch");
-                    tx.send_modify(|view| Arc::make_mut(view).health = Health::Failed(e.into()));
+                    fail(&tx, e);
                     retire(&inner, &waba_id, &tx, true);
                     return;
                 }
@@ -239,8 +239,8 @@ impl Inner {
             return false;
         };
         let mut superseded = false;
-        w.tx.send_if_modified(|view| {
-            let merged = self.merge(Arc::make_mut(view), vec![number], started_ms, false);
+        update(&w.tx, |view| {
+            let merged = self.merge(view, vec![number], started_ms, false);
             superseded = merged.superseded;
             merged.changed
         });
@@ -257,7 +257,7 @@ impl Inner {
     fn fail_number(&self, id: &str, e: graph::Error) {
         tracing::info!(phone_number_id = id, error = %e, "ending the number's watch");
         if let Some(w) = lock(&self.numbers).remove(id) {
-            w.tx.send_modify(|view| Arc::make_mut(view).health = Health::Failed(e.into()));
+            fail(&w.tx, e);
         }
     }
 
@@ -302,6 +302,14 @@ fn retire(inner: &Inner, waba_id: &str, tx: &ViewSender, always: bool) -> bool {
         return true;
     }
     false
+}
+
+/// Ends a watch: its subscribers get the error's status.
+fn fail(tx: &ViewSender, e: graph::Error) {
+    update(tx, |view| {
+        view.health = Health::Failed(e.into());
+        true
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,107 @@
+//! The gRPC listener: tonic's services on hyper's HTTP/2 server, tuned for many
+//! long-lived streams.
+//!
+//! tonic's own server cannot set hyper's per-stream send buffer. hyper lets a stream
+//! queue up to 400 KiB of encoded frames before it stops polling the response body, so
+//! a WABA's first snapshot (32 events) is encoded and queued all at once, and ten
+//! thousand streams opening together queue a hundred megabytes the allocator keeps
+//! afterwards. Here a stream's body is polled for its next message only once the
+//! previous one has gone to the connection, and the events still to send wait in the
+//! subscriber as a few pointers each (see the README's benchmark).
+//!
+//! Otherwise this is what tonic's server does: HTTP/2 only, TCP_NODELAY, keepalive
+//! PINGs, a stream limit per connection, a tracing span per call, and a graceful drain.
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+/// At most this much of a stream's response is queued in the connection: one message
+/// at a time. (Unary responses are one message, sent whole whatever their size.)
+const STREAM_SEND_BUFFER: usize = 1;
+
+/// How long a keepalive PING may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a gRPC connection behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Settings {
+    /// PING interval on idle connections; `None` disables keepalive.
+    pub keepalive: Option<Duration>,
+    pub max_concurrent_streams: u32,
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and
+/// waits for every open connection to finish its calls (bound that wait with a timeout:
+/// streams do not end by themselves).
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    settings: Http2Settings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_send_buf_size(STREAM_SEND_BUFFER)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.keepalive)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let routes = routes.prepare();
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _peer)) => socket,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "failed to accept a gRPC connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let routes = routes.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let span = call_span(&request);
+            routes.clone().oneshot(request).instrument(span)
+        });
+        let connection = connections.watch(http2.serve_connection(TokioIo::new(socket), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "gRPC connection ended with an error");
+            }
+        });
+    }
+    // Closes the listening socket now: new clients are refused rather than left hanging.
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Every log line of a call carries its method and a request id: the client's
+/// `x-request-id` when it sends a sensible one, else a fresh one.
+fn call_span<B>(request: &Request<B>) -> tracing::Span {
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128);
+    let request_id = match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    };
+    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
+}

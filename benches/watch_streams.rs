@@ -84,7 +84,7 @@ async fn main() {
                 Command::new(env!("CARGO_BIN_EXE_waba-numbers"))
                     .args(["--sandbox", "--listen", &format!("127.0.0.1:{port}")])
                     .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-                    .env("RUST_LOG", "warn")
+                    .env("RUST_LOG", "info")
                     .stdout(Stdio::null())
                     .spawn()
                     .expect("the binary starts"),

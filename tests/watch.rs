@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
 use waba_numbers::pb::{EventSource, NameStatus, StatusEvent, WatchStatusRequest};
-use waba_numbers::watch::HubStats;
+use waba_numbers::watch::{HubStats, NUDGE_GAP};
 use wiremock::matchers::{any, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
@@ -475,6 +475,68 @@ async fn shutdown_ends_open_streams_with_unavailable() {
     let stopped = tokio::spawn(service.stop());
     assert_eq!(next_error(&mut events).await.code(), Code::Unavailable);
     // Open streams do not hold the shutdown for its grace period.
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// In real time: on the paused clock every wait for the fake Graph API would let the
+/// clock jump to the next timer, and the jump is what this test must not see.
+#[tokio::test]
+async fn a_new_lone_number_is_read_at_once_even_right_after_a_pass() {
+    let graph = MockServer::start().await;
+    for id in [N1, N2] {
+        read(id)
+            .respond_with(ok(number(id, "APPROVED")))
+            .expect(1)
+            .mount(&graph)
+            .await;
+    }
+    let service = Service::on_fake(&graph).await;
+    let mut first = service
+        .client()
+        .watch_status(numbers(&[N1]))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut first).await;
+    // A pass has just run: a webhook's re-read would now wait NUDGE_GAP; a first
+    // snapshot, which a caller is waiting for, does not.
+    let asked = std::time::Instant::now();
+    let mut second = service
+        .client()
+        .watch_status(numbers(&[N2]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next(&mut second).await.phone_number.unwrap().id, N2);
+    let waited = asked.elapsed();
+    assert!(waited < NUDGE_GAP / 2, "the first snapshot took {waited:?}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_calls_still_waiting_for_their_first_snapshot() {
+    let graph = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ok(number(N1, "APPROVED")).set_delay(Duration::from_secs(3600)))
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let mut client = service.client();
+    let call = tokio::spawn(async move { client.watch_status(numbers(&[N1])).await });
+    while service.hub.stats().subscriptions == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = tokio::spawn(service.stop());
+    let status = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends with the shutdown")
+        .unwrap()
+        .expect_err("no snapshot was ever read");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // The waiting call does not hold the shutdown for its grace period.
     tokio::time::timeout(Duration::from_secs(10), stopped)
         .await
         .unwrap()

@@ -124,6 +124,19 @@ async fn read_waba(inner: &Inner, waba_id: &str) -> Result<Vec<PhoneNumber>, gra
     Ok(numbers)
 }
 
+/// Which lone numbers a pass of the poller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every number: the regular cycle.
+    Full,
+    /// Those marked due: new, named by a webhook, or to retry.
+    Due,
+    /// Only numbers never read yet. Their subscribers wait for a first snapshot, so
+    /// this pass is not held back by [`NUDGE_GAP`]: it exists to space out webhook
+    /// re-reads, and a first read is one Meta must serve however it is timed.
+    New,
+}
+
 /// Keeps every lone number's view fresh: all of them each cycle, in batches, and a
 /// number sooner when it is new or a webhook named it.
 pub async fn numbers(inner: Arc<Inner>) {
@@ -139,26 +152,33 @@ pub async fn numbers(inner: Arc<Inner>) {
         // neither cycles nor nudges run, only the end of the pause.
         let idle = lock(&inner.numbers).is_empty();
         let paused = paused_until.is_some_and(|until| Instant::now() < until);
-        let full_cycle = tokio::select! {
-            () = sleep_until(next_cycle), if !idle && !paused => true,
-            () = sleep_until(retry_at.unwrap_or(next_cycle)), if retry_at.is_some() => false,
+        let pass = tokio::select! {
+            () = sleep_until(next_cycle), if !idle && !paused => Pass::Full,
+            () = sleep_until(retry_at.unwrap_or(next_cycle)), if retry_at.is_some() => Pass::Due,
             () = inner.poller_wake.notified(), if !paused => {
                 if idle {
                     next_cycle = Instant::now() + inner.next_poll(None);
                 }
-                if Instant::now() < last_pass + NUDGE_GAP {
+                if Instant::now() >= last_pass + NUDGE_GAP {
+                    Pass::Due
+                } else {
+                    // The rest waits for the gap; new numbers are read now.
                     retry_at = Some(last_pass + NUDGE_GAP);
-                    continue;
+                    Pass::New
                 }
-                false
             }
             _ = shutdown.changed() => return,
         };
-        retry_at = None;
-        paused_until = None;
-        last_pass = Instant::now();
+        if pass != Pass::New {
+            retry_at = None;
+            paused_until = None;
+            last_pass = Instant::now();
+        }
 
-        let ids = take_due(&inner, full_cycle);
+        let ids = take_due(&inner, pass);
+        if pass == Pass::New && ids.is_empty() {
+            continue; // a webhook nudge, held back until the gap has passed
+        }
         let mut retry = false;
         let mut chunks = ids.chunks(MAX_BATCH);
         for chunk in chunks.by_ref() {
@@ -200,29 +220,38 @@ pub async fn numbers(inner: Arc<Inner>) {
             inner.mark_due(id);
         }
 
-        failures = if retry { failures + 1 } else { 0 };
         if retry {
-            retry_at = Some(Instant::now() + inner.backoff(failures));
+            failures += 1;
+        } else if pass != Pass::New {
+            failures = 0; // a pass of new numbers says nothing of those failing
+        }
+        if retry {
+            let at = Instant::now() + inner.backoff(failures);
+            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
         }
         if let Some(until) = paused_until {
             retry_at = Some(until);
             next_cycle = next_cycle.max(until);
         }
-        if full_cycle {
+        if pass == Pass::Full {
             let usage = inner.graph.usage().max_percent();
             next_cycle = next_cycle.max(Instant::now() + inner.next_poll(usage));
         }
     }
 }
 
-/// The lone numbers to read now: all on a full cycle, else those marked due. Watchers
-/// nobody subscribes to any more are dropped here.
-fn take_due(inner: &Inner, full_cycle: bool) -> Vec<String> {
+/// The lone numbers `pass` reads, no longer due. Watchers nobody subscribes to any more
+/// are dropped here.
+fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
     let mut numbers = lock(&inner.numbers);
     numbers.retain(|_, w| w.tx.receiver_count() > 0);
     numbers
         .iter_mut()
-        .filter(|(_, w)| full_cycle || w.due)
+        .filter(|(_, w)| match pass {
+            Pass::Full => true,
+            Pass::Due => w.due,
+            Pass::New => w.due && matches!(w.tx.borrow().health, Health::Loading),
+        })
         .map(|(id, w)| {
             w.due = false;
             id.clone()

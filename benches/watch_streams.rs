@@ -2,7 +2,8 @@
 //!
 //! Starts the release binary, measures its RSS and CPU time idle (the baseline of this
 //! run), then opens STREAMS streams over CONNECTIONS HTTP/2 connections (half watch the
-//! demo WABA, half one of its numbers), waits for every first snapshot, holds them for
+//! demo WABA, half one of its numbers), waits until every stream has its whole first
+//! snapshot (a WABA's: an INITIAL event per number), holds them for
 //! HOLD_SECS while the sandbox changes and pushes webhooks, and reports RSS and CPU again.
 //!
 //! cargo bench --bench watch_streams            (defaults: 10000 streams, 20 connections, 30 s)
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use waba_numbers::pb::WatchStatusRequest;
 use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
+use waba_numbers::pb::{EventSource, ListNumbersRequest, WatchStatusRequest};
 use waba_numbers::sandbox::DEMO_WABA_ID;
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -109,6 +110,7 @@ async fn main() {
         let mut events = warm.watch_status(request).await.unwrap().into_inner();
         events.message().await.unwrap();
     }
+    let waba_size = waba_size(&mut warm).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_rss, idle_cpu) = usage(pid);
 
@@ -120,13 +122,21 @@ async fn main() {
         let mut client = PhoneNumberServiceClient::new(channels[i % connections].clone());
         let events = events.clone();
         let ready = ready_tx.clone();
+        let request = request(i);
+        let mut snapshot_left = if request.waba_id.is_empty() {
+            1
+        } else {
+            waba_size
+        };
         tasks.push(tokio::spawn(async move {
-            let mut stream = client.watch_status(request(i)).await.unwrap().into_inner();
-            let mut first = true;
-            while let Ok(Some(_)) = stream.message().await {
+            let mut stream = client.watch_status(request).await.unwrap().into_inner();
+            while let Ok(Some(event)) = stream.message().await {
                 events.fetch_add(1, Ordering::Relaxed);
-                if std::mem::take(&mut first) {
-                    let _ = ready.send(());
+                if event.source() == EventSource::Initial {
+                    snapshot_left -= 1;
+                    if snapshot_left == 0 {
+                        let _ = ready.send(());
+                    }
                 }
             }
         }));
@@ -148,7 +158,7 @@ async fn main() {
     );
     println!("  idle baseline          RSS {:7.1} MiB", mib(idle_rss));
     println!(
-        "  {streams} streams open     RSS {:7.1} MiB  (+{:.2} KiB per stream)  opened in {:.2?}, server CPU {:.2?}",
+        "  {streams} streams open     RSS {:7.1} MiB  (+{:.2} KiB per stream)  first snapshots complete in {:.2?}, server CPU {:.2?}",
         mib(open_rss),
         (open_rss.saturating_sub(idle_rss)) as f64 / streams as f64,
         opened_in,
@@ -171,6 +181,28 @@ async fn main() {
     );
     for task in tasks {
         task.abort();
+    }
+}
+
+/// How many numbers the demo WABA has: a WABA stream's first snapshot is that many events.
+async fn waba_size(client: &mut PhoneNumberServiceClient<Channel>) -> usize {
+    let mut count = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_numbers(ListNumbersRequest {
+                waba_id: DEMO_WABA_ID.into(),
+                page_size: 100,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        count += page.phone_numbers.len();
+        if page.next_page_token.is_empty() {
+            return count;
+        }
+        page_token = page.next_page_token;
     }
 }
 

@@ -138,11 +138,14 @@ impl Service {
             let _ = stopped.await;
         });
         tokio::pin!(server);
-        // The server only finishes once told to stop, below.
         tokio::select! {
             biased;
             () = shutdown => {}
-            () = &mut server => {}
+            () = &mut server => {
+                // Cannot happen: it only stops when told to, below.
+                let _ = stopping.send(true);
+                return Err("the gRPC server stopped by itself".into());
+            }
         }
         tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
         health

@@ -43,8 +43,10 @@ where
     }
 }
 
-/// Encodes each message into exactly the room it needs. Buffer size 0 is safe only
-/// because the server never compresses (tonic grows compression buffers by that size).
+/// Encodes each message into exactly the room it needs. (Clients generated from the
+/// proto use it too.) Buffer size 0 is safe only because tonic is built without its
+/// compression features: compressing grows buffers in steps of that size, and would
+/// divide by it.
 #[derive(Debug)]
 pub struct LeanEncoder<T>(PhantomData<T>);
 

@@ -6,12 +6,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The caller's deadline, a little early: the answer (DEADLINE_EXCEEDED, say) must
-/// reach the client before it gives up, and before tonic's own timeout answers CANCELLED.
+/// reach the client before it gives up, and before the transport's own bound on the call
+/// (see [`timeout_of`]) cuts it short.
 pub fn of<T>(request: &tonic::Request<T>) -> Deadline {
-    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let timeout = parse_grpc_timeout(value)?;
+    let timeout = timeout_of(request.metadata().as_ref())?;
     let margin = (timeout / 10).min(Duration::from_millis(100));
     Some(Instant::now() + (timeout - margin))
+}
+
+/// The time the caller gives the call, from its `grpc-timeout` header.
+pub fn timeout_of(headers: &http::HeaderMap) -> Option<Duration> {
+    parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
 }
 
 /// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).

@@ -5,13 +5,18 @@
 //! queue up to 400 KiB of encoded frames before it stops polling the response body, so
 //! a WABA's first snapshot (32 events) is encoded and queued all at once, and ten
 //! thousand streams opening together queue a hundred megabytes the allocator keeps
-//! afterwards. Here a stream's body is polled for its next message only once the
-//! previous one has gone to the connection, and the events still to send wait in the
-//! subscriber as a few pointers each (see the README's benchmark).
+//! afterwards. Here a stream has at most one encoded message queued in the connection
+//! and one in hand; the events still to send wait in the subscriber as a few pointers
+//! each (see the README's benchmark).
 //!
-//! Otherwise this is what tonic's server does: HTTP/2 only, TCP_NODELAY, keepalive
-//! PINGs, a stream limit per connection, a tracing span per call, and a graceful drain.
+//! Otherwise this does what tonic's server did for us: HTTP/2 only, keepalive PINGs, a
+//! stream limit per connection, a tracing span per call, the caller's `grpc-timeout`
+//! bounding the call (until its response starts), and a graceful drain. Added: TCP_NODELAY
+//! (tonic skips it for listeners it is handed). Not carried over: the peer's address in
+//! request extensions, which nothing here reads.
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
@@ -20,6 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::Status;
 use tonic::service::Routes;
 use tower::ServiceExt;
 use tracing::Instrument;
@@ -77,7 +83,19 @@ pub async fn serve(
         let routes = routes.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let span = call_span(&request);
-            routes.clone().oneshot(request).instrument(span)
+            let timeout = super::deadline::timeout_of(request.headers());
+            let call = routes.clone().oneshot(request);
+            // The handlers answer a little before the deadline themselves; this is the
+            // backstop for anything that does not (a caller waiting on a shared attempt).
+            let call = match timeout {
+                Some(timeout) => Either::Left(tokio::time::timeout(timeout, call).map(|done| {
+                    done.unwrap_or_else(|_| {
+                        Ok(Status::deadline_exceeded("the call's deadline passed").into_http())
+                    })
+                })),
+                None => Either::Right(call),
+            };
+            call.instrument(span)
         });
         let connection = connections.watch(http2.serve_connection(TokioIo::new(socket), service));
         tokio::spawn(async move {

@@ -50,6 +50,8 @@ pub struct Subscription {
     /// One per target, in the same order.
     feeds: Box<[Feed]>,
     pending: VecDeque<Pending>,
+    /// The status to end with once the events already queued have gone out.
+    ending: Option<Status>,
     done: bool,
 }
 
@@ -82,6 +84,7 @@ impl Subscription {
             targets: targets.into_boxed_slice(),
             feeds,
             pending: VecDeque::new(),
+            ending: None,
             done: false,
         }
     }
@@ -169,17 +172,22 @@ impl Stream for Subscription {
                 }
                 return Poll::Ready(Some(Ok(event(&p.observed, p.source, p.changed))));
             }
+            if let Some(status) = this.ending.take() {
+                this.done = true;
+                return Poll::Ready(Some(Err(status)));
+            }
             if this.done {
                 return Poll::Ready(None);
             }
             let mut absorbed = false;
             for i in 0..this.feeds.len() {
                 if let Poll::Ready(view) = this.feeds[i].views.poll_next_unpin(cx) {
-                    if let Err(status) = this.absorb(i, view) {
-                        this.done = true;
-                        return Poll::Ready(Some(Err(status)));
-                    }
                     absorbed = true;
+                    if let Err(status) = this.absorb(i, view) {
+                        // Events other targets queued in this pass still go first.
+                        this.ending = Some(status);
+                        break;
+                    }
                 }
             }
             if !absorbed {

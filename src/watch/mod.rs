@@ -175,6 +175,8 @@ struct NumberWatcher {
     tx: ViewSender,
     /// Read at the poller's next wake-up rather than its next cycle.
     due: bool,
+    /// Never read yet: a subscriber waits for its first snapshot.
+    fresh: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -259,6 +261,7 @@ impl Hub {
                 let watcher = NumberWatcher {
                     tx: Arc::new(tx),
                     due: true,
+                    fresh: true,
                 };
                 numbers.insert(id.clone(), watcher);
                 rx

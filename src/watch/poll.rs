@@ -131,9 +131,10 @@ enum Pass {
     Full,
     /// Those marked due: new, named by a webhook, or to retry.
     Due,
-    /// Only numbers never read yet. Their subscribers wait for a first snapshot, so
+    /// Only numbers not yet tried. Their subscribers wait for a first snapshot, so
     /// this pass is not held back by [`NUDGE_GAP`]: it exists to space out webhook
-    /// re-reads, and a first read is one Meta must serve however it is timed.
+    /// re-reads, and a first read is one Meta must serve however it is timed. A first
+    /// read that fails is retried with the rest, after the backoff.
     New,
 }
 
@@ -162,16 +163,18 @@ pub async fn numbers(inner: Arc<Inner>) {
                 if Instant::now() >= last_pass + NUDGE_GAP {
                     Pass::Due
                 } else {
-                    // The rest waits for the gap; new numbers are read now.
-                    retry_at = Some(last_pass + NUDGE_GAP);
+                    // The rest waits for the gap (or a longer backoff); new numbers are
+                    // read now.
+                    let gap_end = last_pass + NUDGE_GAP;
+                    retry_at = Some(retry_at.map_or(gap_end, |at| at.max(gap_end)));
                     Pass::New
                 }
             }
             _ = shutdown.changed() => return,
         };
+        paused_until = None; // over: passes run only when not paused, or at its end
         if pass != Pass::New {
             retry_at = None;
-            paused_until = None;
             last_pass = Instant::now();
         }
 
@@ -250,10 +253,11 @@ fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
         .filter(|(_, w)| match pass {
             Pass::Full => true,
             Pass::Due => w.due,
-            Pass::New => w.due && matches!(w.tx.borrow().health, Health::Loading),
+            Pass::New => w.fresh,
         })
         .map(|(id, w)| {
             w.due = false;
+            w.fresh = false;
             id.clone()
         })
         .collect()

@@ -87,12 +87,16 @@ pub async fn serve(
             let call = routes.clone().oneshot(request);
             // The handlers answer a little before the deadline themselves; this is the
             // backstop for anything that does not (a caller waiting on a shared attempt).
+            // Boxed: hyper's task for a stream is sized by this future for the stream's
+            // life, and only calls with a deadline need the timer.
             let call = match timeout {
-                Some(timeout) => Either::Left(tokio::time::timeout(timeout, call).map(|done| {
-                    done.unwrap_or_else(|_| {
-                        Ok(Status::deadline_exceeded("the call's deadline passed").into_http())
-                    })
-                })),
+                Some(timeout) => {
+                    Either::Left(Box::pin(tokio::time::timeout(timeout, call).map(|done| {
+                        done.unwrap_or_else(|_| {
+                            Ok(Status::deadline_exceeded("the call's deadline passed").into_http())
+                        })
+                    })))
+                }
                 None => Either::Right(call),
             };
             call.instrument(span)

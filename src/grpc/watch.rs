@@ -50,8 +50,9 @@ pub struct Subscription {
     /// One per target, in the same order.
     feeds: Box<[Feed]>,
     pending: VecDeque<Pending>,
-    /// The status to end with once the events already queued have gone out.
-    ending: Option<Status>,
+    /// The status to end with once the events already queued have gone out (boxed:
+    /// every idle stream carries the field).
+    ending: Option<Box<Status>>,
     done: bool,
 }
 
@@ -174,7 +175,7 @@ impl Stream for Subscription {
             }
             if let Some(status) = this.ending.take() {
                 this.done = true;
-                return Poll::Ready(Some(Err(status)));
+                return Poll::Ready(Some(Err(*status)));
             }
             if this.done {
                 return Poll::Ready(None);
@@ -185,7 +186,7 @@ impl Stream for Subscription {
                     absorbed = true;
                     if let Err(status) = this.absorb(i, view) {
                         // Events other targets queued in this pass still go first.
-                        this.ending = Some(status);
+                        this.ending = Some(Box::new(status));
                         break;
                     }
                 }

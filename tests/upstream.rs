@@ -511,6 +511,40 @@ async fn the_upstream_call_is_bounded_by_the_callers_deadline() {
 }
 
 #[tokio::test]
+async fn a_retry_waiting_on_a_shared_register_attempt_keeps_its_own_deadline() {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{VERSION}/{NUMBER}/register")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"success": true}))
+                .set_delay(Duration::from_secs(1)),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let keyed = || RegisterRequest {
+        request_id: "onboarding-8".into(),
+        ..register(NUMBER, "123456")
+    };
+    let mut client = service.client();
+    let first = tokio::spawn(async move { client.register(keyed()).await });
+    while graph.received_requests().await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The retry joins the attempt in flight, which runs under the first caller's (absent)
+    // deadline; the retry's own deadline still ends its wait, with DEADLINE_EXCEEDED
+    // from the server rather than the client's bare CANCELLED.
+    let mut retry = Request::new(keyed());
+    retry.set_timeout(Duration::from_millis(300));
+    let err = service.client().register(retry).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // The attempt itself goes on for the first caller.
+    assert!(first.await.unwrap().unwrap().into_inner().success);
+}
+
+#[tokio::test]
 async fn an_oversized_response_is_refused() {
     let graph = MockServer::start().await;
     let huge = format!(

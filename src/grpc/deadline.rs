@@ -5,18 +5,18 @@ use crate::graph::Deadline;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The caller's deadline, a little early: the answer (DEADLINE_EXCEEDED, say) must
-/// reach the client before it gives up, and before the transport's own bound on the call
-/// (see [`timeout_of`]) cuts it short.
+/// The caller's deadline, a little early (see [`answer_within`]).
 pub fn of<T>(request: &tonic::Request<T>) -> Deadline {
-    let timeout = timeout_of(request.metadata().as_ref())?;
-    let margin = (timeout / 10).min(Duration::from_millis(100));
-    Some(Instant::now() + (timeout - margin))
+    Some(Instant::now() + answer_within(request.metadata().as_ref())?)
 }
 
-/// The time the caller gives the call, from its `grpc-timeout` header.
-pub fn timeout_of(headers: &http::HeaderMap) -> Option<Duration> {
-    parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
+/// How long the server has to answer a call with this `grpc-timeout`: a little less, so
+/// that the answer (DEADLINE_EXCEEDED, say) reaches the client before its own timer gives
+/// up with a bare CANCELLED.
+pub fn answer_within(headers: &http::HeaderMap) -> Option<Duration> {
+    let timeout = parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)?;
+    let margin = (timeout / 10).min(Duration::from_millis(100));
+    Some(timeout - margin)
 }
 
 /// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).

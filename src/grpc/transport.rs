@@ -83,7 +83,7 @@ pub async fn serve(
         let routes = routes.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let span = call_span(&request);
-            let timeout = super::deadline::timeout_of(request.headers());
+            let timeout = super::deadline::answer_within(request.headers());
             let call = routes.clone().oneshot(request);
             // The handlers answer a little before the deadline themselves; this is the
             // backstop for anything that does not (a caller waiting on a shared attempt).

@@ -68,7 +68,7 @@ impl Service {
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let (stopping, stopping_rx) = watch::channel(false);
-        let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx.clone());
+        let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx);
         let api = Api::new(Numbers::new(graph.clone()), page_tokens, hub.clone());
         Ok(Self {
             settings,

@@ -107,10 +107,8 @@ impl Subscription {
                         {
                             continue;
                         }
-                        if let Err(status) = self.absorb(i, view) {
-                            self.done = true;
-                            return Poll::Ready(Err(status));
-                        }
+                        // On an error the call fails and the subscription is dropped.
+                        self.absorb(i, view)?;
                     }
                 }
             }

@@ -17,7 +17,7 @@ pub use error::{Error, GraphError};
 pub use token::{TokenCache, TokenSource};
 pub use usage::UsageTracker;
 
-use crate::numbers::{NumbersPage, PhoneNumber, is_graph_id};
+use crate::model::{Deadline, NumbersPage, PhoneNumber, is_graph_id};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -26,9 +26,6 @@ use sha2::Sha256;
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::Usage;
-
-/// When the caller stops waiting; `None` when it set no deadline.
-pub type Deadline = Option<Instant>;
 
 /// How to reach the Graph API.
 #[derive(Debug, Clone)]
@@ -118,7 +115,7 @@ impl GraphClient {
     /// Reads the token once and prepares the HTTP client.
     pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
         let tokens = TokenCache::load(settings.token, settings.token_recheck).await?;
-        crate::install_tls_provider();
+        crate::tls::install_provider();
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
@@ -384,7 +381,8 @@ impl GraphClient {
             }
         };
         let elapsed = started.elapsed();
-        crate::metrics::graph_call(call.endpoint, result_label(&result), elapsed.as_secs_f64());
+        let label = result.as_ref().map_or_else(Error::metric_label, |_| "ok".into());
+        crate::metrics::graph_call(call.endpoint, label, elapsed.as_secs_f64());
         match &result {
             Ok(_) => tracing::debug!(
                 endpoint = call.endpoint, method = %call.method, path = %call.path,
@@ -463,20 +461,6 @@ impl GraphClient {
             user_message: e.error_user_msg.map(clean),
             retry_after,
         }))
-    }
-}
-
-/// `ok`, `graph_<code>`, `http_<status>`, `timeout`... for `waba_graph_requests_total`.
-fn result_label(result: &Result<Vec<u8>, Error>) -> String {
-    match result {
-        Ok(_) => "ok".into(),
-        Err(Error::Graph(g)) => format!("graph_{}", g.code),
-        Err(Error::Http { status }) => format!("http_{status}"),
-        Err(Error::Timeout) => "timeout".into(),
-        Err(Error::DeadlineExceeded) => "deadline_exceeded".into(),
-        Err(Error::Transport(_)) => "unreachable".into(),
-        Err(Error::Decode(_) | Error::BodyTooLarge { .. }) => "bad_response".into(),
-        Err(Error::Token(_) | Error::InvalidId) => "not_sent".into(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Graph API JSON, and its conversion into domain types. Nothing outside `graph/` sees it.
 
-use crate::numbers::{NumbersPage, PhoneNumber};
+use crate::model::{NumbersPage, PhoneNumber};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 

@@ -1,7 +1,7 @@
 //! Domain types → protobuf. The one place the two meet.
 
 use super::pb;
-use crate::numbers::PhoneNumber;
+use crate::model::PhoneNumber;
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {

@@ -2,6 +2,7 @@
 //! convert the answer. Protobuf types live here and nowhere else.
 
 pub mod codec;
+mod metrics;
 mod convert;
 mod deadline;
 pub mod page_token;
@@ -45,7 +46,7 @@ pub mod pb {
     }
 }
 
-use crate::metrics::CallTimer;
+use metrics::CallTimer;
 use crate::numbers::{Numbers, Registration};
 use crate::watch::{Hub, Target};
 use page_token::PageTokens;
@@ -243,7 +244,7 @@ fn finish<T>(timer: CallTimer, result: Result<T, Status>) -> Result<T, Status> {
     if let Err(status) = &result {
         tracing::info!(
             method,
-            code = crate::metrics::code_name(code),
+            code = metrics::code_name(code),
             status_message = status.message(),
             "call failed"
         );

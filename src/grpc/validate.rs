@@ -2,7 +2,7 @@
 //! never causes an upstream call.
 
 use super::status::invalid_argument;
-use crate::numbers::is_graph_id;
+use crate::model::is_graph_id;
 use tonic::Status;
 use tonic_types::FieldViolation;
 

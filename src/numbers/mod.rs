@@ -3,14 +3,10 @@
 //! Reads go straight to the Graph API for now; the quota-saving read path (short-TTL
 //! cache, single-flight) belongs here. Registration goes through the register guard.
 
-mod model;
-mod push;
 mod register_guard;
 
-pub use model::{NumbersPage, PhoneNumber, digits, is_graph_id};
-pub use push::{Push, PushKind};
-
-use crate::graph::{self, Deadline, GraphClient};
+use crate::graph::{self, GraphClient};
+use crate::model::{Deadline, NumbersPage, PhoneNumber};
 use register_guard::RegisterGuard;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -85,24 +81,10 @@ impl Numbers {
         let attempt = async move {
             match graph.register(&id, &pin, region.as_deref(), deadline).await {
                 Ok(success) => Ok(success),
-                Err(e) if outcome_unknown(&e) => Err(Error::RegisterOutcomeUnknown(e.to_string())),
+                Err(e) if e.outcome_unknown() => Err(Error::RegisterOutcomeUnknown(e.to_string())),
                 Err(e) => Err(e.into()),
             }
         };
         self.register_guard.run(r, attempt).await
-    }
-}
-
-/// A failure after which nobody knows whether Meta processed the request.
-fn outcome_unknown(e: &graph::Error) -> bool {
-    use graph::Error as E;
-    match e {
-        E::Timeout
-        | E::DeadlineExceeded
-        | E::Transport(_)
-        | E::BodyTooLarge { .. }
-        | E::Decode(_) => true,
-        E::Http { status } => *status >= 500,
-        E::Graph(_) | E::Token(_) | E::InvalidId => false,
     }
 }

@@ -14,7 +14,8 @@
 mod poll;
 
 use crate::graph::GraphClient;
-use crate::numbers::{self, PhoneNumber, Push};
+use crate::model::{PhoneNumber, Push};
+use crate::numbers;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -2,7 +2,7 @@
 
 use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms, update};
 use crate::graph::{self, MAX_BATCH};
-use crate::numbers::PhoneNumber;
+use crate::model::PhoneNumber;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -25,16 +25,13 @@ enum Failure {
 }
 
 fn classify(inner: &Inner, e: &graph::Error) -> Failure {
-    match e.graph() {
-        Some(g) if g.is_throttling() => {
-            let wait = g
-                .retry_after
-                .or_else(|| inner.graph.usage().regain_access_in());
-            Failure::Throttled(wait.unwrap_or(THROTTLE_PAUSE))
-        }
-        Some(g) if !g.is_transient() => Failure::Permanent,
-        _ if matches!(e, graph::Error::InvalidId) => Failure::Permanent,
-        _ => Failure::Retry,
+    if e.is_throttling() {
+        let wait = e.retry_after().or_else(|| inner.graph.usage().regain_access_in());
+        Failure::Throttled(wait.unwrap_or(THROTTLE_PAUSE))
+    } else if e.is_permanent() {
+        Failure::Permanent
+    } else {
+        Failure::Retry
     }
 }
 

@@ -12,7 +12,7 @@
 //! sandbox/  a simulated Graph API: a second, independent reading of Meta's contract
 //! ```
 //!
-//! What may import what is checked by `scripts/check-layers.sh` (in CI).
+//! What may import what is checked by `scripts/check-layers.py` (in CI).
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cache;
 mod operations;
 mod sandbox;
 mod secrets;

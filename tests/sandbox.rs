@@ -34,6 +34,7 @@ fn register(id: &str, pin: &str) -> RegisterRequest {
 async fn get(service: &Service, id: &str) -> pb::PhoneNumber {
     let request = GetStatusRequest {
         phone_number_id: id.into(),
+        max_staleness: None,
     };
     service
         .client()
@@ -195,6 +196,7 @@ async fn unknown_ids_are_not_found() {
     let err = client
         .get_status(GetStatusRequest {
             phone_number_id: "123456789".into(),
+            max_staleness: None,
         })
         .await
         .unwrap_err();

@@ -381,7 +381,9 @@ impl GraphClient {
             }
         };
         let elapsed = started.elapsed();
-        let label = result.as_ref().map_or_else(Error::metric_label, |_| "ok".into());
+        let label = result
+            .as_ref()
+            .map_or_else(Error::metric_label, |_| "ok".into());
         crate::metrics::graph_call(call.endpoint, label, elapsed.as_secs_f64());
         match &result {
             Ok(_) => tracing::debug!(

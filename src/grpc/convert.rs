@@ -1,7 +1,7 @@
 //! Domain types → protobuf. The one place the two meet.
 
 use super::pb;
-use crate::model::PhoneNumber;
+use crate::model::{PhoneNumber, Snapshot};
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
@@ -54,6 +54,7 @@ impl From<PhoneNumber> for pb::PhoneNumber {
                 pb::AccountMode::from_str_name,
             ),
             last_onboarded_time: n.last_onboarded_time.map(timestamp),
+            observed_at: None,
             id: n.id,
             display_phone_number: n.display_phone_number,
             verified_name: n.verified_name,
@@ -69,6 +70,15 @@ impl From<PhoneNumber> for pb::PhoneNumber {
             throughput_level_raw: n.throughput_level,
             messaging_limit_tier_raw: n.messaging_limit_tier,
             account_mode_raw: n.account_mode,
+        }
+    }
+}
+
+impl From<&Snapshot> for pb::PhoneNumber {
+    fn from(s: &Snapshot) -> Self {
+        pb::PhoneNumber {
+            observed_at: Some(timestamp(s.observed_at)),
+            ..s.number.clone().into()
         }
     }
 }

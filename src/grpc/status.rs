@@ -39,6 +39,16 @@ impl From<numbers::Error> for Status {
                     HashMap::new(),
                 ),
             ),
+            // Meta was not called: it said to wait, and no cached answer was allowed.
+            numbers::Error::Throttled { retry_after } => {
+                let mut details = ErrorDetails::with_error_info(
+                    "GRAPH_RATE_LIMITED",
+                    SERVICE_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
+            }
         }
     }
 }

@@ -42,6 +42,22 @@ impl Checks {
         }
     }
 
+    /// An optional, non-negative duration (e.g. `max_staleness`).
+    pub fn duration(
+        &mut self,
+        field: &str,
+        value: Option<prost_types::Duration>,
+    ) -> Option<std::time::Duration> {
+        let value = value?;
+        match std::time::Duration::try_from(value) {
+            Ok(duration) => Some(duration),
+            Err(_) => {
+                self.fail(field, "must not be negative");
+                None
+            }
+        }
+    }
+
     /// Never echoes the PIN.
     pub fn pin(&mut self, field: &str, value: &str) -> &mut Self {
         if value.len() != 6 || !value.bytes().all(|b| b.is_ascii_digit()) {

@@ -5,7 +5,7 @@
 mod number;
 mod push;
 
-pub use number::{NumbersPage, PhoneNumber, digits, is_graph_id};
+pub use number::{NumbersPage, PhoneNumber, Snapshot, digits, is_graph_id};
 pub use push::{Push, PushKind};
 
 /// When the caller stops waiting; `None` when it set no deadline.

@@ -27,6 +27,33 @@ pub struct PhoneNumber {
     pub last_onboarded_time: Option<DateTime<Utc>>,
 }
 
+/// A number as the service last saw it: read from Meta, or changed by a webhook since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub number: PhoneNumber,
+    /// When the service read it from Meta or applied a webhook to it: how fresh it is,
+    /// told to every caller. Never a change in itself.
+    pub observed_at: DateTime<Utc>,
+    /// The same moment on the monotonic (tokio) clock, for deciding freshness.
+    pub seen: tokio::time::Instant,
+}
+
+impl Snapshot {
+    /// A snapshot seen now.
+    pub fn now(number: PhoneNumber) -> Self {
+        Snapshot {
+            number,
+            observed_at: Utc::now(),
+            seen: tokio::time::Instant::now(),
+        }
+    }
+
+    /// How long ago it was seen.
+    pub fn age(&self) -> std::time::Duration {
+        self.seen.elapsed()
+    }
+}
+
 /// One page of a WABA's numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumbersPage {

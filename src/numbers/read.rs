@@ -1,0 +1,370 @@
+//! The read path: every read of Meta, by an RPC or a watcher, goes through here.
+//!
+//! - A cache of number snapshots and WABA pages. The TTL says when a snapshot is fresh,
+//!   not when it is forgotten: snapshots stay (bounded in entries, dropped after
+//!   [`CacheSettings::keep_idle`] unused) so they can be served while Meta throttles.
+//! - Single-flight ([`Flights`]): concurrent identical reads share one upstream call.
+//! - Throttle memory ([`Throttle`]): while Meta throttles a WABA or the app, no read for
+//!   it is sent; a caller that accepts a stale answer gets the cached one, others
+//!   RESOURCE_EXHAUSTED.
+//! - Webhook pushes update cached snapshots at once; writes drop the number's snapshot
+//!   and its WABA's pages.
+//!
+//! A read that started before a push or a write landed does not fill the cache when it
+//! ends (an epoch counts pushes and writes): it may predate them.
+
+use super::Error;
+use super::directory::Directory;
+use super::flight::Flights;
+use super::throttle::{Scope, Throttle};
+use crate::graph::{GraphClient, UsageTracker};
+use crate::model::{Deadline, Push, Snapshot};
+use moka::sync::Cache;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// How long a snapshot is fresh: reads within it make no Graph call. Zero disables
+    /// the cache (nothing is kept).
+    pub ttl: Duration,
+    /// At most this many number snapshots (and as many pages) are kept.
+    pub max_entries: u64,
+    /// A snapshot nobody asked for in this long is forgotten.
+    pub keep_idle: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(15),
+            max_entries: 100_000,
+            keep_idle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One page of a WABA's numbers, as read.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub numbers: Vec<Arc<Snapshot>>,
+    /// Meta's cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    seen: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    waba_id: String,
+    page_size: u32,
+    cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ReadPath {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadPath")
+            .field("snapshots", &self.inner.numbers.entry_count())
+            .field("pages", &self.inner.pages.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    graph: Arc<GraphClient>,
+    ttl: Duration,
+    numbers: Cache<String, Arc<Snapshot>>,
+    pages: Cache<PageKey, Arc<Page>>,
+    number_reads: Flights<String, Arc<Snapshot>>,
+    page_reads: Flights<PageKey, Arc<Page>>,
+    throttle: Throttle,
+    directory: Directory,
+    /// Counts pushes and writes; a read that saw it change while in flight does not fill
+    /// the cache.
+    epoch: AtomicU64,
+}
+
+impl ReadPath {
+    pub fn new(graph: Arc<GraphClient>, settings: &CacheSettings) -> Self {
+        // With the cache disabled nothing is inserted (see `keep`).
+        let keep_idle = settings.keep_idle.max(settings.ttl);
+        Self {
+            inner: Arc::new(Inner {
+                graph,
+                ttl: settings.ttl,
+                numbers: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_idle(keep_idle)
+                    .build(),
+                pages: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_idle(keep_idle)
+                    .support_invalidation_closures()
+                    .build(),
+                number_reads: Flights::default(),
+                page_reads: Flights::default(),
+                throttle: Throttle::default(),
+                directory: Directory::default(),
+                epoch: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Rate-limit usage as Meta last reported it.
+    pub fn usage(&self) -> &UsageTracker {
+        self.inner.graph.usage()
+    }
+
+    /// A number's snapshot no older than `max_staleness` (`None`: the cache TTL; zero:
+    /// read Meta now). While Meta throttles its WABA the cached snapshot is served if it
+    /// meets `max_staleness` (any age when `None`), else [`Error::Throttled`].
+    pub async fn number(
+        &self,
+        id: &str,
+        max_staleness: Option<Duration>,
+        deadline: Deadline,
+    ) -> Result<Arc<Snapshot>, Error> {
+        let inner = &self.inner;
+        let cached = inner.numbers.get(id);
+        let fresh_for = max_staleness.unwrap_or(inner.ttl);
+        if let Some(snapshot) = cached.as_ref().filter(|s| s.age() < fresh_for) {
+            return Ok(snapshot.clone());
+        }
+        if let Some(retry_after) = inner.throttled(&inner.scope_of(id)) {
+            return match cached.filter(|s| max_staleness.is_none_or(|max| s.age() <= max)) {
+                Some(stale) => Ok(stale),
+                None => Err(Error::Throttled { retry_after }),
+            };
+        }
+        let read = {
+            let inner = inner.clone();
+            let id = id.to_owned();
+            async move { inner.read_number(id).await }
+        };
+        Ok(inner
+            .number_reads
+            .join(id.to_owned(), deadline, read)
+            .await?)
+    }
+
+    /// One page of a WABA's numbers no older than `max_staleness` (as for [`Self::number`]).
+    pub async fn page(
+        &self,
+        waba_id: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+        max_staleness: Option<Duration>,
+        deadline: Deadline,
+    ) -> Result<Arc<Page>, Error> {
+        let inner = &self.inner;
+        let key = PageKey {
+            waba_id: waba_id.to_owned(),
+            page_size,
+            cursor: cursor.map(str::to_owned),
+        };
+        let cached = inner.pages.get(&key);
+        let fresh_for = max_staleness.unwrap_or(inner.ttl);
+        if let Some(page) = cached.as_ref().filter(|p| p.seen.elapsed() < fresh_for) {
+            return Ok(page.clone());
+        }
+        if let Some(retry_after) = inner.throttled(&Scope::Waba(waba_id.to_owned())) {
+            let max = max_staleness;
+            return match cached.filter(|p| max.is_none_or(|max| p.seen.elapsed() <= max)) {
+                Some(stale) => Ok(stale),
+                None => Err(Error::Throttled { retry_after }),
+            };
+        }
+        let read = {
+            let inner = inner.clone();
+            let key = key.clone();
+            async move { inner.read_page(key).await }
+        };
+        Ok(inner.page_reads.join(key, deadline, read).await?)
+    }
+
+    /// Reads several numbers from Meta now, in one batch request (at most
+    /// [`crate::graph::MAX_BATCH`]), for the watchers. Each result stands alone; numbers
+    /// whose WABA is throttled are not sent.
+    pub async fn numbers_now(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
+        let inner = &self.inner;
+        let mut results: Vec<Option<Result<Arc<Snapshot>, Error>>> = ids
+            .iter()
+            .map(|id| {
+                let retry_after = inner.throttled(&inner.scope_of(id))?;
+                Some(Err(Error::Throttled { retry_after }))
+            })
+            .collect();
+        let to_read: Vec<String> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut read = match to_read.as_slice() {
+            [] => Vec::new(),
+            [id] => vec![self.number(id, Some(Duration::ZERO), None).await],
+            _ => inner.read_batch(&to_read).await,
+        }
+        .into_iter();
+        for slot in results.iter_mut().filter(|r| r.is_none()) {
+            *slot = read.next();
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("one result per id"))
+            .collect()
+    }
+
+    /// Applies a webhook push to the cached snapshot at once; returns the id of the
+    /// number it is about, if the service knows it and the push is not older than one
+    /// of its kind already applied. The WABA's cached pages are dropped.
+    pub fn push(&self, push: &Push) -> Option<String> {
+        let inner = &self.inner;
+        inner.epoch.fetch_add(1, Ordering::SeqCst);
+        inner.forget_pages_of(&push.waba_id);
+        let id = inner.directory.accept(push)?;
+        if let Some(cached) = inner.numbers.get(&id) {
+            let mut number = cached.number.clone();
+            if push.apply(&mut number) {
+                inner
+                    .numbers
+                    .insert(id.clone(), Arc::new(Snapshot::now(number)));
+            }
+        }
+        Some(id)
+    }
+
+    /// After a write to a number: its snapshot and its WABA's pages are dropped, and reads
+    /// in flight that began before the write are not joined.
+    pub fn invalidate(&self, phone_number_id: &str) {
+        let inner = &self.inner;
+        inner.epoch.fetch_add(1, Ordering::SeqCst);
+        inner.numbers.invalidate(phone_number_id);
+        inner.number_reads.forget(&phone_number_id.to_owned());
+        if let Some(waba_id) = inner.directory.waba_of(phone_number_id) {
+            inner.forget_pages_of(&waba_id);
+        }
+    }
+
+    /// The WABA a number is known to belong to.
+    pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
+        self.inner.directory.waba_of(phone_number_id)
+    }
+}
+
+impl Inner {
+    fn scope_of(&self, phone_number_id: &str) -> Scope {
+        match self.directory.waba_of(phone_number_id) {
+            Some(waba_id) => Scope::Waba(waba_id),
+            None => Scope::Number(phone_number_id.to_owned()),
+        }
+    }
+
+    fn throttled(&self, scope: &Scope) -> Option<Duration> {
+        self.throttle
+            .wait(std::slice::from_ref(scope), self.graph.usage())
+    }
+
+    async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, crate::graph::Error> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        match self.graph.phone_number(&id, None).await {
+            Ok(number) => {
+                let snapshot = Arc::new(Snapshot::now(number));
+                self.directory.learn(&snapshot, None);
+                self.keep(&snapshot, epoch);
+                Ok(snapshot)
+            }
+            Err(e) => {
+                self.throttle.note(&e, self.scope_of(&id));
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, crate::graph::Error> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let read = self
+            .graph
+            .list_phone_numbers(&key.waba_id, key.page_size, key.cursor.as_deref(), None)
+            .await;
+        let listed = match read {
+            Ok(listed) => listed,
+            Err(e) => {
+                self.throttle.note(&e, Scope::Waba(key.waba_id.clone()));
+                return Err(e);
+            }
+        };
+        let numbers: Vec<Arc<Snapshot>> = listed
+            .numbers
+            .into_iter()
+            .map(|n| Arc::new(Snapshot::now(n)))
+            .collect();
+        for snapshot in &numbers {
+            self.directory.learn(snapshot, Some(&key.waba_id));
+            self.keep(snapshot, epoch);
+        }
+        let page = Arc::new(Page {
+            numbers,
+            next_cursor: listed.next_cursor,
+            seen: Instant::now(),
+        });
+        if !self.ttl.is_zero() && self.epoch.load(Ordering::SeqCst) == epoch {
+            self.pages.insert(key.clone(), page.clone());
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                self.pages.invalidate(&key);
+            }
+        }
+        Ok(page)
+    }
+
+    async fn read_batch(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let results = match self.graph.phone_numbers_batch(ids, None).await {
+            Ok(results) => results,
+            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
+        };
+        ids.iter()
+            .zip(results)
+            .map(|(id, result)| match result {
+                Ok(number) => {
+                    let snapshot = Arc::new(Snapshot::now(number));
+                    self.directory.learn(&snapshot, None);
+                    self.keep(&snapshot, epoch);
+                    Ok(snapshot)
+                }
+                Err(e) => {
+                    self.throttle.note(&e, self.scope_of(id));
+                    Err(e.into())
+                }
+            })
+            .collect()
+    }
+
+    /// Caches a snapshot read while `epoch` was current, unless a push or a write landed
+    /// meanwhile (then it may predate them: the one already cached, if any, stays).
+    fn keep(&self, snapshot: &Arc<Snapshot>, epoch: u64) {
+        if self.ttl.is_zero() || self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        let id = &snapshot.number.id;
+        self.numbers.insert(id.clone(), snapshot.clone());
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.numbers.invalidate(id); // raced with a push or write: keep nothing
+        }
+    }
+
+    fn forget_pages_of(&self, waba_id: &str) {
+        let waba = waba_id.to_owned();
+        let of_waba = move |key: &PageKey, _: &Arc<Page>| key.waba_id == waba;
+        if self.pages.invalidate_entries_if(of_waba).is_err() {
+            self.pages.invalidate_all(); // cannot happen: closures are enabled above
+        }
+        self.page_reads.forget_if(|key| key.waba_id == waba_id);
+    }
+}

@@ -3,6 +3,7 @@
 mod support;
 
 mod cache;
+mod fields;
 mod operations;
 mod sandbox;
 mod secrets;

@@ -23,6 +23,8 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::Usage;
@@ -79,6 +81,9 @@ pub struct GraphClient {
     read_attempts: u32,
     max_body_bytes: usize,
     usage: UsageTracker,
+    /// Fields of [`wire::PHONE_NUMBER_FIELDS`] this Graph version refused (error 100,
+    /// "nonexisting field"): no longer asked for.
+    refused_fields: Mutex<Vec<&'static str>>,
 }
 
 /// Whether a failed call may be sent again.
@@ -136,6 +141,7 @@ impl GraphClient {
             read_attempts: settings.read_attempts.max(1),
             max_body_bytes: settings.max_body_bytes,
             usage: UsageTracker::default(),
+            refused_fields: Mutex::default(),
         })
     }
 
@@ -156,39 +162,44 @@ impl GraphClient {
         after: Option<&str>,
         deadline: Deadline,
     ) -> Result<NumbersPage, Error> {
-        let mut query = vec![
-            ("fields", wire::PHONE_NUMBER_FIELDS.to_owned()),
-            ("limit", limit.to_string()),
-        ];
-        if let Some(after) = after {
-            query.push(("after", after.to_owned()));
-        }
-        let call = Call {
-            method: Method::GET,
-            endpoint: "phone_numbers",
-            path: format!("{}/phone_numbers", graph_id(waba_id)?),
-            query,
-            body: None,
-            secret: None,
-            retry: Retry::Transient,
-        };
-        let list: wire::ListJson = self.call_json(call, deadline).await?;
-        Ok(list.into())
+        let path = format!("{}/phone_numbers", graph_id(waba_id)?);
+        self.with_fields(|fields| async {
+            let mut query = vec![("fields", fields), ("limit", limit.to_string())];
+            if let Some(after) = after {
+                query.push(("after", after.to_owned()));
+            }
+            let call = Call {
+                method: Method::GET,
+                endpoint: "phone_numbers",
+                path: path.clone(),
+                query,
+                body: None,
+                secret: None,
+                retry: Retry::Transient,
+            };
+            let list: wire::ListJson = self.call_json(call, deadline).await?;
+            Ok(list.into())
+        })
+        .await
     }
 
     /// `GET /{phone_number_id}?fields=...`: one number's current state.
     pub async fn phone_number(&self, id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
-        let call = Call {
-            method: Method::GET,
-            endpoint: "phone_number",
-            path: graph_id(id)?.to_owned(),
-            query: vec![("fields", wire::PHONE_NUMBER_FIELDS.to_owned())],
-            body: None,
-            secret: None,
-            retry: Retry::Transient,
-        };
-        let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
-        Ok(number.into())
+        let id = graph_id(id)?;
+        self.with_fields(|fields| async {
+            let call = Call {
+                method: Method::GET,
+                endpoint: "phone_number",
+                path: id.to_owned(),
+                query: vec![("fields", fields)],
+                body: None,
+                secret: None,
+                retry: Retry::Transient,
+            };
+            let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
+            Ok(number.into())
+        })
+        .await
     }
 
     /// `POST /{phone_number_id}/register`. Sent once: never retried on failure.
@@ -230,11 +241,29 @@ impl GraphClient {
             ids.len() <= MAX_BATCH,
             "at most {MAX_BATCH} operations per batch"
         );
+        loop {
+            let items = self.batch_once(ids, self.fields(), deadline).await?;
+            // Every item refuses a field Meta no longer has: drop it and read again.
+            let dropped = items
+                .iter()
+                .filter_map(|item| item.as_ref().err())
+                .fold(false, |dropped, e| self.drop_refused_field(e) | dropped);
+            if !dropped {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn batch_once(
+        &self,
+        ids: &[String],
+        fields: String,
+        deadline: Deadline,
+    ) -> Result<Vec<Result<PhoneNumber, Error>>, Error> {
         let operations: Vec<_> = ids
             .iter()
             .map(|id| {
-                let relative_url =
-                    format!("{}?fields={}", graph_id(id)?, wire::PHONE_NUMBER_FIELDS);
+                let relative_url = format!("{}?fields={fields}", graph_id(id)?);
                 Ok(serde_json::json!({ "method": "GET", "relative_url": relative_url }))
             })
             .collect::<Result<_, Error>>()?;
@@ -274,6 +303,67 @@ impl GraphClient {
                 }
             })
             .collect())
+    }
+
+    /// The fields reads ask for: [`wire::PHONE_NUMBER_FIELDS`] less those refused.
+    fn fields(&self) -> String {
+        let refused = lock(&self.refused_fields);
+        let asked: Vec<&str> = wire::PHONE_NUMBER_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| !refused.contains(f))
+            .collect();
+        asked.join(",")
+    }
+
+    /// Runs a read with the current field list; when Meta refuses one of its fields,
+    /// reads again without it (each field is dropped once, so this ends).
+    async fn with_fields<T, F, Fut>(&self, read: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        loop {
+            match read(self.fields()).await {
+                Err(e) if self.drop_refused_field(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// When `err` is Meta's error 100 "nonexisting field (X)" for a field of our list,
+    /// drops that field for this Graph version (logged once) and says so: one field Meta
+    /// stops serving must not take every read down.
+    fn drop_refused_field(&self, err: &Error) -> bool {
+        let Some(g) = err.graph().filter(|g| g.code == 100) else {
+            return false;
+        };
+        let Some(name) = g
+            .message
+            .split_once("nonexisting field (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(name, _)| name)
+        else {
+            return false;
+        };
+        let Some(field) = wire::PHONE_NUMBER_FIELDS
+            .iter()
+            .copied()
+            .find(|f| *f == name && *f != "id")
+        else {
+            return false;
+        };
+        let mut refused = lock(&self.refused_fields);
+        if refused.contains(&field) {
+            return false;
+        }
+        refused.push(field);
+        tracing::warn!(
+            field,
+            graph_message = %g.message,
+            "Meta does not serve this field on this Graph version; reading without it"
+        );
+        true
     }
 
     async fn call_json<T: serde::de::DeserializeOwned>(
@@ -472,6 +562,11 @@ pub fn appsecret_proof(app_secret: &SecretString, token: &SecretString) -> Strin
         .expect("HMAC accepts keys of any length");
     mac.update(token.expose_secret().as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Held for a list operation only, never across an await.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn graph_id(id: &str) -> Result<&str, Error> {

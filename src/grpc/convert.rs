@@ -5,8 +5,9 @@ use crate::model::{PhoneNumber, Snapshot};
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
+    // Filling the deprecated messaging_limit_tier is deliberate: Meta still serves it.
+    #[allow(deprecated)]
     fn from(n: PhoneNumber) -> Self {
-        let tier = n.messaging_limit_tier.strip_prefix("TIER_");
         pb::PhoneNumber {
             name_status: known(
                 "NAME_STATUS_",
@@ -43,11 +44,8 @@ impl From<PhoneNumber> for pb::PhoneNumber {
                 &n.throughput_level,
                 pb::ThroughputLevel::from_str_name,
             ),
-            messaging_limit_tier: known(
-                "MESSAGING_LIMIT_TIER_",
-                tier.unwrap_or(&n.messaging_limit_tier),
-                pb::MessagingLimitTier::from_str_name,
-            ),
+            messaging_limit_tier: limit(&n.messaging_limit_tier),
+            messaging_limit: limit(&n.messaging_limit),
             account_mode: known(
                 "ACCOUNT_MODE_",
                 &n.account_mode,
@@ -69,6 +67,7 @@ impl From<PhoneNumber> for pb::PhoneNumber {
             platform_type_raw: n.platform_type,
             throughput_level_raw: n.throughput_level,
             messaging_limit_tier_raw: n.messaging_limit_tier,
+            messaging_limit_raw: n.messaging_limit,
             account_mode_raw: n.account_mode,
         }
     }
@@ -90,6 +89,16 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// `TIER_2K`, `UNTIERED`... as a `MessagingLimitTier`.
+fn limit(raw: &str) -> i32 {
+    let name = raw.strip_prefix("TIER_").unwrap_or(raw);
+    known(
+        "MESSAGING_LIMIT_TIER_",
+        name,
+        pb::MessagingLimitTier::from_str_name,
+    )
+}
+
 /// Meta's string as a proto enum value (named `{prefix}{raw}`); an unknown value is 0
 /// (`*_UNSPECIFIED`), its raw string kept beside it.
 fn known<E: Into<i32>>(prefix: &str, raw: &str, from_name: fn(&str) -> Option<E>) -> i32 {
@@ -109,6 +118,7 @@ mod tests {
             name_status: "APPROVED".into(),
             new_name_status: "SOMETHING_META_ADDS_LATER".into(),
             messaging_limit_tier: "TIER_1K".into(),
+            messaging_limit: "UNTIERED".into(),
             quality_rating: "NA".into(),
             ..PhoneNumber::default()
         };
@@ -116,10 +126,11 @@ mod tests {
         assert_eq!(p.name_status(), pb::NameStatus::Approved);
         assert_eq!(p.new_name_status(), pb::NameStatus::Unspecified);
         assert_eq!(p.new_name_status_raw, "SOMETHING_META_ADDS_LATER");
-        assert_eq!(
-            p.messaging_limit_tier(),
-            pb::MessagingLimitTier::MessagingLimitTier1k
-        );
+        #[allow(deprecated)]
+        let tier = p.messaging_limit_tier();
+        assert_eq!(tier, pb::MessagingLimitTier::MessagingLimitTier1k);
+        assert_eq!(p.messaging_limit(), pb::MessagingLimitTier::Untiered);
+        assert_eq!(p.messaging_limit_raw, "UNTIERED");
         assert_eq!(p.quality_rating(), pb::QualityRating::Na);
         assert_eq!(p.status(), pb::ConnectionStatus::Unspecified);
         assert_eq!(p.status_raw, "");

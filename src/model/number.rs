@@ -20,7 +20,10 @@ pub struct PhoneNumber {
     pub status: String,
     pub platform_type: String,
     pub throughput_level: String,
+    /// Deprecated by Meta (null on recent versions); kept while Meta serves it.
     pub messaging_limit_tier: String,
+    /// The business portfolio's messaging limit (`whatsapp_business_manager_messaging_limit`).
+    pub messaging_limit: String,
     pub account_mode: String,
     pub is_official_business_account: bool,
     pub is_pin_enabled: bool,
@@ -109,6 +112,10 @@ impl PhoneNumber {
         check(
             "messaging_limit_tier",
             self.messaging_limit_tier != before.messaging_limit_tier,
+        );
+        check(
+            "messaging_limit",
+            self.messaging_limit != before.messaging_limit,
         );
         check("account_mode", self.account_mode != before.account_mode);
         check(

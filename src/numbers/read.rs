@@ -10,8 +10,8 @@
 //! - Webhook pushes update cached snapshots at once; writes drop the number's snapshot
 //!   and its WABA's pages.
 //!
-//! A read that started before a push or a write landed does not fill the cache when it
-//! ends (an epoch counts pushes and writes): it may predate them.
+//! A read that started before a push or a write to its number (or WABA, for pages)
+//! landed does not fill the cache when it ends: it may predate them.
 
 use super::Error;
 use super::directory::Directory;
@@ -21,7 +21,6 @@ use crate::graph::{GraphClient, UsageTracker};
 use crate::model::{Deadline, Push, Snapshot};
 use moka::sync::Cache;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -46,12 +45,18 @@ impl Default for CacheSettings {
     }
 }
 
+/// How long a push or write is remembered against reads still in flight: longer than any
+/// read takes (attempts are bounded by the request timeout).
+const TOUCH_MEMORY: Duration = Duration::from_secs(300);
+
 /// One page of a WABA's numbers, as read.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub numbers: Vec<Arc<Snapshot>>,
     /// Meta's cursor for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// When its read started and ended.
+    started: Instant,
     seen: Instant,
 }
 
@@ -85,9 +90,10 @@ struct Inner {
     page_reads: Flights<PageKey, Arc<Page>>,
     throttle: Throttle,
     directory: Directory,
-    /// Counts pushes and writes; a read that saw it change while in flight does not fill
-    /// the cache.
-    epoch: AtomicU64,
+    /// When a push or write last landed, per number and per WABA: a read that started
+    /// before it does not fill the cache, and a page read before it is not served.
+    touched: Cache<String, Instant>,
+    touched_wabas: Cache<String, Instant>,
 }
 
 impl ReadPath {
@@ -105,13 +111,19 @@ impl ReadPath {
                 pages: Cache::builder()
                     .max_capacity(settings.max_entries)
                     .time_to_idle(keep_idle)
-                    .support_invalidation_closures()
                     .build(),
                 number_reads: Flights::default(),
                 page_reads: Flights::default(),
                 throttle: Throttle::default(),
                 directory: Directory::default(),
-                epoch: AtomicU64::new(0),
+                touched: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_live(TOUCH_MEMORY)
+                    .build(),
+                touched_wabas: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_live(TOUCH_MEMORY)
+                    .build(),
             }),
         }
     }
@@ -168,7 +180,10 @@ impl ReadPath {
             page_size,
             cursor: cursor.map(str::to_owned),
         };
-        let cached = inner.pages.get(&key);
+        let cached = inner
+            .pages
+            .get(&key)
+            .filter(|p| inner.still_valid(p, waba_id));
         let fresh_for = max_staleness.unwrap_or(inner.ttl);
         if let Some(page) = cached.as_ref().filter(|p| p.seen.elapsed() < fresh_for) {
             return Ok(page.clone());
@@ -226,9 +241,9 @@ impl ReadPath {
     /// of its kind already applied. The WABA's cached pages are dropped.
     pub fn push(&self, push: &Push) -> Option<String> {
         let inner = &self.inner;
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
         inner.forget_pages_of(&push.waba_id);
         let id = inner.directory.accept(push)?;
+        inner.touched.insert(id.clone(), Instant::now());
         if let Some(cached) = inner.numbers.get(&id) {
             let mut number = cached.number.clone();
             if push.apply(&mut number) {
@@ -244,7 +259,9 @@ impl ReadPath {
     /// in flight that began before the write are not joined.
     pub fn invalidate(&self, phone_number_id: &str) {
         let inner = &self.inner;
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
+        inner
+            .touched
+            .insert(phone_number_id.to_owned(), Instant::now());
         inner.numbers.invalidate(phone_number_id);
         inner.number_reads.forget(&phone_number_id.to_owned());
         if let Some(waba_id) = inner.directory.waba_of(phone_number_id) {
@@ -272,12 +289,12 @@ impl Inner {
     }
 
     async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, crate::graph::Error> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let started = Instant::now();
         match self.graph.phone_number(&id, None).await {
             Ok(number) => {
                 let snapshot = Arc::new(Snapshot::now(number));
                 self.directory.learn(&snapshot, None);
-                self.keep(&snapshot, epoch);
+                self.keep(&snapshot, started);
                 Ok(snapshot)
             }
             Err(e) => {
@@ -288,7 +305,7 @@ impl Inner {
     }
 
     async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, crate::graph::Error> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let started = Instant::now();
         let read = self
             .graph
             .list_phone_numbers(&key.waba_id, key.page_size, key.cursor.as_deref(), None)
@@ -307,24 +324,23 @@ impl Inner {
             .collect();
         for snapshot in &numbers {
             self.directory.learn(snapshot, Some(&key.waba_id));
-            self.keep(snapshot, epoch);
+            self.keep(snapshot, started);
         }
         let page = Arc::new(Page {
             numbers,
             next_cursor: listed.next_cursor,
+            started,
             seen: Instant::now(),
         });
-        if !self.ttl.is_zero() && self.epoch.load(Ordering::SeqCst) == epoch {
-            self.pages.insert(key.clone(), page.clone());
-            if self.epoch.load(Ordering::SeqCst) != epoch {
-                self.pages.invalidate(&key);
-            }
+        // A push or write landing meanwhile makes it invalid (see `still_valid`).
+        if !self.ttl.is_zero() {
+            self.pages.insert(key, page.clone());
         }
         Ok(page)
     }
 
     async fn read_batch(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let started = Instant::now();
         let results = match self.graph.phone_numbers_batch(ids, None).await {
             Ok(results) => results,
             Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
@@ -335,7 +351,7 @@ impl Inner {
                 Ok(number) => {
                     let snapshot = Arc::new(Snapshot::now(number));
                     self.directory.learn(&snapshot, None);
-                    self.keep(&snapshot, epoch);
+                    self.keep(&snapshot, started);
                     Ok(snapshot)
                 }
                 Err(e) => {
@@ -346,25 +362,35 @@ impl Inner {
             .collect()
     }
 
-    /// Caches a snapshot read while `epoch` was current, unless a push or a write landed
-    /// meanwhile (then it may predate them: the one already cached, if any, stays).
-    fn keep(&self, snapshot: &Arc<Snapshot>, epoch: u64) {
-        if self.ttl.is_zero() || self.epoch.load(Ordering::SeqCst) != epoch {
+    /// Whether a push or write to the number landed at or after `since`.
+    fn touched_since(&self, id: &str, since: Instant) -> bool {
+        self.touched.get(id).is_some_and(|at| at >= since)
+    }
+
+    /// Caches a snapshot whose read started at `started`, unless a push or a write to
+    /// the number landed meanwhile (then it may predate them: what they left stays).
+    fn keep(&self, snapshot: &Arc<Snapshot>, started: Instant) {
+        let id = &snapshot.number.id;
+        if self.ttl.is_zero() || self.touched_since(id, started) {
             return;
         }
-        let id = &snapshot.number.id;
         self.numbers.insert(id.clone(), snapshot.clone());
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.touched_since(id, started) {
             self.numbers.invalidate(id); // raced with a push or write: keep nothing
         }
     }
 
+    /// A cached page counts only if no push or write to its WABA landed since its read
+    /// started.
+    fn still_valid(&self, page: &Page, waba_id: &str) -> bool {
+        self.touched_wabas
+            .get(waba_id)
+            .is_none_or(|at| at < page.started)
+    }
+
     fn forget_pages_of(&self, waba_id: &str) {
-        let waba = waba_id.to_owned();
-        let of_waba = move |key: &PageKey, _: &Arc<Page>| key.waba_id == waba;
-        if self.pages.invalidate_entries_if(of_waba).is_err() {
-            self.pages.invalidate_all(); // cannot happen: closures are enabled above
-        }
+        self.touched_wabas
+            .insert(waba_id.to_owned(), Instant::now());
         self.page_reads.forget_if(|key| key.waba_id == waba_id);
     }
 }

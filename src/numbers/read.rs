@@ -144,15 +144,11 @@ impl ReadPath {
     ) -> Result<Arc<Snapshot>, Error> {
         let inner = &self.inner;
         let cached = inner.numbers.get(id);
-        let fresh_for = max_staleness.unwrap_or(inner.ttl);
-        if let Some(snapshot) = cached.as_ref().filter(|s| s.age() < fresh_for) {
-            return Ok(snapshot.clone());
-        }
-        if let Some(retry_after) = inner.throttled(&inner.scope_of(id)) {
-            return match cached.filter(|s| max_staleness.is_none_or(|max| s.age() <= max)) {
-                Some(stale) => Ok(stale),
-                None => Err(Error::Throttled { retry_after }),
-            };
+        let ages = cached.as_ref().map(|s| s.age());
+        if let Some(answer) =
+            inner.answer_from_cache(cached, ages, max_staleness, &inner.scope_of(id))
+        {
+            return answer;
         }
         let read = {
             let inner = inner.clone();
@@ -184,16 +180,10 @@ impl ReadPath {
             .pages
             .get(&key)
             .filter(|p| inner.still_valid(p, waba_id));
-        let fresh_for = max_staleness.unwrap_or(inner.ttl);
-        if let Some(page) = cached.as_ref().filter(|p| p.seen.elapsed() < fresh_for) {
-            return Ok(page.clone());
-        }
-        if let Some(retry_after) = inner.throttled(&Scope::Waba(waba_id.to_owned())) {
-            let max = max_staleness;
-            return match cached.filter(|p| max.is_none_or(|max| p.seen.elapsed() <= max)) {
-                Some(stale) => Ok(stale),
-                None => Err(Error::Throttled { retry_after }),
-            };
+        let age = cached.as_ref().map(|p| p.seen.elapsed());
+        let scope = Scope::Waba(waba_id.to_owned());
+        if let Some(answer) = inner.answer_from_cache(cached, age, max_staleness, &scope) {
+            return answer;
         }
         let read = {
             let inner = inner.clone();
@@ -280,6 +270,28 @@ impl Inner {
         match self.directory.waba_of(phone_number_id) {
             Some(waba_id) => Scope::Waba(waba_id),
             None => Scope::Number(phone_number_id.to_owned()),
+        }
+    }
+
+    /// The answer without a read, if there is one: the cached value (of age `age`) while
+    /// fresh for `max_staleness` (`None`: the TTL); while Meta throttles `scope`, the
+    /// cached value if `max_staleness` allows it (any age when `None`), else
+    /// [`Error::Throttled`]. `None`: read Meta.
+    fn answer_from_cache<T>(
+        &self,
+        cached: Option<Arc<T>>,
+        age: Option<Duration>,
+        max_staleness: Option<Duration>,
+        scope: &Scope,
+    ) -> Option<Result<Arc<T>, Error>> {
+        let age = age.unwrap_or(Duration::MAX);
+        if cached.is_some() && age < max_staleness.unwrap_or(self.ttl) {
+            return cached.map(Ok);
+        }
+        let retry_after = self.throttled(scope)?;
+        match cached.filter(|_| max_staleness.is_none_or(|max| age <= max)) {
+            Some(stale) => Some(Ok(stale)),
+            None => Some(Err(Error::Throttled { retry_after })),
         }
     }
 

@@ -8,12 +8,14 @@
 //! the call retried once, if that gave a different token.
 
 mod error;
+mod fields;
 pub mod token;
 pub mod usage;
 pub mod webhook;
 mod wire;
 
 pub use error::{Error, GraphError};
+use fields::FieldList;
 pub use token::{TokenCache, TokenSource};
 pub use usage::UsageTracker;
 
@@ -24,7 +26,6 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::Usage;
@@ -81,9 +82,8 @@ pub struct GraphClient {
     read_attempts: u32,
     max_body_bytes: usize,
     usage: UsageTracker,
-    /// Fields of [`wire::PHONE_NUMBER_FIELDS`] this Graph version refused (error 100,
-    /// "nonexisting field"): no longer asked for.
-    refused_fields: Mutex<Vec<&'static str>>,
+    /// The fields reads ask for, less those this Graph version refused.
+    fields: FieldList,
 }
 
 /// Whether a failed call may be sent again.
@@ -141,7 +141,7 @@ impl GraphClient {
             read_attempts: settings.read_attempts.max(1),
             max_body_bytes: settings.max_body_bytes,
             usage: UsageTracker::default(),
-            refused_fields: Mutex::default(),
+            fields: FieldList::default(),
         })
     }
 
@@ -242,12 +242,14 @@ impl GraphClient {
             "at most {MAX_BATCH} operations per batch"
         );
         loop {
-            let items = self.batch_once(ids, self.fields(), deadline).await?;
+            let items = self
+                .batch_once(ids, self.fields.current(), deadline)
+                .await?;
             // Every item refuses a field Meta no longer has: drop it and read again.
             let dropped = items
                 .iter()
                 .filter_map(|item| item.as_ref().err())
-                .fold(false, |dropped, e| self.drop_refused_field(e) | dropped);
+                .fold(false, |dropped, e| self.fields.drop_refused(e) | dropped);
             if !dropped {
                 return Ok(items);
             }
@@ -305,17 +307,6 @@ impl GraphClient {
             .collect())
     }
 
-    /// The fields reads ask for: [`wire::PHONE_NUMBER_FIELDS`] less those refused.
-    fn fields(&self) -> String {
-        let refused = lock(&self.refused_fields);
-        let asked: Vec<&str> = wire::PHONE_NUMBER_FIELDS
-            .iter()
-            .copied()
-            .filter(|f| !refused.contains(f))
-            .collect();
-        asked.join(",")
-    }
-
     /// Runs a read with the current field list; when Meta refuses one of its fields,
     /// reads again without it (each field is dropped once, so this ends).
     async fn with_fields<T, F, Fut>(&self, read: F) -> Result<T, Error>
@@ -324,46 +315,11 @@ impl GraphClient {
         Fut: Future<Output = Result<T, Error>>,
     {
         loop {
-            match read(self.fields()).await {
-                Err(e) if self.drop_refused_field(&e) => continue,
+            match read(self.fields.current()).await {
+                Err(e) if self.fields.drop_refused(&e) => continue,
                 other => return other,
             }
         }
-    }
-
-    /// When `err` is Meta's error 100 "nonexisting field (X)" for a field of our list,
-    /// drops that field for this Graph version (logged once) and says so: one field Meta
-    /// stops serving must not take every read down.
-    fn drop_refused_field(&self, err: &Error) -> bool {
-        let Some(g) = err.graph().filter(|g| g.code == 100) else {
-            return false;
-        };
-        let Some(name) = g
-            .message
-            .split_once("nonexisting field (")
-            .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(name, _)| name)
-        else {
-            return false;
-        };
-        let Some(field) = wire::PHONE_NUMBER_FIELDS
-            .iter()
-            .copied()
-            .find(|f| *f == name && *f != "id")
-        else {
-            return false;
-        };
-        let mut refused = lock(&self.refused_fields);
-        if refused.contains(&field) {
-            return false;
-        }
-        refused.push(field);
-        tracing::warn!(
-            field,
-            graph_message = %g.message,
-            "Meta does not serve this field on this Graph version; reading without it"
-        );
-        true
     }
 
     async fn call_json<T: serde::de::DeserializeOwned>(
@@ -562,11 +518,6 @@ pub fn appsecret_proof(app_secret: &SecretString, token: &SecretString) -> Strin
         .expect("HMAC accepts keys of any length");
     mac.update(token.expose_secret().as_bytes());
     hex::encode(mac.finalize().into_bytes())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Held for a list operation only, never across an await.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn graph_id(id: &str) -> Result<&str, Error> {

@@ -4,42 +4,6 @@ use crate::model::{NumbersPage, PhoneNumber};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// The fields every phone-number read asks for, in this order. Never rely on Meta's
-/// defaults: they differ between versions and omit most of these. A field Meta stops
-/// serving answers error 100 for the whole read, so [`super::GraphClient`] drops one
-/// Meta refuses and reads on without it. Not asked for: `username` (error 100 on v24.0+;
-/// usernames have their own edge), `certificate` (sensitive, and no caller needs it).
-pub const PHONE_NUMBER_FIELDS: &[&str] = &[
-    "id",
-    // The number as people dial it; webhooks name numbers by its digits.
-    "display_phone_number",
-    // The display name, and its review (name_status: approved, pending, declined...).
-    "verified_name",
-    "name_status",
-    // A requested new display name and its review.
-    "new_name_status",
-    "new_display_name",
-    // OTP verification: only a VERIFIED number can be registered.
-    "code_verification_status",
-    "quality_rating",
-    // Connection status: CONNECTED to send and receive, FLAGGED, BANNED...
-    "status",
-    // CLOUD_API once registered, NOT_APPLICABLE before.
-    "platform_type",
-    "throughput",
-    // Deprecated by Meta, null on v24.0+; read while some versions still serve it.
-    "messaging_limit_tier",
-    // The business portfolio's messaging limit, which replaced messaging_limit_tier.
-    "whatsapp_business_manager_messaging_limit",
-    // SANDBOX or LIVE.
-    "account_mode",
-    "is_official_business_account",
-    // Whether two-step verification has a PIN: Register must then be given it.
-    "is_pin_enabled",
-    // When Embedded Signup added the number (its 14-day registration window starts).
-    "last_onboarded_time",
-];
-
 /// Every field optional and `null`-tolerant: a missing or null value is the default.
 #[derive(Debug, Deserialize)]
 pub struct PhoneNumberJson {

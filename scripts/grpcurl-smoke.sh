@@ -31,6 +31,10 @@ expect '"nextPageToken"' "$out"
 
 out=$(grpcurl -d '{"phone_number_id": "106540352242902"}' "$WABA_TARGET" "$service/GetStatus")
 expect '"displayPhoneNumber": "+1 555-010-0002"' "$out"
+expect '"observedAt"' "$out"
+# max_staleness as the README shows it: read Meta now.
+out=$(grpcurl -d '{"phone_number_id": "106540352242902", "max_staleness": "0s"}' "$WABA_TARGET" "$service/GetStatus")
+expect '"messagingLimit": "MESSAGING_LIMIT_TIER_250"' "$out"
 
 out=$(grpcurl -d '{"phone_number_id": "106540352242902", "pin": "246810"}' "$WABA_TARGET" "$service/Register")
 expect '"success": true' "$out"

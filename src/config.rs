@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Time between WatchStatus polls at low usage (jittered; longer as usage rises).
     #[arg(long, env = "WABA_WATCH_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub watch_interval: Duration,
+    /// How long a read of Meta stays fresh: GetStatus and ListNumbers within it make no
+    /// Graph call (GetStatus's max_staleness can ask for fresher). 0 disables the cache.
+    #[arg(long, env = "WABA_CACHE_TTL", default_value = "15s", value_parser = parse_ttl)]
+    pub cache_ttl: Duration,
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
@@ -141,6 +145,7 @@ impl ServeArgs {
     pub fn settings_for(&self, graph: GraphSettings, secrets: &Secrets) -> Settings {
         let mut settings = Settings::new(graph);
         settings.watch.interval = self.watch_interval;
+        settings.cache.ttl = self.cache_ttl;
         settings.webhooks = WebhookSettings {
             app_secret: settings.graph.app_secret.clone(),
             verify_token: secrets.webhook_verify_token.clone(),
@@ -158,9 +163,6 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_latency(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 0s, 200ms)"))
 }
 
@@ -172,6 +174,10 @@ fn parse_bench_numbers(s: &str) -> Result<usize, String> {
             "expected a number of phone numbers from 0 to {max}"
         )),
     }
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 15s, 1m; 0 disables the cache)"))
 }
 
 fn parse_base_url(s: &str) -> Result<String, String> {
@@ -226,6 +232,10 @@ mod tests {
         assert!(parse_latency("slow").is_err());
         assert_eq!(parse_bench_numbers("1000"), Ok(1000));
         assert!(parse_bench_numbers("-1").is_err() && parse_bench_numbers("2000000").is_err());
+        assert_eq!(parse_ttl("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_ttl("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_ttl("15s"), Ok(Duration::from_secs(15)));
+        assert!(parse_ttl("-1s").is_err() && parse_ttl("fresh").is_err());
     }
 
     #[test]

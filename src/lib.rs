@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! grpc/     thin handlers: validate → domain → proto; one error → Status mapping
-//! numbers/  the domain (read path, register guard)
+//! http/     axum: /webhooks/whatsapp, /metrics
+//! numbers/  the domain: the read path (cache, single-flight, throttle memory), the
+//!           register guard
 //! watch/    one shared watcher per number or WABA → tokio::sync::watch → subscribers
-//! graph/    the only code that speaks HTTP to Meta (and reads its webhooks)
-//! http/     axum: /webhooks/whatsapp
+//! graph/    the only code that speaks HTTP to Meta (and reads its webhooks); a leaf
+//! model/    plain domain types at the bottom: imported by all, imports nothing
 //! sandbox/  a simulated Graph API: a second, independent reading of Meta's contract
 //! ```
+//!
+//! What may import what is checked by `scripts/check-layers.py` (in CI).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,19 +20,11 @@ pub mod graph;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod numbers;
 pub mod sandbox;
 pub mod server;
+pub mod tls;
 pub mod watch;
 
 pub use grpc::pb;
-
-/// reqwest is built without a default TLS provider (no aws-lc C build): every HTTP client
-/// is built after this installs rustls on ring, once per process.
-pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // An error only means a provider was installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}

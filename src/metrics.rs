@@ -1,11 +1,12 @@
 //! Prometheus metrics, rendered at `/metrics` on the HTTP listener.
 //!
+//! Knows nothing of gRPC: call timing and code names live in `grpc/metrics.rs`.
+//!
 //! Recorded where things happen through the `metrics` facade; gauges that describe
 //! state (watchers, token age) are read when Prometheus scrapes.
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use tonic::Code;
 
 /// Latency buckets, in seconds, for gRPC calls and Graph API calls.
 const BUCKETS: &[f64] = &[
@@ -82,79 +83,10 @@ fn describe() {
     );
 }
 
-/// Counts a gRPC call when it ends, or as CANCELLED if it is dropped first (the client
-/// went away or its deadline passed).
-pub struct CallTimer {
-    method: &'static str,
-    started: std::time::Instant,
-    done: bool,
-}
-
-impl CallTimer {
-    pub fn start(method: &'static str) -> Self {
-        Self {
-            method,
-            started: std::time::Instant::now(),
-            done: false,
-        }
-    }
-
-    pub fn method(&self) -> &'static str {
-        self.method
-    }
-
-    pub fn finish(mut self, code: Code) {
-        self.done = true;
-        grpc_call(self.method, code, self.started.elapsed().as_secs_f64());
-    }
-}
-
-impl Drop for CallTimer {
-    fn drop(&mut self) {
-        if !self.done {
-            grpc_call(
-                self.method,
-                Code::Cancelled,
-                self.started.elapsed().as_secs_f64(),
-            );
-        }
-    }
-}
-
-/// A finished gRPC call: `waba_grpc_requests_total{method,code}` and its latency.
-pub fn grpc_call(method: &'static str, code: Code, seconds: f64) {
-    metrics::counter!("waba_grpc_requests_total", "method" => method, "code" => code_name(code))
-        .increment(1);
-    metrics::histogram!("waba_grpc_request_duration_seconds", "method" => method).record(seconds);
-}
-
 /// A Graph API call: `waba_graph_requests_total{endpoint,result}` and its latency.
 pub fn graph_call(endpoint: &'static str, result: String, seconds: f64) {
     metrics::counter!("waba_graph_requests_total", "endpoint" => endpoint, "result" => result)
         .increment(1);
     metrics::histogram!("waba_graph_request_duration_seconds", "endpoint" => endpoint)
         .record(seconds);
-}
-
-/// `OK`, `INVALID_ARGUMENT`... as gRPC spells its codes.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }

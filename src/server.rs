@@ -8,7 +8,7 @@ use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
 use crate::grpc::transport::{self, Http2Settings};
 use crate::grpc::{Api, pb};
 use crate::http::WebhookSettings;
-use crate::numbers::Numbers;
+use crate::numbers::{CacheSettings, Numbers};
 use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -28,6 +28,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Settings {
     pub graph: GraphSettings,
     pub watch: WatchSettings,
+    /// The read path's cache of snapshots and pages.
+    pub cache: CacheSettings,
     pub webhooks: WebhookSettings,
     /// How long in-flight calls may run on after shutdown starts. Streams (a mesh's
     /// health Watch, say) never finish by themselves, so the wait is bounded.
@@ -44,6 +46,7 @@ impl Settings {
         Self {
             graph,
             watch: WatchSettings::default(),
+            cache: CacheSettings::default(),
             webhooks: WebhookSettings::default(),
             shutdown_grace: Duration::from_secs(20),
             keepalive: Some(Duration::from_secs(30)),
@@ -68,8 +71,9 @@ impl Service {
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let (stopping, stopping_rx) = watch::channel(false);
-        let hub = Hub::new(graph.clone(), settings.watch.clone(), stopping_rx);
-        let api = Api::new(Numbers::new(graph.clone()), page_tokens, hub.clone());
+        let numbers = Numbers::new(graph.clone(), &settings.cache);
+        let hub = Hub::new(numbers.reads().clone(), settings.watch.clone(), stopping_rx);
+        let api = Api::new(numbers, page_tokens, hub.clone());
         Ok(Self {
             settings,
             api,

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod cache;
+mod fields;
 mod operations;
 mod sandbox;
 mod secrets;

@@ -23,6 +23,7 @@ async fn metrics_count_calls_upstream_usage_streams_watchers_and_token_age() {
     client.list_numbers(list).await.unwrap();
     let unknown = GetStatusRequest {
         phone_number_id: "123".into(),
+        max_staleness: None,
     };
     client.get_status(unknown).await.unwrap_err();
     let watch = WatchStatusRequest {

@@ -37,6 +37,7 @@ fn register(id: &str, pin: &str) -> RegisterRequest {
 async fn get(service: &Service, id: &str) -> pb::PhoneNumber {
     let request = GetStatusRequest {
         phone_number_id: id.into(),
+        max_staleness: None,
     };
     service
         .client()
@@ -198,6 +199,7 @@ async fn unknown_ids_are_not_found() {
     let err = client
         .get_status(GetStatusRequest {
             phone_number_id: "123456789".into(),
+            max_staleness: None,
         })
         .await
         .unwrap_err();
@@ -347,7 +349,10 @@ async fn the_sandbox_latency_delays_every_graph_answer() {
     })
     .await
     .unwrap();
-    let service = Service::start(paused_clock_settings(&url)).await;
+    // Uncached, so every round calls the Graph API.
+    let mut settings = paused_clock_settings(&url);
+    settings.cache.ttl = Duration::ZERO;
+    let service = Service::start(settings).await;
     let mut client = service.client();
     for round in 1..=3 {
         let start = tokio::time::Instant::now();
@@ -464,6 +469,7 @@ async fn the_bench_waba_lists_and_reads_its_generated_numbers() {
     let err = client
         .get_status(GetStatusRequest {
             phone_number_id: bench_number_id(251),
+            max_staleness: None,
         })
         .await
         .unwrap_err();

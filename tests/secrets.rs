@@ -131,6 +131,7 @@ async fn secrets_never_reach_logs_or_error_messages() {
     client
         .get_status(GetStatusRequest {
             phone_number_id: NUMBER.into(),
+            max_staleness: None,
         })
         .await
         .unwrap();
@@ -198,6 +199,7 @@ async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
         client
             .get_status(GetStatusRequest {
                 phone_number_id: NUMBER.into(),
+                max_staleness: None,
             })
             .await
     });
@@ -221,6 +223,7 @@ async fn json_logs_carry_the_request_id_and_metas_fbtrace_id() {
     let mut client = PhoneNumberServiceClient::new(channel(addr).await);
     let mut request = tonic::Request::new(GetStatusRequest {
         phone_number_id: NUMBER.into(),
+        max_staleness: None,
     });
     request
         .metadata_mut()

@@ -120,6 +120,7 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
         client
             .get_status(GetStatusRequest {
                 phone_number_id: "1".into(),
+                max_staleness: None,
             })
             .await
     });

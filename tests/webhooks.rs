@@ -40,7 +40,7 @@ fn quality_update(event: &str, time: i64) -> Value {
         "object": "whatsapp_business_account",
         "entry": [{ "id": WABA, "time": time, "changes": [{
             "field": "phone_number_quality_update",
-            "value": { "display_phone_number": DIGITS, "event": event, "current_limit": "TIER_1K" }
+            "value": { "display_phone_number": DIGITS, "event": event, "current_limit": "TIER_2K" }
         }]}]
     })
 }

@@ -62,6 +62,7 @@ impl PhoneNumberService for Echo {
 }
 
 /// A number as the service answers it for the bench WABA.
+#[allow(deprecated)] // messaging_limit_tier: the service fills it while Meta serves it
 fn fixed_number() -> pb::PhoneNumber {
     let text = |s: &str| s.to_owned();
     pb::PhoneNumber {
@@ -76,11 +77,16 @@ fn fixed_number() -> pb::PhoneNumber {
         platform_type: pb::PlatformType::CloudApi.into(),
         throughput_level: pb::ThroughputLevel::Standard.into(),
         messaging_limit_tier: pb::MessagingLimitTier::MessagingLimitTier1k.into(),
+        messaging_limit: pb::MessagingLimitTier::MessagingLimitTier1k.into(),
         account_mode: pb::AccountMode::Live.into(),
         is_pin_enabled: true,
         last_onboarded_time: Some(prost_types::Timestamp {
             seconds: 1_767_258_000,
             nanos: 0,
+        }),
+        observed_at: Some(prost_types::Timestamp {
+            seconds: 1_796_000_000,
+            nanos: 123_456_789,
         }),
         name_status_raw: text("APPROVED"),
         new_name_status_raw: text("NONE"),
@@ -91,6 +97,7 @@ fn fixed_number() -> pb::PhoneNumber {
         throughput_level_raw: text("STANDARD"),
         messaging_limit_tier_raw: text("TIER_1K"),
         account_mode_raw: text("LIVE"),
+        messaging_limit_raw: text("TIER_1K"),
         ..pb::PhoneNumber::default()
     }
 }

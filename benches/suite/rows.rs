@@ -22,9 +22,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_waba-numbers");
 
 pub type Client = PhoneNumberServiceClient<Channel>;
 
+/// A GetStatus with the default staleness (the service's cache TTL).
 pub fn get_status_request(id: &str) -> pb::GetStatusRequest {
     pb::GetStatusRequest {
         phone_number_id: id.to_owned(),
+        max_staleness: None,
     }
 }
 

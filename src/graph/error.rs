@@ -66,14 +66,71 @@ pub enum Error {
     InvalidId,
 }
 
+/// What a failed call means, decided here once: the retry policy, the watchers, the
+/// register guard, the metrics and the gRPC mapping all ask these.
 impl Error {
-    /// Retrying may succeed; used for reads only (writes are never retried).
+    /// An HTTP 5xx without Meta's error body: a proxy or Meta itself failed before
+    /// answering. It may pass, and nobody knows whether a write it carried was processed.
+    fn is_unanswered_server_error(&self) -> bool {
+        matches!(self, Error::Http { status } if *status >= 500)
+    }
+
+    /// Meta says too many calls: nothing helps but waiting ([`Error::retry_after`]).
+    pub fn is_throttling(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_throttling)
+    }
+
+    /// How long Meta said to wait, from the usage headers of the same answer.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.graph().and_then(|g| g.retry_after)
+    }
+
+    /// Trying again soon may succeed: Meta's transient codes (or its `is_transient`), a
+    /// 5xx without a body, a timeout, a connection that failed. Reads only: writes are
+    /// never retried.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Graph(e) => e.is_transient(),
-            Error::Http { status } => *status >= 500,
             Error::Timeout | Error::Transport(_) => true,
+            _ => self.is_unanswered_server_error(),
+        }
+    }
+
+    /// Nobody knows whether Meta processed the request: it was sent, and no readable
+    /// answer came back (a timeout, a lost connection, a 5xx without a body, an answer
+    /// that could not be read).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Timeout
+            | Error::DeadlineExceeded
+            | Error::Transport(_)
+            | Error::BodyTooLarge { .. }
+            | Error::Decode(_) => true,
+            Error::Graph(_) | Error::Token(_) | Error::InvalidId => false,
+            Error::Http { .. } => self.is_unanswered_server_error(),
+        }
+    }
+
+    /// Meta said no for good: the same read will fail again (an object that does not
+    /// exist, access lost, an id that is not one). Watches of it end.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Graph(g) => !g.is_throttling() && !g.is_transient(),
+            Error::InvalidId => true,
             _ => false,
+        }
+    }
+
+    /// `graph_<code>`, `http_<status>`, `timeout`... for `waba_graph_requests_total`.
+    pub fn metric_label(&self) -> String {
+        match self {
+            Error::Graph(g) => format!("graph_{}", g.code),
+            Error::Http { status } => format!("http_{status}"),
+            Error::Timeout => "timeout".into(),
+            Error::DeadlineExceeded => "deadline_exceeded".into(),
+            Error::Transport(_) => "unreachable".into(),
+            Error::Decode(_) | Error::BodyTooLarge { .. } => "bad_response".into(),
+            Error::Token(_) | Error::InvalidId => "not_sent".into(),
         }
     }
 

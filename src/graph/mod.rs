@@ -8,27 +8,27 @@
 //! the call retried once, if that gave a different token.
 
 mod error;
+mod fields;
 pub mod token;
 pub mod usage;
 pub mod webhook;
 mod wire;
 
 pub use error::{Error, GraphError};
+use fields::FieldList;
 pub use token::{TokenCache, TokenSource};
 pub use usage::UsageTracker;
 
-use crate::numbers::{NumbersPage, PhoneNumber, is_graph_id};
+use crate::model::{Deadline, NumbersPage, PhoneNumber, is_graph_id};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::Usage;
-
-/// When the caller stops waiting; `None` when it set no deadline.
-pub type Deadline = Option<Instant>;
 
 /// How to reach the Graph API.
 #[derive(Debug, Clone)]
@@ -82,6 +82,8 @@ pub struct GraphClient {
     read_attempts: u32,
     max_body_bytes: usize,
     usage: UsageTracker,
+    /// The fields reads ask for, less those this Graph version refused.
+    fields: FieldList,
 }
 
 /// Whether a failed call may be sent again.
@@ -118,7 +120,7 @@ impl GraphClient {
     /// Reads the token once and prepares the HTTP client.
     pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
         let tokens = TokenCache::load(settings.token, settings.token_recheck).await?;
-        crate::install_tls_provider();
+        crate::tls::install_provider();
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
@@ -139,6 +141,7 @@ impl GraphClient {
             read_attempts: settings.read_attempts.max(1),
             max_body_bytes: settings.max_body_bytes,
             usage: UsageTracker::default(),
+            fields: FieldList::default(),
         })
     }
 
@@ -159,39 +162,44 @@ impl GraphClient {
         after: Option<&str>,
         deadline: Deadline,
     ) -> Result<NumbersPage, Error> {
-        let mut query = vec![
-            ("fields", wire::PHONE_NUMBER_FIELDS.to_owned()),
-            ("limit", limit.to_string()),
-        ];
-        if let Some(after) = after {
-            query.push(("after", after.to_owned()));
-        }
-        let call = Call {
-            method: Method::GET,
-            endpoint: "phone_numbers",
-            path: format!("{}/phone_numbers", graph_id(waba_id)?),
-            query,
-            body: None,
-            secret: None,
-            retry: Retry::Transient,
-        };
-        let list: wire::ListJson = self.call_json(call, deadline).await?;
-        Ok(list.into())
+        let path = format!("{}/phone_numbers", graph_id(waba_id)?);
+        self.with_fields(|fields| async {
+            let mut query = vec![("fields", fields), ("limit", limit.to_string())];
+            if let Some(after) = after {
+                query.push(("after", after.to_owned()));
+            }
+            let call = Call {
+                method: Method::GET,
+                endpoint: "phone_numbers",
+                path: path.clone(),
+                query,
+                body: None,
+                secret: None,
+                retry: Retry::Transient,
+            };
+            let list: wire::ListJson = self.call_json(call, deadline).await?;
+            Ok(list.into())
+        })
+        .await
     }
 
     /// `GET /{phone_number_id}?fields=...`: one number's current state.
     pub async fn phone_number(&self, id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
-        let call = Call {
-            method: Method::GET,
-            endpoint: "phone_number",
-            path: graph_id(id)?.to_owned(),
-            query: vec![("fields", wire::PHONE_NUMBER_FIELDS.to_owned())],
-            body: None,
-            secret: None,
-            retry: Retry::Transient,
-        };
-        let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
-        Ok(number.into())
+        let id = graph_id(id)?;
+        self.with_fields(|fields| async {
+            let call = Call {
+                method: Method::GET,
+                endpoint: "phone_number",
+                path: id.to_owned(),
+                query: vec![("fields", fields)],
+                body: None,
+                secret: None,
+                retry: Retry::Transient,
+            };
+            let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
+            Ok(number.into())
+        })
+        .await
     }
 
     /// `POST /{phone_number_id}/register`. Sent once: never retried on failure.
@@ -233,11 +241,31 @@ impl GraphClient {
             ids.len() <= MAX_BATCH,
             "at most {MAX_BATCH} operations per batch"
         );
+        loop {
+            let items = self
+                .batch_once(ids, self.fields.current(), deadline)
+                .await?;
+            // Every item refuses a field Meta no longer has: drop it and read again.
+            let dropped = items
+                .iter()
+                .filter_map(|item| item.as_ref().err())
+                .fold(false, |dropped, e| self.fields.drop_refused(e) | dropped);
+            if !dropped {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn batch_once(
+        &self,
+        ids: &[String],
+        fields: String,
+        deadline: Deadline,
+    ) -> Result<Vec<Result<PhoneNumber, Error>>, Error> {
         let operations: Vec<_> = ids
             .iter()
             .map(|id| {
-                let relative_url =
-                    format!("{}?fields={}", graph_id(id)?, wire::PHONE_NUMBER_FIELDS);
+                let relative_url = format!("{}?fields={fields}", graph_id(id)?);
                 Ok(serde_json::json!({ "method": "GET", "relative_url": relative_url }))
             })
             .collect::<Result<_, Error>>()?;
@@ -277,6 +305,21 @@ impl GraphClient {
                 }
             })
             .collect())
+    }
+
+    /// Runs a read with the current field list; when Meta refuses one of its fields,
+    /// reads again without it (each field is dropped once, so this ends).
+    async fn with_fields<T, F, Fut>(&self, read: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        loop {
+            match read(self.fields.current()).await {
+                Err(e) if self.fields.drop_refused(&e) => continue,
+                other => return other,
+            }
+        }
     }
 
     async fn call_json<T: serde::de::DeserializeOwned>(
@@ -384,7 +427,10 @@ impl GraphClient {
             }
         };
         let elapsed = started.elapsed();
-        crate::metrics::graph_call(call.endpoint, result_label(&result), elapsed.as_secs_f64());
+        let label = result
+            .as_ref()
+            .map_or_else(Error::metric_label, |_| "ok".into());
+        crate::metrics::graph_call(call.endpoint, label, elapsed.as_secs_f64());
         match &result {
             Ok(_) => tracing::debug!(
                 endpoint = call.endpoint, method = %call.method, path = %call.path,
@@ -463,20 +509,6 @@ impl GraphClient {
             user_message: e.error_user_msg.map(clean),
             retry_after,
         }))
-    }
-}
-
-/// `ok`, `graph_<code>`, `http_<status>`, `timeout`... for `waba_graph_requests_total`.
-fn result_label(result: &Result<Vec<u8>, Error>) -> String {
-    match result {
-        Ok(_) => "ok".into(),
-        Err(Error::Graph(g)) => format!("graph_{}", g.code),
-        Err(Error::Http { status }) => format!("http_{status}"),
-        Err(Error::Timeout) => "timeout".into(),
-        Err(Error::DeadlineExceeded) => "deadline_exceeded".into(),
-        Err(Error::Transport(_)) => "unreachable".into(),
-        Err(Error::Decode(_) | Error::BodyTooLarge { .. }) => "bad_response".into(),
-        Err(Error::Token(_) | Error::InvalidId) => "not_sent".into(),
     }
 }
 

@@ -153,6 +153,20 @@ impl UsageTracker {
         business.get(object_id).cloned()
     }
 
+    /// How long Meta said `object_id` (a WABA id) stays throttled, if that is still ahead:
+    /// `estimated_time_to_regain_access` as last reported for it.
+    pub fn throttled_for(&self, object_id: &str) -> Option<Duration> {
+        let observed = self.business(object_id)?;
+        let minutes = observed
+            .usage
+            .iter()
+            .map(|u| u.estimated_time_to_regain_access)
+            .max()?;
+        let until = observed.at + Duration::from_secs(u64::from(minutes) * 60);
+        let wait = until.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(wait)
+    }
+
     /// The highest usage Meta reported lately for any object, or for the app.
     pub fn max_percent(&self) -> Option<u32> {
         let business = self.business.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,6 +1,6 @@
 //! Meta's webhooks as Meta sends them: the `X-Hub-Signature-256` check and the payload.
 
-use crate::numbers::{Push, PushKind, digits};
+use crate::model::{Push, PushKind, digits};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;

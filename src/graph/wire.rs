@@ -1,15 +1,8 @@
 //! Graph API JSON, and its conversion into domain types. Nothing outside `graph/` sees it.
 
-use crate::numbers::{NumbersPage, PhoneNumber};
+use crate::model::{NumbersPage, PhoneNumber};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-
-/// The fields every phone-number read asks for. Never rely on Meta's defaults:
-/// they differ between versions and omit most of these.
-pub const PHONE_NUMBER_FIELDS: &str = "id,display_phone_number,verified_name,name_status,\
-new_name_status,new_display_name,code_verification_status,quality_rating,status,platform_type,\
-throughput,messaging_limit_tier,account_mode,is_official_business_account,is_pin_enabled,\
-last_onboarded_time";
 
 /// Every field optional and `null`-tolerant: a missing or null value is the default.
 #[derive(Debug, Deserialize)]
@@ -26,6 +19,7 @@ pub struct PhoneNumberJson {
     platform_type: Option<String>,
     throughput: Option<ThroughputJson>,
     messaging_limit_tier: Option<String>,
+    whatsapp_business_manager_messaging_limit: Option<String>,
     account_mode: Option<String>,
     is_official_business_account: Option<bool>,
     is_pin_enabled: Option<bool>,
@@ -127,6 +121,9 @@ impl From<PhoneNumberJson> for PhoneNumber {
             platform_type: j.platform_type.unwrap_or_default(),
             throughput_level: j.throughput.and_then(|t| t.level).unwrap_or_default(),
             messaging_limit_tier: j.messaging_limit_tier.unwrap_or_default(),
+            messaging_limit: j
+                .whatsapp_business_manager_messaging_limit
+                .unwrap_or_default(),
             account_mode: j.account_mode.unwrap_or_default(),
             is_official_business_account: j.is_official_business_account.unwrap_or_default(),
             is_pin_enabled: j.is_pin_enabled.unwrap_or_default(),
@@ -170,6 +167,7 @@ mod tests {
           "display_phone_number": "+593 99 999 9999", "is_official_business_account": false,
           "is_pin_enabled": true, "last_onboarded_time": "2025-02-04T17:40:07+0000",
           "messaging_limit_tier": "TIER_1K", "name_status": "APPROVED", "new_name_status": "NONE",
+          "whatsapp_business_manager_messaging_limit": "TIER_2K",
           "platform_type": "CLOUD_API", "quality_score": {"date": 1739513802, "score": "GREEN"},
           "status": "CONNECTED", "throughput": {"level": "STANDARD"},
           "verified_name": "Business Phone Numbers Name", "id": "999999999999999",
@@ -180,6 +178,10 @@ mod tests {
             .into();
         assert_eq!(n.id, "999999999999999");
         assert_eq!(n.throughput_level, "STANDARD");
+        assert_eq!(
+            (n.messaging_limit_tier.as_str(), n.messaging_limit.as_str()),
+            ("TIER_1K", "TIER_2K")
+        );
         assert_eq!(n.code_verification_status, "EXPIRED");
         assert!(n.is_pin_enabled);
         assert_eq!(

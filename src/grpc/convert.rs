@@ -1,12 +1,13 @@
 //! Domain types → protobuf. The one place the two meet.
 
 use super::pb;
-use crate::numbers::PhoneNumber;
+use crate::model::{PhoneNumber, Snapshot};
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
+    // Filling the deprecated messaging_limit_tier is deliberate: Meta still serves it.
+    #[allow(deprecated)]
     fn from(n: PhoneNumber) -> Self {
-        let tier = n.messaging_limit_tier.strip_prefix("TIER_");
         pb::PhoneNumber {
             name_status: known(
                 "NAME_STATUS_",
@@ -43,17 +44,15 @@ impl From<PhoneNumber> for pb::PhoneNumber {
                 &n.throughput_level,
                 pb::ThroughputLevel::from_str_name,
             ),
-            messaging_limit_tier: known(
-                "MESSAGING_LIMIT_TIER_",
-                tier.unwrap_or(&n.messaging_limit_tier),
-                pb::MessagingLimitTier::from_str_name,
-            ),
+            messaging_limit_tier: limit(&n.messaging_limit_tier),
+            messaging_limit: limit(&n.messaging_limit),
             account_mode: known(
                 "ACCOUNT_MODE_",
                 &n.account_mode,
                 pb::AccountMode::from_str_name,
             ),
             last_onboarded_time: n.last_onboarded_time.map(timestamp),
+            observed_at: None,
             id: n.id,
             display_phone_number: n.display_phone_number,
             verified_name: n.verified_name,
@@ -68,7 +67,17 @@ impl From<PhoneNumber> for pb::PhoneNumber {
             platform_type_raw: n.platform_type,
             throughput_level_raw: n.throughput_level,
             messaging_limit_tier_raw: n.messaging_limit_tier,
+            messaging_limit_raw: n.messaging_limit,
             account_mode_raw: n.account_mode,
+        }
+    }
+}
+
+impl From<&Snapshot> for pb::PhoneNumber {
+    fn from(s: &Snapshot) -> Self {
+        pb::PhoneNumber {
+            observed_at: Some(timestamp(s.observed_at)),
+            ..s.number.clone().into()
         }
     }
 }
@@ -78,6 +87,16 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
+}
+
+/// `TIER_2K`, `UNTIERED`... as a `MessagingLimitTier`.
+fn limit(raw: &str) -> i32 {
+    let name = raw.strip_prefix("TIER_").unwrap_or(raw);
+    known(
+        "MESSAGING_LIMIT_TIER_",
+        name,
+        pb::MessagingLimitTier::from_str_name,
+    )
 }
 
 /// Meta's string as a proto enum value (named `{prefix}{raw}`); an unknown value is 0
@@ -99,6 +118,7 @@ mod tests {
             name_status: "APPROVED".into(),
             new_name_status: "SOMETHING_META_ADDS_LATER".into(),
             messaging_limit_tier: "TIER_1K".into(),
+            messaging_limit: "UNTIERED".into(),
             quality_rating: "NA".into(),
             ..PhoneNumber::default()
         };
@@ -106,10 +126,11 @@ mod tests {
         assert_eq!(p.name_status(), pb::NameStatus::Approved);
         assert_eq!(p.new_name_status(), pb::NameStatus::Unspecified);
         assert_eq!(p.new_name_status_raw, "SOMETHING_META_ADDS_LATER");
-        assert_eq!(
-            p.messaging_limit_tier(),
-            pb::MessagingLimitTier::MessagingLimitTier1k
-        );
+        #[allow(deprecated)]
+        let tier = p.messaging_limit_tier();
+        assert_eq!(tier, pb::MessagingLimitTier::MessagingLimitTier1k);
+        assert_eq!(p.messaging_limit(), pb::MessagingLimitTier::Untiered);
+        assert_eq!(p.messaging_limit_raw, "UNTIERED");
         assert_eq!(p.quality_rating(), pb::QualityRating::Na);
         assert_eq!(p.status(), pb::ConnectionStatus::Unspecified);
         assert_eq!(p.status_raw, "");

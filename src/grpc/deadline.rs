@@ -1,7 +1,7 @@
 //! The caller's gRPC deadline, read from the `grpc-timeout` header, so upstream calls
 //! never outlive the call that asked for them.
 
-use crate::graph::Deadline;
+use crate::model::Deadline;
 use std::time::Duration;
 use tokio::time::Instant;
 

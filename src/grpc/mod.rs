@@ -4,6 +4,7 @@
 pub mod codec;
 mod convert;
 mod deadline;
+mod metrics;
 pub mod page_token;
 pub mod status;
 pub mod transport;
@@ -45,9 +46,9 @@ pub mod pb {
     }
 }
 
-use crate::metrics::CallTimer;
 use crate::numbers::{Numbers, Registration};
 use crate::watch::{Hub, Target};
+use metrics::CallTimer;
 use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
 use secrecy::SecretString;
@@ -107,10 +108,11 @@ impl Api {
             .await?;
         let next_page_token = page
             .next_cursor
-            .map(|c| self.page_tokens.encode(&req.waba_id, page_size, &c))
+            .as_ref()
+            .map(|c| self.page_tokens.encode(&req.waba_id, page_size, c))
             .unwrap_or_default();
         Ok(Response::new(pb::ListNumbersResponse {
-            phone_numbers: page.numbers.into_iter().map(Into::into).collect(),
+            phone_numbers: page.numbers.iter().map(|s| s.as_ref().into()).collect(),
             next_page_token,
         }))
     }
@@ -121,11 +123,15 @@ impl Api {
     ) -> Result<Response<pb::PhoneNumber>, Status> {
         let deadline = deadline::of(&request);
         let req = request.into_inner();
-        Checks::default()
-            .graph_id("phone_number_id", &req.phone_number_id)
-            .finish()?;
-        let number = self.numbers.get(&req.phone_number_id, deadline).await?;
-        Ok(Response::new(number.into()))
+        let mut checks = Checks::default();
+        checks.graph_id("phone_number_id", &req.phone_number_id);
+        let max_staleness = checks.duration("max_staleness", req.max_staleness);
+        checks.finish()?;
+        let snapshot = self
+            .numbers
+            .get(&req.phone_number_id, max_staleness, deadline)
+            .await?;
+        Ok(Response::new(snapshot.as_ref().into()))
     }
 
     async fn register_number(
@@ -243,7 +249,7 @@ fn finish<T>(timer: CallTimer, result: Result<T, Status>) -> Result<T, Status> {
     if let Err(status) = &result {
         tracing::info!(
             method,
-            code = crate::metrics::code_name(code),
+            code = metrics::code_name(code),
             status_message = status.message(),
             "call failed"
         );

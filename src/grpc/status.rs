@@ -39,6 +39,16 @@ impl From<numbers::Error> for Status {
                     HashMap::new(),
                 ),
             ),
+            // Meta was not called: it said to wait, and no cached answer was allowed.
+            numbers::Error::Throttled { retry_after } => {
+                let mut details = ErrorDetails::with_error_info(
+                    "GRAPH_RATE_LIMITED",
+                    SERVICE_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
+            }
         }
     }
 }
@@ -61,22 +71,16 @@ fn upstream(err: &graph::Error) -> Status {
     use graph::Error as E;
     let (code, reason, retry) = match err {
         E::Graph(g) => return from_graph(g),
-        E::Http { status } if *status >= 500 => (
-            Code::Unavailable,
-            "GRAPH_UNAVAILABLE",
-            Some(Duration::from_secs(1)),
-        ),
-        E::Timeout | E::Transport(_) => (
-            Code::Unavailable,
-            "GRAPH_UNAVAILABLE",
-            Some(Duration::from_secs(1)),
-        ),
-        E::Http { .. } | E::Decode(_) | E::BodyTooLarge { .. } => {
-            (Code::Internal, "GRAPH_UNEXPECTED_RESPONSE", None)
-        }
         E::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", None),
         E::Token(_) => (Code::Internal, "ACCESS_TOKEN_UNAVAILABLE", None),
         E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
+        _ if err.is_transient() => (
+            Code::Unavailable,
+            "GRAPH_UNAVAILABLE",
+            Some(Duration::from_secs(1)),
+        ),
+        // An answer that cannot be read: a 4xx without Meta's body, a wrong shape, too big.
+        _ => (Code::Internal, "GRAPH_UNEXPECTED_RESPONSE", None),
     };
     let mut metadata = HashMap::new();
     if let E::Http { status } = err {

@@ -2,7 +2,7 @@
 //! never causes an upstream call.
 
 use super::status::invalid_argument;
-use crate::numbers::is_graph_id;
+use crate::model::is_graph_id;
 use tonic::Status;
 use tonic_types::FieldViolation;
 
@@ -38,6 +38,22 @@ impl Checks {
             Err(_) => {
                 self.fail(field, "must not be negative");
                 DEFAULT_PAGE_SIZE
+            }
+        }
+    }
+
+    /// An optional, non-negative duration (e.g. `max_staleness`).
+    pub fn duration(
+        &mut self,
+        field: &str,
+        value: Option<prost_types::Duration>,
+    ) -> Option<std::time::Duration> {
+        let value = value?;
+        match std::time::Duration::try_from(value) {
+            Ok(duration) => Some(duration),
+            Err(_) => {
+                self.fail(field, "must not be negative");
+                None
             }
         }
     }

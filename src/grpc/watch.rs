@@ -141,7 +141,10 @@ impl Subscription {
                 None => (pb::EventSource::Initial, Vec::new()),
                 Some(previous) if Arc::ptr_eq(previous, now) => continue,
                 Some(previous) => {
-                    let changed = now.number.changed_fields(&previous.number);
+                    let changed = now
+                        .snapshot
+                        .number
+                        .changed_fields(&previous.snapshot.number);
                     if changed.is_empty() {
                         continue;
                     }
@@ -218,7 +221,7 @@ fn event(
     changed: Vec<&'static str>,
 ) -> pb::StatusEvent {
     pb::StatusEvent {
-        phone_number: Some(observed.number.clone().into()),
+        phone_number: Some(observed.snapshot.as_ref().into()),
         changed_fields: changed.into_iter().map(str::to_owned).collect(),
         source: source.into(),
         observed_at: Some(super::convert::timestamp(observed.observed_at)),

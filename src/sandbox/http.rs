@@ -400,7 +400,8 @@ async fn register(
     }
 }
 
-/// Fields a phone-number node has in the sandbox.
+/// Fields a phone-number node has in the sandbox. Any other is refused with error 100
+/// "nonexisting field", as Meta refuses `username` since v24.0.
 const FIELDS: &[&str] = &[
     "id",
     "display_phone_number",
@@ -415,6 +416,7 @@ const FIELDS: &[&str] = &[
     "platform_type",
     "throughput",
     "messaging_limit_tier",
+    "whatsapp_business_manager_messaging_limit",
     "account_mode",
     "is_official_business_account",
     "is_pin_enabled",
@@ -468,6 +470,7 @@ fn number_json(n: &Number, fields: &[&str]) -> Value {
             "platform_type" => text(&n.platform_type),
             "throughput" => Some(json!({ "level": n.throughput_level })),
             "messaging_limit_tier" => text(&n.messaging_limit_tier),
+            "whatsapp_business_manager_messaging_limit" => text(&n.messaging_limit),
             "account_mode" => text(&n.account_mode),
             "is_official_business_account" => Some(n.is_official_business_account.into()),
             "is_pin_enabled" => Some(n.is_pin_enabled().into()),

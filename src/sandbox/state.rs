@@ -133,6 +133,8 @@ pub struct Number {
     pub platform_type: String,
     pub throughput_level: String,
     pub messaging_limit_tier: String,
+    /// The portfolio-level limit (`whatsapp_business_manager_messaging_limit`).
+    pub messaging_limit: String,
     pub account_mode: String,
     pub is_official_business_account: bool,
     pub last_onboarded_time: String,
@@ -264,7 +266,7 @@ impl World {
                         .push((at + self.pace * 3, id.clone(), Scripted::Quality));
                     Some(Announced::Quality {
                         event: if flagged { "UNFLAGGED" } else { "FLAGGED" },
-                        current_limit: n.messaging_limit_tier.clone(),
+                        current_limit: n.messaging_limit.clone(),
                     })
                 }
             };
@@ -462,6 +464,7 @@ fn demo_number(i: usize) -> Number {
         platform_type: "CLOUD_API".into(),
         throughput_level: "STANDARD".into(),
         messaging_limit_tier: "TIER_1K".into(),
+        messaging_limit: "TIER_2K".into(),
         account_mode: "LIVE".into(),
         is_official_business_account: false,
         last_onboarded_time: format!("2026-{:02}-{:02}T09:{i:02}:00+0000", 1 + i % 9, 1 + i % 27),
@@ -475,6 +478,7 @@ fn demo_number(i: usize) -> Number {
         n.throughput_level = "NOT_APPLICABLE".into();
         n.quality_rating = "UNKNOWN".into();
         n.messaging_limit_tier = "TIER_250".into();
+        n.messaging_limit = "TIER_250".into();
         n.status = status.into();
     };
     match (i - 1) % 8 {
@@ -505,6 +509,7 @@ fn demo_number(i: usize) -> Number {
             n.new_name_status = "PENDING_REVIEW".into();
             n.is_official_business_account = true;
             n.messaging_limit_tier = "TIER_10K".into();
+            n.messaging_limit = "TIER_10K".into();
         }
         6 => {
             n.code_verification_status = "EXPIRED".into();
@@ -515,6 +520,7 @@ fn demo_number(i: usize) -> Number {
             n.status = "FLAGGED".into();
             n.account_mode = "SANDBOX".into();
             n.messaging_limit_tier = "TIER_50".into();
+            n.messaging_limit = "TIER_50".into();
         }
     }
     n

@@ -14,7 +14,7 @@ pub async fn deliver(
     url: Option<String>,
     app_secret: Option<SecretString>,
 ) {
-    crate::install_tls_provider();
+    crate::tls::install_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -10,11 +10,15 @@
 //! Polls are jittered, slow down as Meta reports rising usage, and pause while Meta
 //! throttles. Webhook pushes are applied at once and followed by a prompt re-read (at
 //! most one every [`NUDGE_GAP`] per watcher, however many webhooks arrive).
+//!
+//! Every read goes through the read path (`numbers::ReadPath`), as the RPCs' do: a
+//! watcher's read fills the cache a GetStatus answers from, joins an identical read in
+//! flight, and is not sent while Meta throttles the WABA.
 
 mod poll;
 
-use crate::graph::GraphClient;
-use crate::numbers::{self, PhoneNumber, Push};
+use crate::model::{Push, Snapshot};
+use crate::numbers::{self, ReadPath};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,7 +63,9 @@ pub enum Source {
 /// subscribers holding the previous view can tell by pointer what changed.
 #[derive(Debug, Clone)]
 pub struct Observed {
-    pub number: PhoneNumber,
+    /// The latest read or push of the number (its `observed_at` moves with every read,
+    /// without an event of its own).
+    pub snapshot: Arc<Snapshot>,
     /// How the latest change was learnt.
     pub source: Source,
     /// When the latest change was learnt.
@@ -69,15 +75,13 @@ pub struct Observed {
 /// The soonest a webhook can trigger another read of the same watcher.
 pub const NUDGE_GAP: Duration = Duration::from_secs(2);
 
-/// What orders a number's pushes and reads.
+/// What orders a number's pushes and reads (the read path orders pushes among
+/// themselves).
 #[derive(Debug, Clone, Copy, Default)]
 struct Marks {
     /// Our clock (ms) when the last push was applied: a read that started before it may
     /// predate the push, so it does not overwrite it.
     pushed_at: i64,
-    /// Meta's time of the newest push applied, per kind of push ([`Push::slot`]): an
-    /// older push of the same kind arriving late is stale.
-    push_times: [i64; Push::SLOTS],
 }
 
 /// Our wall clock in milliseconds.
@@ -154,14 +158,12 @@ impl std::fmt::Debug for Hub {
 }
 
 struct Inner {
-    graph: Arc<GraphClient>,
+    reads: ReadPath,
     settings: WatchSettings,
     wabas: Mutex<HashMap<String, WabaWatcher>>,
     numbers: Mutex<HashMap<String, NumberWatcher>>,
     /// Wakes the lone-number poller: a number is due now.
     poller_wake: Notify,
-    /// Display digits → phone number id, learnt from every read, for webhooks.
-    directory: Mutex<HashMap<String, String>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -188,18 +190,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// `shutdown` turning true stops every watcher.
-    pub fn new(
-        graph: Arc<GraphClient>,
-        settings: WatchSettings,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(reads: ReadPath, settings: WatchSettings, shutdown: watch::Receiver<bool>) -> Self {
         let inner = Arc::new(Inner {
-            graph,
+            reads,
             settings,
             wabas: Mutex::default(),
             numbers: Mutex::default(),
             poller_wake: Notify::new(),
-            directory: Mutex::default(),
             shutdown,
         });
         tokio::spawn(poll::numbers(inner.clone()));
@@ -269,35 +266,28 @@ impl Hub {
         }
     }
 
-    /// Applies a webhook push to every watcher that holds its number, at once, then has
-    /// the number re-read promptly. A push about the whole account (no number) has every
-    /// number that may belong to it re-read.
+    /// Applies a webhook push to the cache and to every watcher that holds its number, at
+    /// once, then has the number re-read promptly. A push about the whole account (no
+    /// number) has every number that may belong to it re-read. A push older than one of
+    /// its kind already applied changes nothing.
     pub fn push(&self, push: &Push) {
-        let id = push
-            .digits()
-            .and_then(|d| lock(&self.inner.directory).get(d).cloned());
-        let now = Utc::now();
+        let id = self.inner.reads.push(push);
         let apply = |tx: &ViewSender, id: &str| {
             update(tx, |view| {
                 let (Some(observed), Some(marks)) = (view.numbers.get(id), view.marks.get_mut(id))
                 else {
                     return false;
                 };
-                if let Some(slot) = push.slot() {
-                    if push.time < marks.push_times[slot] {
-                        return false; // stale: a newer push of its kind came first
-                    }
-                    marks.push_times[slot] = push.time;
-                }
-                let mut number = observed.number.clone();
+                let mut number = observed.snapshot.number.clone();
                 if !push.apply(&mut number) {
                     return false;
                 }
-                marks.pushed_at = now.timestamp_millis();
+                let snapshot = Snapshot::now(number);
+                marks.pushed_at = now_ms();
                 let observed = Observed {
-                    number,
+                    observed_at: snapshot.observed_at,
+                    snapshot: Arc::new(snapshot),
                     source: Source::Webhook,
-                    observed_at: now,
                 };
                 view.numbers.insert(id.to_owned(), Arc::new(observed));
                 true
@@ -383,50 +373,51 @@ impl Inner {
     }
 
     /// Merges the numbers a read that started at `started_ms` found into a view. With
-    /// `complete` (a whole WABA listing), numbers no longer listed leave the view.
+    /// `complete` (a whole WABA listing), numbers no longer listed leave the view. A number
+    /// read unchanged keeps its event-less place but takes the newer snapshot, so that a
+    /// subscriber arriving later learns how fresh it is.
     fn merge(
         &self,
         view: &mut View,
-        read: Vec<PhoneNumber>,
+        read: Vec<Arc<Snapshot>>,
         started_ms: i64,
         complete: bool,
     ) -> Merged {
-        let now = Utc::now();
         let mut merged = Merged {
             changed: !matches!(view.health, Health::Live),
             superseded: false,
         };
         view.health = Health::Live;
         if complete {
-            let listed: HashSet<&str> = read.iter().map(|n| n.id.as_str()).collect();
+            let listed: HashSet<&str> = read.iter().map(|s| s.number.id.as_str()).collect();
             let before = view.numbers.len();
             view.numbers.retain(|id, _| listed.contains(id.as_str()));
             view.marks.retain(|id, _| listed.contains(id.as_str()));
             merged.changed |= view.numbers.len() != before;
         }
-        let mut directory = lock(&self.directory);
-        for number in read {
-            directory.insert(number.display_digits(), number.id.clone());
-            let marks = view.marks.entry(number.id.clone()).or_default();
+        for snapshot in read {
+            let id = &snapshot.number.id;
+            let marks = view.marks.entry(id.clone()).or_default();
             if marks.pushed_at >= started_ms {
                 merged.superseded = true; // keep what the push said; read again
                 continue;
             }
-            if view
-                .numbers
-                .get(&number.id)
-                .is_some_and(|o| o.number == number)
-            {
-                continue;
-            }
-            let observed = Observed {
-                number,
-                source: Source::Poll,
-                observed_at: now,
+            let observed = match view.numbers.get(id) {
+                Some(o) if o.snapshot.number == snapshot.number => Observed {
+                    snapshot: snapshot.clone(),
+                    source: o.source,
+                    observed_at: o.observed_at,
+                },
+                _ => {
+                    merged.changed = true;
+                    Observed {
+                        observed_at: snapshot.observed_at,
+                        snapshot: snapshot.clone(),
+                        source: Source::Poll,
+                    }
+                }
             };
-            view.numbers
-                .insert(observed.number.id.clone(), Arc::new(observed));
-            merged.changed = true;
+            view.numbers.insert(id.clone(), Arc::new(observed));
         }
         merged
     }

@@ -1,8 +1,9 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
 use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms, update};
-use crate::graph::{self, MAX_BATCH};
-use crate::numbers::PhoneNumber;
+use crate::graph::MAX_BATCH;
+use crate::model::Snapshot;
+use crate::numbers;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -24,17 +25,21 @@ enum Failure {
     Retry,
 }
 
-fn classify(inner: &Inner, e: &graph::Error) -> Failure {
-    match e.graph() {
-        Some(g) if g.is_throttling() => {
-            let wait = g
-                .retry_after
-                .or_else(|| inner.graph.usage().regain_access_in());
-            Failure::Throttled(wait.unwrap_or(THROTTLE_PAUSE))
-        }
-        Some(g) if !g.is_transient() => Failure::Permanent,
-        _ if matches!(e, graph::Error::InvalidId) => Failure::Permanent,
-        _ => Failure::Retry,
+fn classify(inner: &Inner, e: &numbers::Error) -> Failure {
+    let e = match e {
+        numbers::Error::Throttled { retry_after } => return Failure::Throttled(*retry_after),
+        numbers::Error::Upstream(e) => e,
+        _ => return Failure::Retry,
+    };
+    if e.is_throttling() {
+        let wait = e
+            .retry_after()
+            .or_else(|| inner.reads.usage().regain_access_in());
+        Failure::Throttled(wait.unwrap_or(THROTTLE_PAUSE))
+    } else if e.is_permanent() {
+        Failure::Permanent
+    } else {
+        Failure::Retry
     }
 }
 
@@ -54,7 +59,7 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
                     merged.changed
                 });
                 let percent = inner
-                    .graph
+                    .reads
                     .usage()
                     .business(&waba_id)
                     .and_then(|o| o.percent());
@@ -107,17 +112,18 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
     }
 }
 
-async fn read_waba(inner: &Inner, waba_id: &str) -> Result<Vec<PhoneNumber>, graph::Error> {
+/// Lists a WABA from Meta now, every page (a listing in flight is joined).
+async fn read_waba(inner: &Inner, waba_id: &str) -> Result<Vec<Arc<Snapshot>>, numbers::Error> {
     let mut numbers = Vec::new();
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let page = inner
-            .graph
-            .list_phone_numbers(waba_id, 100, cursor.as_deref(), None)
+            .reads
+            .page(waba_id, 100, cursor.as_deref(), Some(Duration::ZERO), None)
             .await?;
-        numbers.extend(page.numbers);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
+        numbers.extend(page.numbers.iter().cloned());
+        match &page.next_cursor {
+            Some(next) => cursor = Some(next.clone()),
             None => break,
         }
     }
@@ -186,17 +192,11 @@ pub async fn numbers(inner: Arc<Inner>) {
         let mut chunks = ids.chunks(MAX_BATCH);
         for chunk in chunks.by_ref() {
             let started_ms = now_ms();
-            let results = match chunk {
-                [id] => vec![inner.graph.phone_number(id, None).await],
-                _ => match inner.graph.phone_numbers_batch(chunk, None).await {
-                    Ok(results) => results,
-                    Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
-                },
-            };
+            let results = inner.reads.numbers_now(chunk).await;
             for (id, result) in chunk.iter().zip(results) {
                 let failure = match result {
-                    Ok(number) => {
-                        retry |= inner.update_number(id, number, started_ms);
+                    Ok(snapshot) => {
+                        retry |= inner.update_number(id, snapshot, started_ms);
                         continue;
                     }
                     Err(e) => (classify(&inner, &e), e),
@@ -237,7 +237,7 @@ pub async fn numbers(inner: Arc<Inner>) {
             next_cycle = next_cycle.max(until);
         }
         if pass == Pass::Full {
-            let usage = inner.graph.usage().max_percent();
+            let usage = inner.reads.usage().max_percent();
             next_cycle = next_cycle.max(Instant::now() + inner.next_poll(usage));
         }
     }
@@ -266,14 +266,14 @@ fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
 impl Inner {
     /// Merges a fresh read of a lone number; tells whether it must be read again (a push
     /// landed while the read was in flight).
-    fn update_number(&self, id: &str, number: PhoneNumber, started_ms: i64) -> bool {
+    fn update_number(&self, id: &str, snapshot: Arc<Snapshot>, started_ms: i64) -> bool {
         let mut numbers = lock(&self.numbers);
         let Some(w) = numbers.get_mut(id) else {
             return false;
         };
         let mut superseded = false;
         update(&w.tx, |view| {
-            let merged = self.merge(view, vec![number], started_ms, false);
+            let merged = self.merge(view, vec![snapshot], started_ms, false);
             superseded = merged.superseded;
             merged.changed
         });
@@ -287,7 +287,7 @@ impl Inner {
         }
     }
 
-    fn fail_number(&self, id: &str, e: graph::Error) {
+    fn fail_number(&self, id: &str, e: numbers::Error) {
         tracing::info!(phone_number_id = id, error = %e, "ending the number's watch");
         if let Some(w) = lock(&self.numbers).remove(id) {
             fail(&w.tx, e);
@@ -338,9 +338,9 @@ fn retire(inner: &Inner, waba_id: &str, tx: &ViewSender, always: bool) -> bool {
 }
 
 /// Ends a watch: its subscribers get the error's status.
-fn fail(tx: &ViewSender, e: graph::Error) {
+fn fail(tx: &ViewSender, e: numbers::Error) {
     update(tx, |view| {
-        view.health = Health::Failed(e.into());
+        view.health = Health::Failed(e);
         true
     });
 }

@@ -29,7 +29,8 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 /// The exact field list Meta must receive on every phone-number read.
 pub const FIELDS: &str = "id,display_phone_number,verified_name,name_status,new_name_status,\
 new_display_name,code_verification_status,quality_rating,status,platform_type,throughput,\
-messaging_limit_tier,account_mode,is_official_business_account,is_pin_enabled,last_onboarded_time";
+messaging_limit_tier,whatsapp_business_manager_messaging_limit,account_mode,\
+is_official_business_account,is_pin_enabled,last_onboarded_time";
 
 pub type Client = PhoneNumberServiceClient<Channel>;
 
@@ -198,6 +199,7 @@ pub fn number_json(id: &str) -> serde_json::Value {
         "platform_type": "CLOUD_API",
         "throughput": { "level": "STANDARD" },
         "messaging_limit_tier": "TIER_1K",
+        "whatsapp_business_manager_messaging_limit": "TIER_2K",
         "account_mode": "LIVE",
         "is_official_business_account": false,
         "is_pin_enabled": true,

@@ -89,8 +89,9 @@ impl Push {
                 }
             }
             PushKind::Quality { event, limit, .. } => {
+                // The portfolio-level limit: what `messaging_limit` reads.
                 if let Some(limit) = limit.as_ref().filter(|l| l.starts_with("TIER_")) {
-                    number.messaging_limit_tier = limit.clone();
+                    number.messaging_limit = limit.clone();
                 }
                 match event.as_str() {
                     "FLAGGED" => number.status = "FLAGGED".into(),
@@ -164,7 +165,7 @@ mod tests {
         };
         assert!(push.apply(&mut n));
         assert_eq!(
-            (n.status.as_str(), n.messaging_limit_tier.as_str()),
+            (n.status.as_str(), n.messaging_limit.as_str()),
             ("FLAGGED", "TIER_10K")
         );
     }

@@ -20,11 +20,41 @@ pub struct PhoneNumber {
     pub status: String,
     pub platform_type: String,
     pub throughput_level: String,
+    /// Deprecated by Meta (null on recent versions); kept while Meta serves it.
     pub messaging_limit_tier: String,
+    /// The business portfolio's messaging limit (`whatsapp_business_manager_messaging_limit`).
+    pub messaging_limit: String,
     pub account_mode: String,
     pub is_official_business_account: bool,
     pub is_pin_enabled: bool,
     pub last_onboarded_time: Option<DateTime<Utc>>,
+}
+
+/// A number as the service last saw it: read from Meta, or changed by a webhook since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub number: PhoneNumber,
+    /// When the service read it from Meta or applied a webhook to it: how fresh it is,
+    /// told to every caller. Never a change in itself.
+    pub observed_at: DateTime<Utc>,
+    /// The same moment on the monotonic (tokio) clock, for deciding freshness.
+    pub seen: tokio::time::Instant,
+}
+
+impl Snapshot {
+    /// A snapshot seen now.
+    pub fn now(number: PhoneNumber) -> Self {
+        Snapshot {
+            number,
+            observed_at: Utc::now(),
+            seen: tokio::time::Instant::now(),
+        }
+    }
+
+    /// How long ago it was seen.
+    pub fn age(&self) -> std::time::Duration {
+        self.seen.elapsed()
+    }
 }
 
 /// One page of a WABA's numbers.
@@ -82,6 +112,10 @@ impl PhoneNumber {
         check(
             "messaging_limit_tier",
             self.messaging_limit_tier != before.messaging_limit_tier,
+        );
+        check(
+            "messaging_limit",
+            self.messaging_limit != before.messaging_limit,
         );
         check("account_mode", self.account_mode != before.account_mode);
         check(

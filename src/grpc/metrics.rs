@@ -1,0 +1,72 @@
+//! gRPC call metrics: `waba_grpc_requests_total{method,code}` and latency.
+
+use tonic::Code;
+
+/// Counts a gRPC call when it ends, or as CANCELLED if it is dropped first (the client
+/// went away or its deadline passed).
+pub struct CallTimer {
+    method: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl CallTimer {
+    pub fn start(method: &'static str) -> Self {
+        Self {
+            method,
+            started: std::time::Instant::now(),
+            done: false,
+        }
+    }
+
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    pub fn finish(mut self, code: Code) {
+        self.done = true;
+        grpc_call(self.method, code, self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        if !self.done {
+            grpc_call(
+                self.method,
+                Code::Cancelled,
+                self.started.elapsed().as_secs_f64(),
+            );
+        }
+    }
+}
+
+/// A finished gRPC call: `waba_grpc_requests_total{method,code}` and its latency.
+pub fn grpc_call(method: &'static str, code: Code, seconds: f64) {
+    metrics::counter!("waba_grpc_requests_total", "method" => method, "code" => code_name(code))
+        .increment(1);
+    metrics::histogram!("waba_grpc_request_duration_seconds", "method" => method).record(seconds);
+}
+
+/// `OK`, `INVALID_ARGUMENT`... as gRPC spells its codes.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

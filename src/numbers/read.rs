@@ -1,0 +1,408 @@
+//! The read path: every read of Meta, by an RPC or a watcher, goes through here.
+//!
+//! - A cache of number snapshots and WABA pages. The TTL says when a snapshot is fresh,
+//!   not when it is forgotten: snapshots stay (bounded in entries, dropped after
+//!   [`CacheSettings::keep_idle`] unused) so they can be served while Meta throttles.
+//! - Single-flight ([`Flights`]): concurrent identical reads share one upstream call.
+//! - Throttle memory ([`Throttle`]): while Meta throttles a WABA or the app, no read for
+//!   it is sent; a caller that accepts a stale answer gets the cached one, others
+//!   RESOURCE_EXHAUSTED.
+//! - Webhook pushes update cached snapshots at once; writes drop the number's snapshot
+//!   and its WABA's pages.
+//!
+//! A read that started before a push or a write to its number (or WABA, for pages)
+//! landed does not fill the cache when it ends: it may predate them.
+
+use super::Error;
+use super::directory::Directory;
+use super::flight::Flights;
+use super::throttle::{Scope, Throttle};
+use crate::graph::{GraphClient, UsageTracker};
+use crate::model::{Deadline, Push, Snapshot};
+use moka::sync::Cache;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// How long a snapshot is fresh: reads within it make no Graph call. Zero disables
+    /// the cache (nothing is kept).
+    pub ttl: Duration,
+    /// At most this many number snapshots (and as many pages) are kept.
+    pub max_entries: u64,
+    /// A snapshot nobody asked for in this long is forgotten.
+    pub keep_idle: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(15),
+            max_entries: 100_000,
+            keep_idle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How long a push or write is remembered against reads still in flight: longer than any
+/// read takes (attempts are bounded by the request timeout).
+const TOUCH_MEMORY: Duration = Duration::from_secs(300);
+
+/// One page of a WABA's numbers, as read.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub numbers: Vec<Arc<Snapshot>>,
+    /// Meta's cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// When its read started and ended.
+    started: Instant,
+    seen: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    waba_id: String,
+    page_size: u32,
+    cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ReadPath {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadPath")
+            .field("snapshots", &self.inner.numbers.entry_count())
+            .field("pages", &self.inner.pages.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    graph: Arc<GraphClient>,
+    ttl: Duration,
+    numbers: Cache<String, Arc<Snapshot>>,
+    pages: Cache<PageKey, Arc<Page>>,
+    number_reads: Flights<String, Arc<Snapshot>>,
+    page_reads: Flights<PageKey, Arc<Page>>,
+    throttle: Throttle,
+    directory: Directory,
+    /// When a push or write last landed, per number and per WABA: a read that started
+    /// before it does not fill the cache, and a page read before it is not served.
+    touched: Cache<String, Instant>,
+    touched_wabas: Cache<String, Instant>,
+}
+
+impl ReadPath {
+    pub fn new(graph: Arc<GraphClient>, settings: &CacheSettings) -> Self {
+        // With the cache disabled nothing is inserted (see `keep`).
+        let keep_idle = settings.keep_idle.max(settings.ttl);
+        Self {
+            inner: Arc::new(Inner {
+                graph,
+                ttl: settings.ttl,
+                numbers: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_idle(keep_idle)
+                    .build(),
+                pages: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_idle(keep_idle)
+                    .build(),
+                number_reads: Flights::default(),
+                page_reads: Flights::default(),
+                throttle: Throttle::default(),
+                directory: Directory::default(),
+                touched: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_live(TOUCH_MEMORY)
+                    .build(),
+                touched_wabas: Cache::builder()
+                    .max_capacity(settings.max_entries)
+                    .time_to_live(TOUCH_MEMORY)
+                    .build(),
+            }),
+        }
+    }
+
+    /// Rate-limit usage as Meta last reported it.
+    pub fn usage(&self) -> &UsageTracker {
+        self.inner.graph.usage()
+    }
+
+    /// A number's snapshot no older than `max_staleness` (`None`: the cache TTL; zero:
+    /// read Meta now). While Meta throttles its WABA the cached snapshot is served if it
+    /// meets `max_staleness` (any age when `None`), else [`Error::Throttled`].
+    pub async fn number(
+        &self,
+        id: &str,
+        max_staleness: Option<Duration>,
+        deadline: Deadline,
+    ) -> Result<Arc<Snapshot>, Error> {
+        let inner = &self.inner;
+        let cached = inner.numbers.get(id);
+        let ages = cached.as_ref().map(|s| s.age());
+        if let Some(answer) =
+            inner.answer_from_cache(cached, ages, max_staleness, &inner.scope_of(id))
+        {
+            return answer;
+        }
+        let read = {
+            let inner = inner.clone();
+            let id = id.to_owned();
+            async move { inner.read_number(id).await }
+        };
+        Ok(inner
+            .number_reads
+            .join(id.to_owned(), deadline, read)
+            .await?)
+    }
+
+    /// One page of a WABA's numbers no older than `max_staleness` (as for [`Self::number`]).
+    pub async fn page(
+        &self,
+        waba_id: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+        max_staleness: Option<Duration>,
+        deadline: Deadline,
+    ) -> Result<Arc<Page>, Error> {
+        let inner = &self.inner;
+        let key = PageKey {
+            waba_id: waba_id.to_owned(),
+            page_size,
+            cursor: cursor.map(str::to_owned),
+        };
+        let cached = inner
+            .pages
+            .get(&key)
+            .filter(|p| inner.still_valid(p, waba_id));
+        let age = cached.as_ref().map(|p| p.seen.elapsed());
+        let scope = Scope::Waba(waba_id.to_owned());
+        if let Some(answer) = inner.answer_from_cache(cached, age, max_staleness, &scope) {
+            return answer;
+        }
+        let read = {
+            let inner = inner.clone();
+            let key = key.clone();
+            async move { inner.read_page(key).await }
+        };
+        Ok(inner.page_reads.join(key, deadline, read).await?)
+    }
+
+    /// Reads several numbers from Meta now, in one batch request (at most
+    /// [`crate::graph::MAX_BATCH`]), for the watchers. Each result stands alone; numbers
+    /// whose WABA is throttled are not sent.
+    pub async fn numbers_now(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
+        let inner = &self.inner;
+        let mut results: Vec<Option<Result<Arc<Snapshot>, Error>>> = ids
+            .iter()
+            .map(|id| {
+                let retry_after = inner.throttled(&inner.scope_of(id))?;
+                Some(Err(Error::Throttled { retry_after }))
+            })
+            .collect();
+        let to_read: Vec<String> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut read = match to_read.as_slice() {
+            [] => Vec::new(),
+            [id] => vec![self.number(id, Some(Duration::ZERO), None).await],
+            _ => inner.read_batch(&to_read).await,
+        }
+        .into_iter();
+        for slot in results.iter_mut().filter(|r| r.is_none()) {
+            *slot = read.next();
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("one result per id"))
+            .collect()
+    }
+
+    /// Applies a webhook push to the cached snapshot at once; returns the id of the
+    /// number it is about, if the service knows it and the push is not older than one
+    /// of its kind already applied. The WABA's cached pages are dropped.
+    pub fn push(&self, push: &Push) -> Option<String> {
+        let inner = &self.inner;
+        inner.forget_pages_of(&push.waba_id);
+        let id = inner.directory.accept(push)?;
+        inner.touched.insert(id.clone(), Instant::now());
+        if let Some(cached) = inner.numbers.get(&id) {
+            let mut number = cached.number.clone();
+            if push.apply(&mut number) {
+                inner
+                    .numbers
+                    .insert(id.clone(), Arc::new(Snapshot::now(number)));
+            }
+        }
+        Some(id)
+    }
+
+    /// After a write to a number: its snapshot and its WABA's pages are dropped, and reads
+    /// in flight that began before the write are not joined.
+    pub fn invalidate(&self, phone_number_id: &str) {
+        let inner = &self.inner;
+        inner
+            .touched
+            .insert(phone_number_id.to_owned(), Instant::now());
+        inner.numbers.invalidate(phone_number_id);
+        inner.number_reads.forget(&phone_number_id.to_owned());
+        if let Some(waba_id) = inner.directory.waba_of(phone_number_id) {
+            inner.forget_pages_of(&waba_id);
+        }
+    }
+
+    /// The WABA a number is known to belong to.
+    pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
+        self.inner.directory.waba_of(phone_number_id)
+    }
+}
+
+impl Inner {
+    fn scope_of(&self, phone_number_id: &str) -> Scope {
+        match self.directory.waba_of(phone_number_id) {
+            Some(waba_id) => Scope::Waba(waba_id),
+            None => Scope::Number(phone_number_id.to_owned()),
+        }
+    }
+
+    /// The answer without a read, if there is one: the cached value (of age `age`) while
+    /// fresh for `max_staleness` (`None`: the TTL); while Meta throttles `scope`, the
+    /// cached value if `max_staleness` allows it (any age when `None`), else
+    /// [`Error::Throttled`]. `None`: read Meta.
+    fn answer_from_cache<T>(
+        &self,
+        cached: Option<Arc<T>>,
+        age: Option<Duration>,
+        max_staleness: Option<Duration>,
+        scope: &Scope,
+    ) -> Option<Result<Arc<T>, Error>> {
+        let age = age.unwrap_or(Duration::MAX);
+        if cached.is_some() && age < max_staleness.unwrap_or(self.ttl) {
+            return cached.map(Ok);
+        }
+        let retry_after = self.throttled(scope)?;
+        match cached.filter(|_| max_staleness.is_none_or(|max| age <= max)) {
+            Some(stale) => Some(Ok(stale)),
+            None => Some(Err(Error::Throttled { retry_after })),
+        }
+    }
+
+    fn throttled(&self, scope: &Scope) -> Option<Duration> {
+        self.throttle
+            .wait(std::slice::from_ref(scope), self.graph.usage())
+    }
+
+    async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, crate::graph::Error> {
+        let started = Instant::now();
+        match self.graph.phone_number(&id, None).await {
+            Ok(number) => {
+                let snapshot = Arc::new(Snapshot::now(number));
+                self.directory.learn(&snapshot, None);
+                self.keep(&snapshot, started);
+                Ok(snapshot)
+            }
+            Err(e) => {
+                self.throttle.note(&e, self.scope_of(&id));
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, crate::graph::Error> {
+        let started = Instant::now();
+        let read = self
+            .graph
+            .list_phone_numbers(&key.waba_id, key.page_size, key.cursor.as_deref(), None)
+            .await;
+        let listed = match read {
+            Ok(listed) => listed,
+            Err(e) => {
+                self.throttle.note(&e, Scope::Waba(key.waba_id.clone()));
+                return Err(e);
+            }
+        };
+        let numbers: Vec<Arc<Snapshot>> = listed
+            .numbers
+            .into_iter()
+            .map(|n| Arc::new(Snapshot::now(n)))
+            .collect();
+        for snapshot in &numbers {
+            self.directory.learn(snapshot, Some(&key.waba_id));
+            self.keep(snapshot, started);
+        }
+        let page = Arc::new(Page {
+            numbers,
+            next_cursor: listed.next_cursor,
+            started,
+            seen: Instant::now(),
+        });
+        // A push or write landing meanwhile makes it invalid (see `still_valid`).
+        if !self.ttl.is_zero() {
+            self.pages.insert(key, page.clone());
+        }
+        Ok(page)
+    }
+
+    async fn read_batch(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
+        let started = Instant::now();
+        let results = match self.graph.phone_numbers_batch(ids, None).await {
+            Ok(results) => results,
+            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
+        };
+        ids.iter()
+            .zip(results)
+            .map(|(id, result)| match result {
+                Ok(number) => {
+                    let snapshot = Arc::new(Snapshot::now(number));
+                    self.directory.learn(&snapshot, None);
+                    self.keep(&snapshot, started);
+                    Ok(snapshot)
+                }
+                Err(e) => {
+                    self.throttle.note(&e, self.scope_of(id));
+                    Err(e.into())
+                }
+            })
+            .collect()
+    }
+
+    /// Whether a push or write to the number landed at or after `since`.
+    fn touched_since(&self, id: &str, since: Instant) -> bool {
+        self.touched.get(id).is_some_and(|at| at >= since)
+    }
+
+    /// Caches a snapshot whose read started at `started`, unless a push or a write to
+    /// the number landed meanwhile (then it may predate them: what they left stays).
+    fn keep(&self, snapshot: &Arc<Snapshot>, started: Instant) {
+        let id = &snapshot.number.id;
+        if self.ttl.is_zero() || self.touched_since(id, started) {
+            return;
+        }
+        self.numbers.insert(id.clone(), snapshot.clone());
+        if self.touched_since(id, started) {
+            self.numbers.invalidate(id); // raced with a push or write: keep nothing
+        }
+    }
+
+    /// A cached page counts only if no push or write to its WABA landed since its read
+    /// started.
+    fn still_valid(&self, page: &Page, waba_id: &str) -> bool {
+        self.touched_wabas
+            .get(waba_id)
+            .is_none_or(|at| at < page.started)
+    }
+
+    fn forget_pages_of(&self, waba_id: &str) {
+        self.touched_wabas
+            .insert(waba_id.to_owned(), Instant::now());
+        self.page_reads.forget_if(|key| key.waba_id == waba_id);
+    }
+}

@@ -32,13 +32,20 @@ want=65536
 [ "$hard" -lt "$want" ] && want=$hard
 ulimit -n "$want"
 
+# The suite measures a copy of the binary `cargo build` makes: the one cargo builds for a
+# bench has the dev-dependencies' features as well (and overwrites target/*/waba-numbers).
+mkdir -p target/bench
 if [ "$smoke" = 1 ]; then
   # The debug binary (CI has it built already) and the suite in the dev profile: no
   # release build.
   args=()
   for arg in "$@"; do [ "$arg" = --smoke ] || args+=("$arg"); done
   cargo build --locked --bin waba-numbers
-  exec cargo bench --locked --profile dev --bench suite -- --smoke "${args[@]}"
+  cp target/debug/waba-numbers target/bench/waba-numbers-debug
+  WABA_BENCH_BIN="$PWD/target/bench/waba-numbers-debug" \
+    exec cargo bench --locked --profile dev --bench suite -- --smoke "${args[@]}"
 fi
 cargo build --locked --release --bin waba-numbers
-exec cargo bench --locked --bench suite -- "$@"
+cp target/release/waba-numbers target/bench/waba-numbers-release
+WABA_BENCH_BIN="$PWD/target/bench/waba-numbers-release" \
+  exec cargo bench --locked --bench suite -- "$@"

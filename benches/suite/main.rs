@@ -10,6 +10,9 @@
 //! also the parts: `suite echo` (a trivial tonic server) and `suite get ...` (a reqwest
 //! client), re-executed by the suite. Load comes from h2load (fixed request body, so one
 //! number) or from tonic clients in this process (many numbers, streams).
+//!
+//! For profiling the service under row 1's concurrent load: `suite drive HOST:PORT TOTAL
+//! CONCURRENCY` makes TOTAL GetStatus calls of the bench WABA's first CONCURRENCY numbers.
 
 mod h2load;
 mod parts;
@@ -164,6 +167,10 @@ fn main() -> ExitCode {
             runtime().block_on(parts::get(&args[1..]));
             return ExitCode::SUCCESS;
         }
+        Some("drive") => {
+            runtime().block_on(rows::drive_mode(&args[1..]));
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let smoke =
@@ -206,6 +213,8 @@ fn main() -> ExitCode {
         if wanted(6) {
             table.extend(bench.startup_and_size().await);
         }
+        // Kept when a row fails (a panic ends the run before this), for its logs.
+        let _ = std::fs::remove_dir_all(&bench.dir);
         table
     });
     print_table(&rows, smoke);

@@ -1,8 +1,9 @@
 //! The bare parts a GetStatus is made of, as modes of this binary (re-executed, so each
 //! is its own process with its own CPU time):
 //!
-//! - `echo`: a trivial tonic server (tonic's own `transport::Server`, default settings)
-//!   answering GetStatus with a fixed PhoneNumber carrying the asked id, and health;
+//! - `echo`: a trivial tonic server (tonic's own `transport::Server` and listener, default
+//!   settings) answering GetStatus with a fixed PhoneNumber carrying the asked id, and
+//!   health;
 //! - `get`: a reqwest client making the GET the service makes for an uncached
 //!   GetStatus (same path, `fields=`, bearer token), reading the body whole.
 
@@ -104,8 +105,12 @@ fn fixed_number() -> pb::PhoneNumber {
 
 /// `echo`: serves on a free loopback port and prints `listening PORT`.
 pub async fn echo() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // tonic's own listener, as `Server::serve` makes it: TCP_NODELAY on (a bare
+    // `TcpListenerStream` leaves Nagle on, and 40 ms delayed ACKs stall the baseline).
+    let incoming = tonic::transport::server::TcpIncoming::bind(([127, 0, 0, 1], 0).into())
+        .unwrap()
+        .with_nodelay(Some(true));
+    let port = incoming.local_addr().unwrap().port();
     let (_health, health_service) = tonic_health::server::health_reporter();
     let echo = PhoneNumberServiceServer::new(Echo {
         number: fixed_number(),
@@ -114,7 +119,7 @@ pub async fn echo() {
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(echo)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(incoming)
         .await
         .unwrap();
 }

@@ -18,7 +18,16 @@ use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
 use waba_numbers::pb::{self, EventSource};
 use waba_numbers::sandbox::{CALLS_PATH, bench_number_id};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_waba-numbers");
+/// The binary under test: `WABA_BENCH_BIN` (bench/run.sh passes a copy of what `cargo
+/// build --release` made: cargo builds the one it gives benches with the dev-dependencies'
+/// features too), else the one cargo built for this bench.
+pub fn bin() -> &'static str {
+    static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("WABA_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_waba-numbers").to_owned())
+    });
+    &BIN
+}
 
 pub type Client = PhoneNumberServiceClient<Channel>;
 
@@ -140,6 +149,42 @@ pub async fn wait_serving(addr: SocketAddr, within: Duration) {
     }
 }
 
+/// Row 1's concurrent measurement: this many calls in flight, each on its own number.
+const PROXY_CONCURRENCY: usize = 16;
+
+/// `total` GetStatus calls over one HTTP/2 connection (as h2load -c 1), one task per id,
+/// each calling for its own number until the total is reached.
+async fn drive(addr: SocketAddr, ids: &[String], total: u64) {
+    let client = Client::new(channel(addr).await);
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (mut client, next, id) = (client.clone(), next.clone(), id.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    client.get_status(get_status_request(&id)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// `drive HOST:PORT TOTAL CONCURRENCY`: row 1's concurrent load on its own, for a profiler.
+pub async fn drive_mode(args: &[String]) {
+    let [addr, total, concurrency] = args else {
+        panic!("usage: drive HOST:PORT TOTAL CONCURRENCY");
+    };
+    let concurrency: usize = concurrency.parse().unwrap();
+    let ids: Vec<String> = (1..=concurrency).map(bench_number_id).collect();
+    let start = Instant::now();
+    drive(addr.parse().unwrap(), &ids, total.parse().unwrap()).await;
+    println!("{total} GetStatus in {:.2?}", start.elapsed());
+}
+
 fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -152,7 +197,7 @@ impl Bench {
     pub fn new(profile: &Profile) -> Bench {
         let dir = std::env::temp_dir().join(format!("waba-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let help = Command::new(BIN)
+        let help = Command::new(bin())
             .arg("--help")
             .output()
             .expect("the binary runs");
@@ -167,11 +212,12 @@ impl Bench {
     pub fn describe(&self) {
         let p = &self.profile;
         println!(
-            "waba-numbers benchmark suite ({}), binary {BIN}",
-            if p.smoke { "smoke" } else { "full" }
+            "waba-numbers benchmark suite ({}), binary {}",
+            if p.smoke { "smoke" } else { "full" },
+            bin()
         );
         println!(
-            "  read cache: {}; open files limit {}; logs in {}",
+            "  read cache: {}; open files limit {}; logs in {} (removed after a run that completes)",
             if self.cache {
                 "yes (--cache-ttl)"
             } else {
@@ -189,7 +235,7 @@ impl Bench {
     /// `waba-numbers sandbox-graph`, quota off, with the bench WABA.
     pub async fn graph(&self, latency: Duration, bench_numbers: usize) -> Graph {
         let addr = local(free_port());
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(["sandbox-graph", "--listen", &addr.to_string(), "--no-quota"])
             .args(["--latency", &format!("{}ms", latency.as_millis())])
@@ -220,7 +266,7 @@ impl Bench {
     }
 
     fn service_command(&self, grpc: SocketAddr, http: SocketAddr, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args([
                 "--listen",
@@ -301,10 +347,12 @@ impl Bench {
         outcome
     }
 
-    /// Row 1: CPU per uncached GetStatus against the sum of the bare parts; latency added.
+    /// Row 1: CPU per uncached GetStatus against the sum of the bare parts, one call at
+    /// a time (h2load) and `PROXY_CONCURRENCY` at a time on as many distinct numbers (a
+    /// tonic client: identical concurrent reads would share one Graph call); latency added.
     pub async fn proxy_cost(&self) -> Vec<Row> {
         let p = &self.profile;
-        let graph = self.graph(Duration::ZERO, 1).await;
+        let graph = self.graph(Duration::ZERO, PROXY_CONCURRENCY).await;
         let service = self.service("service-row1", &graph, &self.uncached()).await;
         let echo = self.echo().await;
         let body = self.body(&bench_number_id(1));
@@ -313,52 +361,73 @@ impl Bench {
             connections: 1,
             streams: 1,
         };
+        let ids: Vec<String> = (1..=PROXY_CONCURRENCY).map(bench_number_id).collect();
         self.load_service(&service, &body, one_at_a_time(200));
         h2load::run(echo.addr, &body, one_at_a_time(200));
+        drive(service.grpc, &ids, 200).await;
+        drive(echo.addr, &ids, 200).await;
 
         let n = p.cpu_calls;
-        let (mut svc, mut echoed, mut got) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 1..=p.rounds {
-            let calls_before = graph.calls().node;
-            let cpu_before = service.proc.cpu();
-            self.load_service(&service, &body, one_at_a_time(n));
-            let svc_cpu = service.proc.cpu() - cpu_before;
-            let upstream = graph.calls().node - calls_before;
-            assert_eq!(upstream, n, "every GetStatus read the Graph API once");
-            svc.push(per_call(svc_cpu, n));
+        let mut rows = Vec::new();
+        for concurrency in [1, PROXY_CONCURRENCY] {
+            let (mut svc, mut echoed, mut got) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 1..=p.rounds {
+                let calls_before = graph.calls().node;
+                let ok_before = service.ok_count("GetStatus");
+                let cpu_before = service.proc.cpu();
+                if concurrency == 1 {
+                    self.load_service(&service, &body, one_at_a_time(n));
+                } else {
+                    drive(service.grpc, &ids, n).await;
+                }
+                let svc_cpu = service.proc.cpu() - cpu_before;
+                assert_eq!(service.ok_count("GetStatus") - ok_before, n);
+                let upstream = graph.calls().node - calls_before;
+                assert_eq!(upstream, n, "every GetStatus read the Graph API once");
+                svc.push(per_call(svc_cpu, n));
 
-            let cpu_before = echo.proc.cpu();
-            let outcome = h2load::run(echo.addr, &body, one_at_a_time(n));
-            assert_eq!(outcome.succeeded, n);
-            echoed.push(per_call(echo.proc.cpu() - cpu_before, n));
+                let cpu_before = echo.proc.cpu();
+                if concurrency == 1 {
+                    let outcome = h2load::run(echo.addr, &body, one_at_a_time(n));
+                    assert_eq!(outcome.succeeded, n);
+                } else {
+                    drive(echo.addr, &ids, n).await;
+                }
+                echoed.push(per_call(echo.proc.cpu() - cpu_before, n));
 
-            let get = self.get_part(&graph, n, 1, 0);
-            got.push(per_call(get.cpu, n));
-            println!(
-                "  raw row 1 round {round}: {n} calls one at a time: service CPU {svc_cpu:?} ({}/call, \
-                 {upstream} Graph calls), echo {}/call, reqwest GET {}/call ({n} in {:.2?})",
-                micros(svc[round - 1]),
-                micros(echoed[round - 1]),
-                micros(got[round - 1]),
-                get.elapsed,
-            );
+                let get = self.get_part(&graph, n, concurrency as u64, 0);
+                got.push(per_call(get.cpu, n));
+                println!(
+                    "  raw row 1 round {round}: {n} calls, {concurrency} at a time: service CPU \
+                     {svc_cpu:?} ({}/call, {upstream} Graph calls), echo {}/call, reqwest GET \
+                     {}/call ({n} in {:.2?})",
+                    micros(svc[round - 1]),
+                    micros(echoed[round - 1]),
+                    micros(got[round - 1]),
+                    get.elapsed,
+                );
+            }
+            let (svc, echoed, got) = (median(&svc), median(&echoed), median(&got));
+            let parts = echoed + got;
+            let ratio = parts.as_secs_f64() / svc.as_secs_f64();
+            rows.push(Row {
+                name: if concurrency == 1 {
+                    "1. proxy cost: CPU per uncached GetStatus, one at a time".into()
+                } else {
+                    format!("1. proxy cost: CPU per uncached GetStatus, {concurrency} at a time")
+                },
+                measured: format!("service {}", micros(svc)),
+                baseline: format!(
+                    "parts {} (echo {} + GET {})",
+                    micros(parts),
+                    micros(echoed),
+                    micros(got)
+                ),
+                ratio: Some(ratio),
+                target: "parts ÷ service ≥ 0.8".into(),
+                pass: Some(ratio >= 0.8),
+            });
         }
-        let (svc, echoed, got) = (median(&svc), median(&echoed), median(&got));
-        let parts = echoed + got;
-        let ratio = parts.as_secs_f64() / svc.as_secs_f64();
-        let mut rows = vec![Row {
-            name: "1. proxy cost: CPU per uncached GetStatus".into(),
-            measured: format!("service {}", micros(svc)),
-            baseline: format!(
-                "parts {} (echo {} + GET {})",
-                micros(parts),
-                micros(echoed),
-                micros(got)
-            ),
-            ratio: Some(ratio),
-            target: "parts ÷ service ≥ 0.8".into(),
-            pass: Some(ratio >= 0.8),
-        }];
 
         // Latency added at a moderate fixed rate, one call at a time.
         let rate = Load::Rate {
@@ -700,7 +769,7 @@ impl Bench {
         }
         println!("  raw row 6: service starts {svc:.1?}, echo starts {echoed:.1?}");
         let (svc, echoed) = (median(&svc), median(&echoed));
-        let size = std::fs::metadata(BIN).unwrap().len();
+        let size = std::fs::metadata(bin()).unwrap().len();
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
         vec![
             Row {
@@ -714,16 +783,14 @@ impl Bench {
             Row {
                 name: "6. binary size".into(),
                 measured: format!("{:.1} MiB", size as f64 / (1024.0 * 1024.0)),
-                baseline: Path::new(BIN)
-                    .iter()
-                    .rev()
-                    .take(2)
-                    .map(|part| part.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                baseline: format!(
+                    "{} build",
+                    if self.profile.smoke {
+                        "debug"
+                    } else {
+                        "release"
+                    }
+                ),
                 ratio: None,
                 target: "reported".into(),
                 pass: None,

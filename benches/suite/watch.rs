@@ -13,7 +13,7 @@
 //! profiler such as heaptrack, say) instead of starting one.
 
 use crate::Row;
-use crate::rows::{BIN, Bench, Client, channel};
+use crate::rows::{Bench, Client, bin, channel};
 use crate::sys::{self, Proc, free_port, local};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub async fn row(bench: &Bench) -> Row {
         }
         Err(_) => {
             let addr = local(free_port());
-            let mut command = Command::new(BIN);
+            let mut command = Command::new(bin());
             command
                 .args(["--sandbox", "--listen", &addr.to_string()])
                 .args(["--http-listen", &local(free_port()).to_string()])

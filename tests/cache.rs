@@ -406,3 +406,45 @@ async fn get_status_within_the_ttl_of_a_watchers_read_makes_no_call() {
         "the watcher's snapshot"
     );
 }
+
+#[tokio::test]
+async fn a_read_in_flight_when_register_lands_does_not_refill_the_cache() {
+    let graph = MockServer::start().await;
+    let mut before = number_json(N1);
+    before["platform_type"] = "NOT_APPLICABLE".into();
+    read(N1)
+        .respond_with(ok(before).set_delay(Duration::from_millis(500)))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    read(N1)
+        .respond_with(ok(number_json(N1)))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{VERSION}/{N1}/register")))
+        .respond_with(ok(json!({ "success": true })))
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let mut slow = service.client();
+    let in_flight = tokio::spawn(async move { slow.get_status(status(N1)).await });
+    while calls(&graph).await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let register = RegisterRequest {
+        phone_number_id: N1.into(),
+        pin: "123456".into(),
+        ..RegisterRequest::default()
+    };
+    service.client().register(register).await.unwrap();
+    let old = in_flight.await.unwrap().unwrap().into_inner();
+    assert_eq!(
+        old.platform_type_raw, "NOT_APPLICABLE",
+        "read before the write"
+    );
+    // What that read found predates the write: it was not cached.
+    let now = service.client().get_status(status(N1)).await.unwrap();
+    assert_eq!(now.into_inner().platform_type_raw, "CLOUD_API");
+}

@@ -3,7 +3,8 @@
 //! watchers' reads serving GetStatus.
 
 use crate::support::{
-    APP_SECRET, Service, VERSION, graph_error, number_json, paused_clock_settings, settings,
+    APP_SECRET, Service, VERSION, error_info, graph_error, number_json, paused_clock_settings,
+    settings,
 };
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -447,4 +448,66 @@ async fn a_read_in_flight_when_register_lands_does_not_refill_the_cache() {
     // What that read found predates the write: it was not cached.
     let now = service.client().get_status(status(N1)).await.unwrap();
     assert_eq!(now.into_inner().platform_type_raw, "CLOUD_API");
+}
+
+#[tokio::test]
+async fn an_app_wide_throttle_holds_back_reads_of_every_number() {
+    let graph = MockServer::start().await;
+    read(N1)
+        .respond_with(graph_error(
+            400,
+            4,
+            None,
+            "(#4) Application request limit reached",
+        ))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    read(N2)
+        .respond_with(ok(number_json(N2)))
+        .expect(0)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let mut client = service.client();
+    let err = client.get_status(status(N1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    // Code 4 is the app's own limit: a number of any WABA waits, with no call.
+    let err = client.get_status(status(N2)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(error_info(&err).domain, "waba-numbers");
+    assert!(err.get_details_retry_info().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_numbers_is_served_stale_while_the_waba_is_throttled() {
+    let graph = MockServer::start().await;
+    list()
+        .respond_with(ok(json!({ "data": [number_json(N1)] })))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    list()
+        .respond_with(throttled(30))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::start(paused_clock_settings(&graph.uri())).await;
+    let mut client = service.client();
+    let first = client
+        .list_numbers(list_request())
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_secs(20)).await; // past the TTL
+    let err = client.list_numbers(list_request()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "Meta's refusal");
+    // While throttled, the old page (with its old observed_at) rather than another call.
+    let stale = client
+        .list_numbers(list_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stale, first);
+    assert_eq!(calls(&graph).await, 2);
 }

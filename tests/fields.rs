@@ -125,3 +125,30 @@ async fn the_sandbox_serves_the_messaging_limit_and_refuses_username_as_meta_doe
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn an_id_of_another_kind_is_invalid_and_keeps_the_field_list_whole() {
+    let graph = MockServer::start().await;
+    let waba = "102290129340398";
+    let refusal = "(#100) Tried accessing nonexisting field (display_phone_number) on node type (WhatsAppBusinessAccount)";
+    Mock::given(method("GET"))
+        .and(path(format!("/{VERSION}/{waba}")))
+        .respond_with(graph_error(400, 100, None, refusal))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{VERSION}/{NUMBER}")))
+        .and(query_param("fields", FIELDS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let service = Service::on_fake(&graph).await;
+    let mut client = service.client();
+    let err = client.get_status(fresh(waba)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(crate::support::error_info(&err).reason, "WRONG_OBJECT_TYPE");
+    // The next read still asks for every field.
+    client.get_status(fresh(NUMBER)).await.unwrap();
+}

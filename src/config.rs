@@ -80,6 +80,15 @@ pub struct SandboxGraphArgs {
     /// Deliver webhooks here as the demo numbers change, signed with WABA_APP_SECRET.
     #[arg(long, env = "WABA_SANDBOX_WEBHOOK_URL", value_parser = parse_base_url)]
     pub webhook_url: Option<String>,
+    /// Wait this long before answering each Graph call (200ms, say), as a slow Meta would.
+    #[arg(long, env = "WABA_SANDBOX_LATENCY", default_value = "0s", value_parser = parse_latency)]
+    pub latency: Duration,
+    /// No rate limit: never answer 80007, report 0 % usage (for load tests).
+    #[arg(long, env = "WABA_SANDBOX_NO_QUOTA")]
+    pub no_quota: bool,
+    /// Add a bench WABA with this many generated numbers (registered, unchanging).
+    #[arg(long, env = "WABA_SANDBOX_BENCH_NUMBERS", default_value_t = 0, value_parser = parse_bench_numbers)]
+    pub bench_numbers: usize,
 }
 
 /// The secrets, read from the environment once. Their `Debug` output is redacted.
@@ -153,6 +162,20 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+fn parse_latency(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 0s, 200ms)"))
+}
+
+fn parse_bench_numbers(s: &str) -> Result<usize, String> {
+    let max = crate::sandbox::MAX_BENCH_NUMBERS;
+    match s.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "expected a number of phone numbers from 0 to {max}"
+        )),
+    }
+}
+
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 15s, 1m; 0 disables the cache)"))
 }
@@ -204,6 +227,11 @@ mod tests {
         assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_interval("10ms").is_err() && parse_interval("soon").is_err());
+        assert_eq!(parse_latency("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_latency("200ms"), Ok(Duration::from_millis(200)));
+        assert!(parse_latency("slow").is_err());
+        assert_eq!(parse_bench_numbers("1000"), Ok(1000));
+        assert!(parse_bench_numbers("-1").is_err() && parse_bench_numbers("2000000").is_err());
         assert_eq!(parse_ttl("0"), Ok(Duration::ZERO));
         assert_eq!(parse_ttl("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_ttl("15s"), Ok(Duration::from_secs(15)));

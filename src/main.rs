@@ -10,7 +10,9 @@ use waba_numbers::config::{
 };
 use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::WEBHOOK_PATH;
-use waba_numbers::sandbox::{self, DEMO_PIN, DEMO_WABA_ID, SandboxOptions};
+use waba_numbers::sandbox::{
+    self, BENCH_WABA_ID, CALLS_PATH, DEMO_PIN, DEMO_WABA_ID, SandboxOptions, bench_number_id,
+};
 use waba_numbers::server::{self, BoxError, Settings};
 
 #[tokio::main]
@@ -101,13 +103,28 @@ async fn sandbox_graph(args: SandboxGraphArgs, secrets: Secrets) -> Result<(), B
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
     println!(
-        "sandbox-graph: simulated Graph API at http://{}/{DEFAULT_GRAPH_VERSION}, demo WABA id {DEMO_WABA_ID}",
-        listener.local_addr()?
+        "sandbox-graph: simulated Graph API at http://{addr}/{DEFAULT_GRAPH_VERSION}, demo WABA id {DEMO_WABA_ID}"
+    );
+    if args.bench_numbers > 0 {
+        println!(
+            "sandbox-graph: bench WABA id {BENCH_WABA_ID}, numbers {} to {}",
+            bench_number_id(1),
+            bench_number_id(args.bench_numbers)
+        );
+    }
+    println!(
+        "sandbox-graph: latency {}, quota {}, calls counted at http://{addr}{CALLS_PATH}",
+        humantime::format_duration(args.latency),
+        if args.no_quota { "off" } else { "on" },
     );
     let options = SandboxOptions {
         app_secret: secrets.app_secret,
         webhook_url: args.webhook_url,
+        latency: args.latency,
+        quota: !args.no_quota,
+        bench_numbers: args.bench_numbers,
         ..SandboxOptions::default()
     };
     sandbox::serve(listener, options, server::shutdown_signal()).await?;

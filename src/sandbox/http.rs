@@ -15,17 +15,68 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 type Params = Query<HashMap<String, String>>;
 
+/// The call counter: outside Meta's versioned paths, answered without a token.
+pub const CALLS_PATH: &str = "/_sandbox/calls";
+
 pub struct Shared {
     world: Mutex<World>,
     options: SandboxOptions,
     /// What Meta would announce by webhook, on its way to the delivery task.
     outbox: mpsc::UnboundedSender<Announcement>,
+    calls: Calls,
+}
+
+/// Calls answered since start, per endpoint (not under the world's lock).
+#[derive(Default)]
+struct Calls {
+    /// `GET /{id}`.
+    node: AtomicU64,
+    /// `GET /{waba}/phone_numbers`.
+    phone_numbers: AtomicU64,
+    /// `POST /{id}/register`.
+    register: AtomicU64,
+    /// `POST /` batch requests, and the operations in them.
+    batch: AtomicU64,
+    batch_items: AtomicU64,
+    /// Unknown paths.
+    other: AtomicU64,
+}
+
+impl Calls {
+    fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `total` counts calls as Meta's rate limits do (each batch operation is one);
+    /// `requests` counts HTTP requests (a batch is one).
+    fn json(&self) -> Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (node, list, register) = (
+            get(&self.node),
+            get(&self.phone_numbers),
+            get(&self.register),
+        );
+        let (batch, items, other) = (get(&self.batch), get(&self.batch_items), get(&self.other));
+        json!({
+            "total": node + list + register + items + other,
+            "requests": node + list + register + batch + other,
+            "endpoints": {
+                "node": node,
+                "phone_numbers": list,
+                "register": register,
+                "batch": batch,
+                "batch_items": items,
+                "other": other,
+            },
+        })
+    }
 }
 
 impl Shared {
@@ -38,6 +89,7 @@ impl Shared {
             world: Mutex::new(world),
             options,
             outbox,
+            calls: Calls::default(),
         }
     }
 
@@ -57,7 +109,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/{version}/{node}", get(read_node))
         .route("/{version}/{node}/phone_numbers", get(list_numbers))
         .route("/{version}/{node}/register", post(register))
-        .fallback(|| async {
+        .route(CALLS_PATH, get(calls))
+        .fallback(|State(shared): State<Arc<Shared>>| async move {
+            Calls::count(&shared.calls.other, 1);
             failure(
                 Fault::invalid_parameter("Unsupported request: unknown path components"),
                 None,
@@ -67,14 +121,26 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// `GET /_sandbox/calls`: the calls answered so far.
+async fn calls(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.calls.json()).into_response()
+}
+
 /// Meta's checks before any endpoint: a versioned path, an access token, and the
-/// `appsecret_proof` when the app requires one.
+/// `appsecret_proof` when the app requires one. The configured latency passes first.
+/// Only the call counter is exempt from both.
 async fn authenticate(
     State(shared): State<Arc<Shared>>,
     Query(params): Params,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.uri().path() == CALLS_PATH {
+        return next.run(request).await;
+    }
+    if !shared.options.latency.is_zero() {
+        tokio::time::sleep(shared.options.latency).await;
+    }
     let version = request.uri().path().split('/').nth(1).unwrap_or_default();
     if !is_version(version) {
         let message = format!("Unknown path components: /{version}");
@@ -128,6 +194,7 @@ async fn read_node(
     Path((_version, node)): Path<(String, String)>,
     Query(params): Params,
 ) -> Response {
+    Calls::count(&shared.calls.node, 1);
     match read_number(&shared, &node, params.get("fields")) {
         Ok(read) => success(read.body, &read.waba_id, read.usage),
         Err(e) => failure(e.fault, e.waba_id.as_deref()),
@@ -174,6 +241,7 @@ async fn batch(
     State(shared): State<Arc<Shared>>,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    Calls::count(&shared.calls.batch, 1);
     let operations = match params
         .get("batch")
         .map(|b| serde_json::from_str::<Vec<Value>>(b))
@@ -191,6 +259,7 @@ async fn batch(
         let message = "Too many requests in batch message. Maximum batch size is 50";
         return failure(Fault::invalid_parameter(message), None);
     }
+    Calls::count(&shared.calls.batch_items, operations.len() as u64);
     let items: Vec<Value> = operations
         .iter()
         .map(|op| {
@@ -222,6 +291,7 @@ async fn list_numbers(
     Query(params): Params,
     headers: HeaderMap,
 ) -> Response {
+    Calls::count(&shared.calls.phone_numbers, 1);
     let fields = match requested_fields(params.get("fields")) {
         Ok(fields) => fields,
         Err(fault) => return failure(fault, None),
@@ -298,6 +368,7 @@ async fn register(
     Query(mut params): Params,
     body: axum::body::Bytes,
 ) -> Response {
+    Calls::count(&shared.calls.register, 1);
     // Meta takes the parameters as a JSON body or as query/form parameters.
     if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) {
         for (key, value) in fields {

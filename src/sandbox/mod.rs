@@ -6,6 +6,9 @@
 //! budget, unknown ids → 100/33. Its numbers change by themselves (display names get
 //! decided, verification completes, quality moves), and it delivers signed webhooks.
 //!
+//! For benchmarks it can answer slowly, drop the quota, hold a WABA of generated
+//! numbers, and count the calls it answers (`GET /_sandbox/calls`, no token needed).
+//!
 //! It never imports `graph/` (nor the reverse): it is a second, independent reading of
 //! Meta's contract, so a misunderstanding of Meta cannot pass every test unnoticed.
 
@@ -13,7 +16,8 @@ mod http;
 pub mod state;
 mod webhooks;
 
-pub use state::{DEMO_PIN, DEMO_WABA_ID};
+pub use http::CALLS_PATH;
+pub use state::{BENCH_WABA_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, bench_number_id};
 
 use secrecy::SecretString;
 use std::future::Future;
@@ -33,6 +37,13 @@ pub struct SandboxOptions {
     pub webhook_url: Option<String>,
     /// Time between the demo numbers' scripted changes.
     pub pace: Duration,
+    /// How long every Graph call waits before it is answered, as a slow Meta would (the
+    /// call counter at [`CALLS_PATH`] answers at once).
+    pub latency: Duration,
+    /// Meta's hourly call budget per WABA; `false` never throttles (no 80007, usage 0 %).
+    pub quota: bool,
+    /// Generated numbers in the bench WABA ([`BENCH_WABA_ID`]), for load tests; 0: none.
+    pub bench_numbers: usize,
 }
 
 impl Default for SandboxOptions {
@@ -42,6 +53,9 @@ impl Default for SandboxOptions {
             app_secret: None,
             webhook_url: None,
             pace: Duration::from_secs(4),
+            latency: Duration::ZERO,
+            quota: true,
+            bench_numbers: 0,
         }
     }
 }
@@ -52,7 +66,9 @@ pub async fn serve(
     options: SandboxOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let world = state::World::demo(Instant::now(), options.pace);
+    let mut world = state::World::demo(Instant::now(), options.pace);
+    world.add_bench_waba(options.bench_numbers);
+    world.unlimited = !options.quota;
     let (outbox, announcements) = tokio::sync::mpsc::unbounded_channel();
     let delivery = webhooks::deliver(
         announcements,

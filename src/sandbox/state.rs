@@ -10,6 +10,15 @@ pub const DEMO_WABA_ID: &str = "102290129340398";
 /// The two-step verification PIN of the demo numbers that have one.
 pub const DEMO_PIN: &str = "123456";
 const DEMO_NUMBERS: usize = 32;
+/// The WABA of generated numbers for benchmarks (see [`World::add_bench_waba`]).
+pub const BENCH_WABA_ID: &str = "109000000000000";
+/// At most this many generated numbers.
+pub const MAX_BENCH_NUMBERS: usize = 1_000_000;
+
+/// The id of the bench WABA's `i`-th number, from 1.
+pub fn bench_number_id(i: usize) -> String {
+    format!("109{i:012}")
+}
 
 const REGISTER_WINDOW: Duration = Duration::from_secs(72 * 3600);
 const REGISTER_LIMIT: usize = 10;
@@ -164,6 +173,8 @@ pub struct World {
     script: Vec<(Instant, String, Scripted)>,
     /// Time between scripted changes.
     pace: Duration,
+    /// No hourly budget: calls are neither counted against it nor refused (load tests).
+    pub unlimited: bool,
 }
 
 impl World {
@@ -187,6 +198,19 @@ impl World {
             world.add(n);
         }
         world
+    }
+
+    /// Adds the bench WABA with `count` generated numbers (at most
+    /// [`MAX_BENCH_NUMBERS`]), all registered and healthy, none changing by itself.
+    pub fn add_bench_waba(&mut self, count: usize) {
+        for i in 1..=count.min(MAX_BENCH_NUMBERS) {
+            let mut n = demo_number(1);
+            n.id = bench_number_id(i);
+            n.waba_id = BENCH_WABA_ID.into();
+            n.display_phone_number = format!("+1 556-{i:07}");
+            n.verified_name = format!("Bench Shop {i}");
+            self.add(n);
+        }
     }
 
     pub fn add(&mut self, number: Number) {
@@ -291,8 +315,11 @@ impl World {
     }
 
     /// Counts a management call against the WABA's hourly budget; returns the usage in
-    /// percent, or 80007 once the budget is spent.
+    /// percent, or 80007 once the budget is spent. Unlimited: always 0 %.
     pub fn charge(&mut self, waba_id: &str, now: Instant) -> Result<u32, Fault> {
+        if self.unlimited {
+            return Ok(0);
+        }
         let active = self.wabas.get(waba_id).is_some_and(|ids| {
             ids.iter()
                 .any(|id| self.numbers.get(id).is_some_and(Number::is_registered))
@@ -692,5 +719,44 @@ mod tests {
         let fault = world.charge("5", now).unwrap_err();
         assert_eq!((fault.code, fault.regain_in_minutes), (80007, Some(60)));
         world.charge("5", now + USAGE_WINDOW).unwrap();
+    }
+
+    #[test]
+    fn an_unlimited_world_never_throttles_and_reports_no_usage() {
+        let now = Instant::now();
+        let mut world = World {
+            unlimited: true,
+            ..World::default()
+        };
+        let mut n = demo_number(2);
+        n.waba_id = "5".into();
+        world.add(n); // unregistered only: 200 calls an hour when limited
+        for _ in 0..CALLS_PER_HOUR_ACTIVE * 2 {
+            assert_eq!(world.charge("5", now), Ok(0));
+        }
+        assert!(world.calls.is_empty(), "nothing is kept per call");
+    }
+
+    #[test]
+    fn the_bench_waba_holds_the_generated_numbers_unchanging() {
+        let start = Instant::now();
+        let mut world = World::demo(start, Duration::from_secs(1));
+        world.add_bench_waba(1000);
+        let (numbers, more) = world.page(BENCH_WABA_ID, 0, usize::MAX).unwrap();
+        assert_eq!((numbers.len(), more), (1000, false));
+        assert_eq!(numbers[0].id, "109000000000001");
+        assert_eq!(numbers[999].id, bench_number_id(1000));
+        let displays: std::collections::BTreeSet<_> =
+            numbers.iter().map(|n| &n.display_phone_number).collect();
+        assert_eq!(displays.len(), 1000, "display numbers are distinct");
+        assert!(numbers.iter().all(|n| n.is_registered()));
+        // The demo WABA is still there, and only its numbers change.
+        assert_eq!(world.page(DEMO_WABA_ID, 0, 100).unwrap().0.len(), 32);
+        let announced = world.settle(start + Duration::from_secs(3600));
+        assert!(announced.iter().all(|a| a.waba_id == DEMO_WABA_ID));
+        assert_eq!(
+            world.number(&bench_number_id(7)).unwrap().name_status,
+            "APPROVED"
+        );
     }
 }

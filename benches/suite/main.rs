@@ -1,0 +1,223 @@
+//! The benchmark suite (issue 8, section 3): every row measured in one run on one
+//! machine, as a ratio against a baseline measured in the same run, next to its target.
+//!
+//! bench/run.sh                 the whole suite on the release binary (a few minutes)
+//! bench/run.sh --smoke         tiny counts on the debug binary, in seconds (CI)
+//! cargo bench --bench suite -- --rows 1,4     some rows only
+//!
+//! The service, the simulated Graph API (`waba-numbers sandbox-graph`) and the baseline
+//! parts run as separate processes; CPU time and RSS come from /proc. This binary is
+//! also the parts: `suite echo` (a trivial tonic server) and `suite get ...` (a reqwest
+//! client), re-executed by the suite. Load comes from h2load (fixed request body, so one
+//! number) or from tonic clients in this process (many numbers, streams).
+
+mod h2load;
+mod parts;
+mod rows;
+mod sys;
+mod watch;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What one run measures: the full suite, or a smoke run that only proves it works.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub smoke: bool,
+    /// Interleaved repetitions of rows 1 and 2; medians are reported.
+    pub rounds: usize,
+    /// Row 1: calls per measurement, one at a time.
+    pub cpu_calls: u64,
+    /// Row 1: the fixed rate of the latency measurement, and for how long.
+    pub rate: u32,
+    pub rate_calls: u64,
+    /// Row 2: requests per measurement, connections and streams per connection.
+    pub load_requests: u64,
+    pub load_connections: u32,
+    pub load_streams: u32,
+    /// Row 3: the Ks, the numbers, and how long each load runs.
+    pub quota_ks: Vec<usize>,
+    pub quota_numbers: usize,
+    pub quota_secs: f64,
+    /// Row 4.
+    pub watch_streams: usize,
+    pub watch_connections: usize,
+    pub watch_hold: Duration,
+    /// Row 5: concurrency (and distinct numbers), upstream latency, duration.
+    pub slow_concurrency: usize,
+    pub slow_latency: Duration,
+    pub slow_secs: f64,
+    /// Row 6: starts measured per binary.
+    pub starts: usize,
+}
+
+impl Profile {
+    fn full() -> Profile {
+        let env = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Profile {
+            smoke: false,
+            rounds: 3,
+            cpu_calls: 10_000,
+            rate: 200,
+            rate_calls: 1_000,
+            load_requests: 100_000,
+            load_connections: 4,
+            load_streams: 32,
+            quota_ks: vec![1, 100, 1_000],
+            quota_numbers: 10,
+            quota_secs: 3.0,
+            watch_streams: env("STREAMS", 10_000) as usize,
+            watch_connections: env("CONNECTIONS", 20) as usize,
+            watch_hold: Duration::from_secs(env("HOLD_SECS", 30)),
+            slow_concurrency: 1_000,
+            slow_latency: Duration::from_millis(200),
+            slow_secs: 5.0,
+            starts: 5,
+        }
+    }
+
+    fn smoke() -> Profile {
+        Profile {
+            smoke: true,
+            rounds: 1,
+            cpu_calls: 300,
+            rate: 100,
+            rate_calls: 50,
+            load_requests: 2_000,
+            load_connections: 2,
+            load_streams: 8,
+            quota_ks: vec![1, 10],
+            quota_numbers: 3,
+            quota_secs: 1.1,
+            watch_streams: 100,
+            watch_connections: 2,
+            watch_hold: Duration::from_secs(1),
+            slow_concurrency: 50,
+            slow_latency: Duration::from_millis(50),
+            slow_secs: 1.0,
+            starts: 2,
+        }
+    }
+}
+
+/// One line of the table. `pass` is `None` for figures reported without a target.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    pub measured: String,
+    pub baseline: String,
+    pub ratio: Option<f64>,
+    pub target: String,
+    pub pass: Option<bool>,
+}
+
+impl Row {
+    pub fn skipped(name: &str, why: &str) -> Row {
+        Row {
+            name: name.to_owned(),
+            measured: format!("not measured: {why}"),
+            baseline: String::new(),
+            ratio: None,
+            target: String::new(),
+            pass: None,
+        }
+    }
+}
+
+fn print_table(rows: &[Row], smoke: bool) {
+    println!();
+    println!("| row | measured | baseline | ratio | target | result |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        let ratio = row.ratio.map_or(String::from("—"), |r| format!("{r:.2}"));
+        let result = match (row.pass, smoke) {
+            (None, _) => "—",
+            (Some(_), true) => "(smoke)",
+            (Some(true), false) => "pass",
+            (Some(false), false) => "**MISS**",
+        };
+        println!(
+            "| {} | {} | {} | {ratio} | {} | {result} |",
+            row.name, row.measured, row.baseline, row.target
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes --bench; the modes come first.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let runtime = || tokio::runtime::Runtime::new().unwrap();
+    match args.first().map(String::as_str) {
+        Some("echo") => {
+            runtime().block_on(parts::echo());
+            return ExitCode::SUCCESS;
+        }
+        Some("get") => {
+            runtime().block_on(parts::get(&args[1..]));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let smoke =
+        args.iter().any(|a| a == "--smoke") || std::env::var("SMOKE").is_ok_and(|v| v == "1");
+    let only: Option<Vec<u32>> = args
+        .iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|r| r.trim().parse().ok())
+                .collect()
+        });
+    let profile = if smoke {
+        Profile::smoke()
+    } else {
+        Profile::full()
+    };
+    let wanted = |row: u32| only.as_ref().is_none_or(|rows| rows.contains(&row));
+
+    let rows = runtime().block_on(async {
+        let bench = rows::Bench::new(&profile);
+        bench.describe();
+        let mut table = Vec::new();
+        if wanted(1) {
+            table.extend(bench.proxy_cost().await);
+        }
+        if wanted(2) {
+            table.extend(bench.cached_throughput().await);
+        }
+        if wanted(3) {
+            table.extend(bench.quota_economy().await);
+        }
+        if wanted(4) {
+            table.push(watch::row(&bench).await);
+        }
+        if wanted(5) {
+            table.push(bench.slow_upstream().await);
+        }
+        if wanted(6) {
+            table.extend(bench.startup_and_size().await);
+        }
+        table
+    });
+    print_table(&rows, smoke);
+    let missed = rows.iter().filter(|r| r.pass == Some(false)).count();
+    if smoke {
+        println!("\nsmoke run: every row ran; figures from a debug build are not judged");
+        ExitCode::SUCCESS
+    } else if missed > 0 {
+        println!("\n{missed} target(s) missed");
+        ExitCode::from(3)
+    } else {
+        println!("\nevery target met");
+        ExitCode::SUCCESS
+    }
+}

@@ -1,7 +1,6 @@
 //! What operators see: Prometheus metrics and structured logs.
 
-use crate::support::Service;
-use waba_numbers::pb::{GetStatusRequest, ListNumbersRequest, WatchStatusRequest};
+use crate::support::{Service, get_status, list_numbers, waba};
 use waba_numbers::sandbox::DEMO_WABA_ID;
 
 async fn scrape(service: &Service) -> String {
@@ -15,22 +14,10 @@ async fn scrape(service: &Service) -> String {
 async fn metrics_count_calls_upstream_usage_streams_watchers_and_token_age() {
     let service = Service::on_sandbox().await;
     let mut client = service.client();
-    let list = ListNumbersRequest {
-        waba_id: DEMO_WABA_ID.into(),
-        page_size: 5,
-        page_token: String::new(),
-    };
+    let list = list_numbers(DEMO_WABA_ID, 5, "");
     client.list_numbers(list).await.unwrap();
-    let unknown = GetStatusRequest {
-        phone_number_id: "123".into(),
-        max_staleness: None,
-    };
-    client.get_status(unknown).await.unwrap_err();
-    let watch = WatchStatusRequest {
-        phone_number_ids: Vec::new(),
-        waba_id: DEMO_WABA_ID.into(),
-    };
-    let mut stream = client.watch_status(watch).await.unwrap().into_inner();
+    client.get_status(get_status("123")).await.unwrap_err();
+    let mut stream = service.watch(waba(DEMO_WABA_ID)).await;
     stream.message().await.unwrap();
 
     let text = scrape(&service).await;

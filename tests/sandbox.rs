@@ -1,6 +1,9 @@
 //! Every RPC through a real client against the embedded sandbox, as a new user would.
 
-use crate::support::{APP_SECRET, Service, TOKEN, error_info, paused_clock_settings, settings};
+use crate::support::{
+    APP_SECRET, Service, TOKEN, assert_invalid, error_info, get_status, list_numbers,
+    paused_clock_settings, register, settings, unbounded, waba,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,7 +11,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use waba_numbers::pb::{
     self, ConnectionStatus, GetStatusRequest, ListNumbersRequest, NameStatus, PlatformType,
-    RegisterRequest, VerificationStatus,
+    VerificationStatus,
 };
 use waba_numbers::sandbox::{
     self, BENCH_WABA_ID, CALLS_PATH, DEMO_PIN, DEMO_WABA_ID, SandboxOptions, bench_number_id,
@@ -18,30 +21,22 @@ const REGISTERED: &str = "106540352242901"; // PIN set to DEMO_PIN
 const UNREGISTERED: &str = "106540352242902"; // verified, no PIN yet, name under review
 const NOT_VERIFIED: &str = "106540352242903";
 
-fn list(page_size: i32, page_token: &str) -> ListNumbersRequest {
-    ListNumbersRequest {
-        waba_id: DEMO_WABA_ID.into(),
-        page_size,
-        page_token: page_token.into(),
-    }
-}
-
-fn register(id: &str, pin: &str) -> RegisterRequest {
-    RegisterRequest {
-        phone_number_id: id.into(),
-        pin: pin.into(),
-        ..RegisterRequest::default()
-    }
-}
-
+/// GetStatus for `id`, which must succeed.
 async fn get(service: &Service, id: &str) -> pb::PhoneNumber {
-    let request = GetStatusRequest {
-        phone_number_id: id.into(),
-        max_staleness: None,
-    };
     service
         .client()
-        .get_status(request)
+        .get_status(get_status(id))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A page of the demo WABA's numbers, which must be served.
+async fn list_page(service: &Service, page_size: i32, page_token: &str) -> pb::ListNumbersResponse {
+    let request = list_numbers(DEMO_WABA_ID, page_size, page_token);
+    service
+        .client()
+        .list_numbers(request)
         .await
         .unwrap()
         .into_inner()
@@ -50,16 +45,11 @@ async fn get(service: &Service, id: &str) -> pb::PhoneNumber {
 #[tokio::test]
 async fn list_numbers_walks_every_page_of_the_demo_waba() {
     let service = Service::on_sandbox().await;
-    let mut client = service.client();
     let mut ids = BTreeSet::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = client
-            .list_numbers(list(10, &token))
-            .await
-            .unwrap()
-            .into_inner();
+        let page = list_page(&service, 10, &token).await;
         pages += 1;
         assert!(page.phone_numbers.len() <= 10);
         ids.extend(page.phone_numbers.into_iter().map(|n| n.id));
@@ -70,13 +60,9 @@ async fn list_numbers_walks_every_page_of_the_demo_waba() {
     }
     assert_eq!((pages, ids.len()), (4, 32));
 
-    let first = client.list_numbers(list(0, "")).await.unwrap().into_inner();
+    let first = list_page(&service, 0, "").await;
     assert_eq!(first.phone_numbers.len(), 25, "page_size 0 means 25");
-    let capped = client
-        .list_numbers(list(1000, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let capped = list_page(&service, 1000, "").await;
     assert_eq!(capped.phone_numbers.len(), 32, "page_size is capped at 100");
     assert!(capped.next_page_token.is_empty());
 }
@@ -84,19 +70,13 @@ async fn list_numbers_walks_every_page_of_the_demo_waba() {
 #[tokio::test]
 async fn a_page_token_only_works_for_the_request_it_came_from() {
     let service = Service::on_sandbox().await;
-    let mut client = service.client();
-    let page = client
-        .list_numbers(list(10, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    let err = client
-        .list_numbers(list(20, &page.next_page_token))
+    let page = list_page(&service, 10, "").await;
+    let err = service
+        .client()
+        .list_numbers(list_numbers(DEMO_WABA_ID, 20, &page.next_page_token))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    let violations = err.get_details_bad_request().unwrap().field_violations;
-    assert_eq!(violations[0].field, "page_token");
+    assert_invalid(&err, "page_token");
 }
 
 #[tokio::test]
@@ -197,10 +177,7 @@ async fn unknown_ids_are_not_found() {
     let service = Service::on_sandbox().await;
     let mut client = service.client();
     let err = client
-        .get_status(GetStatusRequest {
-            phone_number_id: "123456789".into(),
-            max_staleness: None,
-        })
+        .get_status(get_status("123456789"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -213,8 +190,7 @@ async fn unknown_ids_are_not_found() {
         ("100", "33")
     );
 
-    let mut request = list(0, "");
-    request.waba_id = "42".into();
+    let request = list_numbers("42", 0, "");
     assert_eq!(
         client.list_numbers(request).await.unwrap_err().code(),
         Code::NotFound
@@ -224,19 +200,10 @@ async fn unknown_ids_are_not_found() {
 #[tokio::test]
 async fn watch_status_on_the_demo_waba_starts_with_every_numbers_snapshot() {
     let service = Service::on_sandbox().await;
-    let request = pb::WatchStatusRequest {
-        phone_number_ids: Vec::new(),
-        waba_id: DEMO_WABA_ID.into(),
-    };
-    let mut events = service
-        .client()
-        .watch_status(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = service.watch(waba(DEMO_WABA_ID)).await;
     let mut ids = BTreeSet::new();
     for _ in 0..32 {
-        let event = events.message().await.unwrap().unwrap();
+        let event = unbounded::next(&mut events).await;
         assert_eq!(event.source(), pb::EventSource::Initial);
         assert!(event.changed_fields.is_empty());
         ids.insert(event.phone_number.unwrap().id);
@@ -297,7 +264,10 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     get(&service, REGISTERED).await;
     get(&service, UNREGISTERED).await;
     let mut client = service.client();
-    client.list_numbers(list(10, "")).await.unwrap();
+    client
+        .list_numbers(list_numbers(DEMO_WABA_ID, 10, ""))
+        .await
+        .unwrap();
     client
         .register(register(UNREGISTERED, "246810"))
         .await
@@ -358,7 +328,10 @@ async fn the_sandbox_latency_delays_every_graph_answer() {
         let start = tokio::time::Instant::now();
         let number = get(&service, REGISTERED).await;
         assert_eq!(number.id, REGISTERED);
-        client.list_numbers(list(10, "")).await.unwrap();
+        client
+            .list_numbers(list_numbers(DEMO_WABA_ID, 10, ""))
+            .await
+            .unwrap();
         assert!(
             start.elapsed() >= latency * 2,
             "round {round}: two calls answered in {:?}",

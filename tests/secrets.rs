@@ -2,7 +2,8 @@
 //! access token, app secret, appsecret_proof or a PIN; startup and SIGTERM behave.
 
 use crate::support::{
-    APP_SECRET, TOKEN, VERSION, channel, graph_error_body, number_json, proof_for,
+    APP_SECRET, Client, NUMBER, TOKEN, VERSION, channel, fake_graph, get_status, graph_error_body,
+    number_json, ok, proof_for, read, received, register,
 };
 use serde_json::json;
 use std::net::SocketAddr;
@@ -12,13 +13,10 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tonic::Code;
 use tonic_types::StatusExt;
-use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
-use waba_numbers::pb::{GetStatusRequest, RegisterRequest};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PIN: &str = "975310";
-const NUMBER: &str = "106540352242922";
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_waba-numbers"));
@@ -108,45 +106,26 @@ async fn terminate(mut child: Child) -> (bool, String) {
 
 #[tokio::test]
 async fn secrets_never_reach_logs_or_error_messages() {
-    let graph = MockServer::start().await;
     let proof = proof_for(TOKEN);
     let bearer = format!("Bearer {TOKEN}");
-    Mock::given(method("GET"))
-        .and(path(format!("/{VERSION}/{NUMBER}")))
-        .and(header("authorization", bearer.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .mount(&graph)
-        .await;
     // A careless upstream that echoes credentials back must not carry them any further.
     let mut echo = graph_error_body(133005, None, &format!("PIN {PIN} wrong for token {TOKEN}"));
     echo["error"]["error_data"] =
         json!({ "details": format!("proof {proof}, secret {APP_SECRET}") });
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(echo))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        read(NUMBER)
+            .and(header("authorization", bearer.as_str()))
+            .respond_with(ok(number_json(NUMBER))),
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(400).set_body_json(echo)),
+    ])
+    .await;
 
     let (child, addr) = start(&graph.uri()).await;
-    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
-    client
-        .get_status(GetStatusRequest {
-            phone_number_id: NUMBER.into(),
-            max_staleness: None,
-        })
-        .await
-        .unwrap();
-    let request = RegisterRequest {
-        phone_number_id: NUMBER.into(),
-        pin: PIN.into(),
-        ..RegisterRequest::default()
-    };
-    let err = client.register(request).await.unwrap_err();
+    let mut client = Client::new(channel(addr).await);
+    client.get_status(get_status(NUMBER)).await.unwrap();
+    let err = client.register(register(NUMBER, PIN)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let bad_pin = RegisterRequest {
-        phone_number_id: NUMBER.into(),
-        pin: format!("{PIN}9"),
-        ..RegisterRequest::default()
-    };
+    let bad_pin = register(NUMBER, &format!("{PIN}9"));
     let invalid = client.register(bad_pin).await.unwrap_err();
 
     let (_, logs) = terminate(child).await;
@@ -184,25 +163,12 @@ async fn without_a_token_it_exits_naming_the_variables() {
 
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
-    let graph = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(number_json(NUMBER))
-                .set_delay(Duration::from_millis(700)),
-        )
-        .mount(&graph)
-        .await;
+    let slow = Mock::given(method("GET"))
+        .respond_with(ok(number_json(NUMBER)).set_delay(Duration::from_millis(700)));
+    let graph = fake_graph([slow]).await;
     let (child, addr) = start(&graph.uri()).await;
-    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
-    let call = tokio::spawn(async move {
-        client
-            .get_status(GetStatusRequest {
-                phone_number_id: NUMBER.into(),
-                max_staleness: None,
-            })
-            .await
-    });
+    let mut client = Client::new(channel(addr).await);
+    let call = tokio::spawn(async move { client.get_status(get_status(NUMBER)).await });
     tokio::time::sleep(Duration::from_millis(200)).await; // the call is at the fake Graph API
     let (clean_exit, logs) = terminate(child).await;
     assert_eq!(call.await.unwrap().unwrap().into_inner().id, NUMBER);
@@ -212,19 +178,14 @@ async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_metas_fbtrace_id() {
-    let graph = MockServer::start().await;
     let mut error = graph_error_body(100, Some(33), "Object does not exist");
     error["error"]["fbtrace_id"] = "TraceFromMeta42".into();
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(error))
-        .mount(&graph)
-        .await;
+    let not_found =
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(error));
+    let graph = fake_graph([not_found]).await;
     let (child, addr) = start_with(&graph.uri(), &["--log-format", "json"]).await;
-    let mut client = PhoneNumberServiceClient::new(channel(addr).await);
-    let mut request = tonic::Request::new(GetStatusRequest {
-        phone_number_id: NUMBER.into(),
-        max_staleness: None,
-    });
+    let mut client = Client::new(channel(addr).await);
+    let mut request = tonic::Request::new(get_status(NUMBER));
     request
         .metadata_mut()
         .insert("x-request-id", "req-7f3a".parse().unwrap());
@@ -271,12 +232,7 @@ async fn sandbox_graph_alone_delivers_signed_webhooks() {
         .spawn()
         .unwrap();
     // The demo numbers change every 4 s, and some changes are announced.
-    let delivered = async {
-        while receiver.received_requests().await.unwrap().is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let waited = tokio::time::timeout(Duration::from_secs(30), delivered).await;
+    let waited = tokio::time::timeout(Duration::from_secs(30), received(&receiver, 1)).await;
     let (_, logs) = terminate(child).await;
     waited.unwrap_or_else(|_| panic!("no webhook within 30 s; logs:\n{logs}"));
     assert!(!logs.contains("panicked"), "{logs}");

@@ -1,15 +1,14 @@
 //! Health checking, server reflection and graceful shutdown, as probes and grpcurl see them.
 
-use crate::support::{Service, channel, number_json, settings};
+use crate::support::{Service, channel, fake_graph, get_status, number_json, ok, settings};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_reflection::pb::{v1, v1alpha};
-use waba_numbers::pb::GetStatusRequest;
+use wiremock::Mock;
 use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SERVICE: &str = "whatsapp.phonenumbers.v1.PhoneNumberService";
 
@@ -97,15 +96,9 @@ async fn reflection_v1_and_v1alpha_list_the_service_and_health() {
 
 #[tokio::test]
 async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(number_json("1"))
-                .set_delay(Duration::from_millis(500)),
-        )
-        .mount(&graph)
-        .await;
+    let slow =
+        Mock::given(any()).respond_with(ok(number_json("1")).set_delay(Duration::from_millis(500)));
+    let graph = fake_graph([slow]).await;
     let mut settings = settings(&graph.uri());
     settings.shutdown_grace = Duration::from_secs(5);
     let service = Service::start(settings).await;
@@ -116,14 +109,7 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
     assert_eq!(first.status(), ServingStatus::Serving);
 
     let mut client = service.client();
-    let in_flight = tokio::spawn(async move {
-        client
-            .get_status(GetStatusRequest {
-                phone_number_id: "1".into(),
-                max_staleness: None,
-            })
-            .await
-    });
+    let in_flight = tokio::spawn(async move { client.get_status(get_status("1")).await });
     tokio::time::sleep(Duration::from_millis(100)).await; // let the call reach the fake Graph API
     let stopped = tokio::spawn(service.stop());
 

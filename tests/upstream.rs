@@ -2,64 +2,62 @@
 //! client sees for each of Meta's answers.
 
 use crate::support::{
-    FBTRACE, FIELDS, Service, TOKEN, VERSION, error_info, graph_error, graph_error_body,
-    number_json, proof_for, settings,
+    FBTRACE, FIELDS, NUMBER, Service, TOKEN, WABA, assert_invalid, error_info, fake_graph,
+    get_status, get_status_within, graph_error, graph_error_body, graph_never_called, list,
+    list_numbers, number_json, number_read, ok, received, register, register_call, settings,
+    throttled, with_token,
 };
 use serde_json::json;
 use std::time::Duration;
-use tonic::{Code, Request};
+use tonic::{Code, IntoRequest, Request, Response, Status};
 use tonic_types::StatusExt;
 use waba_numbers::graph::TokenSource;
 use waba_numbers::pb::{
-    GetStatusRequest, ListNumbersRequest, NameStatus, QualityRating, RegisterRequest,
+    GetStatusRequest, NameStatus, PhoneNumber, QualityRating, RegisterRequest, RegisterResponse,
 };
-use wiremock::matchers::{
-    any, body_json, header, method, path, query_param, query_param_is_missing,
-};
+use wiremock::matchers::{any, body_json, header, method, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const WABA: &str = "102290129340398";
-const NUMBER: &str = "106540352242922";
-
-fn get_status(id: &str) -> GetStatusRequest {
-    GetStatusRequest {
-        phone_number_id: id.into(),
-        max_staleness: None,
-    }
+/// What a client calling GetStatus with `request` sees from the service on a fake
+/// Graph API that answers as `meta` says.
+async fn get_status_against(
+    meta: impl IntoIterator<Item = Mock>,
+    request: impl IntoRequest<GetStatusRequest>,
+) -> Result<PhoneNumber, Status> {
+    let graph = fake_graph(meta).await;
+    let service = Service::on_fake(&graph).await;
+    let answer = service.client().get_status(request).await;
+    answer.map(Response::into_inner)
 }
 
-fn register(id: &str, pin: &str) -> RegisterRequest {
+/// What a client calling Register with `request` sees from the service on a fake
+/// Graph API that answers as `meta` says.
+async fn register_against(
+    meta: impl IntoIterator<Item = Mock>,
+    request: RegisterRequest,
+) -> Result<RegisterResponse, Status> {
+    let graph = fake_graph(meta).await;
+    let service = Service::on_fake(&graph).await;
+    let answer = service.client().register(request).await;
+    answer.map(Response::into_inner)
+}
+
+/// Register `NUMBER` with `pin` under the idempotency key `request_id`.
+fn keyed(request_id: &str, pin: &str) -> RegisterRequest {
     RegisterRequest {
-        phone_number_id: id.into(),
-        pin: pin.into(),
-        ..RegisterRequest::default()
+        request_id: request_id.into(),
+        ..register(NUMBER, pin)
     }
-}
-
-/// A GET of the number node carrying everything Meta requires.
-fn number_read(token: &str) -> wiremock::MockBuilder {
-    Mock::given(method("GET"))
-        .and(path(format!("/{VERSION}/{NUMBER}")))
-        .and(query_param("fields", FIELDS))
-        .and(query_param("appsecret_proof", proof_for(token)))
-        .and(header("authorization", format!("Bearer {token}")))
 }
 
 #[tokio::test]
 async fn get_status_sends_version_fields_bearer_token_and_appsecret_proof() {
-    let graph = MockServer::start().await;
-    number_read(TOKEN)
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let n = service
-        .client()
-        .get_status(get_status(NUMBER))
+    let meta = number_read(TOKEN)
+        .respond_with(ok(number_json(NUMBER)))
+        .expect(1);
+    let n = get_status_against([meta], get_status(NUMBER))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(n.id, NUMBER);
     assert_eq!(n.verified_name, "Jaspers Market");
     assert_eq!(n.name_status(), NameStatus::Approved);
@@ -68,22 +66,14 @@ async fn get_status_sends_version_fields_bearer_token_and_appsecret_proof() {
 
 #[tokio::test]
 async fn values_meta_adds_later_map_to_unspecified_and_stay_readable() {
-    let graph = MockServer::start().await;
     let mut body = number_json(NUMBER);
     body["quality_rating"] = "PURPLE".into();
     body["name_status"] = "UNDER_APPEAL".into();
     body["brand_new_field"] = json!({"x": 1});
-    number_read(TOKEN)
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let n = service
-        .client()
-        .get_status(get_status(NUMBER))
+    let meta = number_read(TOKEN).respond_with(ok(body));
+    let n = get_status_against([meta], get_status(NUMBER))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(n.quality_rating(), QualityRating::Unspecified);
     assert_eq!(n.quality_rating_raw, "PURPLE");
     assert_eq!(n.name_status(), NameStatus::Unspecified);
@@ -92,54 +82,41 @@ async fn values_meta_adds_later_map_to_unspecified_and_stay_readable() {
 
 #[tokio::test]
 async fn list_numbers_wraps_metas_cursor_in_an_opaque_page_token() {
-    let graph = MockServer::start().await;
-    let list = || {
-        Mock::given(method("GET"))
-            .and(path(format!("/{VERSION}/{WABA}/phone_numbers")))
+    let full_list = || {
+        with_token(list(), TOKEN)
             .and(query_param("fields", FIELDS))
             .and(query_param("limit", "100"))
-            .and(query_param("appsecret_proof", proof_for(TOKEN)))
-            .and(header("authorization", format!("Bearer {TOKEN}")))
     };
-    list()
-        .and(query_param_is_missing("after"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": [number_json("1"), number_json("2")],
-            "paging": {"cursors": {"before": "QVFIUb", "after": "QVFIUa"},
-                       "next": "https://graph.facebook.com/v25.0/x/phone_numbers?after=QVFIUa"}
-        })))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    list()
-        .and(query_param("after", "QVFIUa"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": [number_json("3")],
-            "paging": {"cursors": {"before": "QVFIUc", "after": "QVFIUd"}}
-        })))
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        full_list()
+            .and(query_param_is_missing("after"))
+            .respond_with(ok(json!({
+                "data": [number_json("1"), number_json("2")],
+                "paging": {"cursors": {"before": "QVFIUb", "after": "QVFIUa"},
+                           "next": "https://graph.facebook.com/v25.0/x/phone_numbers?after=QVFIUa"}
+            })))
+            .expect(1),
+        full_list()
+            .and(query_param("after", "QVFIUa"))
+            .respond_with(ok(json!({
+                "data": [number_json("3")],
+                "paging": {"cursors": {"before": "QVFIUc", "after": "QVFIUd"}}
+            })))
+            .expect(1),
+    ])
+    .await;
 
     let service = Service::on_fake(&graph).await;
     let mut client = service.client();
-    let request = |page_token: String| ListNumbersRequest {
-        waba_id: WABA.into(),
-        page_size: 500, // capped at 100
-        page_token,
-    };
-    let first = client
-        .list_numbers(request(String::new()))
-        .await
-        .unwrap()
-        .into_inner();
+    let request = |page_token: &str| list_numbers(WABA, 500, page_token); // capped at 100
+    let first = client.list_numbers(request("")).await.unwrap().into_inner();
     assert_eq!(first.phone_numbers.len(), 2);
     assert!(
         !first.next_page_token.contains("QVFIUa"),
         "the cursor is not exposed"
     );
     let last = client
-        .list_numbers(request(first.next_page_token))
+        .list_numbers(request(&first.next_page_token))
         .await
         .unwrap()
         .into_inner();
@@ -149,46 +126,28 @@ async fn list_numbers_wraps_metas_cursor_in_an_opaque_page_token() {
 
 #[tokio::test]
 async fn register_posts_exactly_metas_body_once() {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{VERSION}/{NUMBER}/register")))
-        .and(query_param("appsecret_proof", proof_for(TOKEN)))
-        .and(header("authorization", format!("Bearer {TOKEN}")))
+    let meta = with_token(register_call(NUMBER), TOKEN)
         .and(body_json(json!({
             "messaging_product": "whatsapp",
             "pin": "123456",
             "data_localization_region": "IN"
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
+        .respond_with(ok(json!({"success": true})))
+        .expect(1);
     let mut request = register(NUMBER, "123456");
     request.data_localization_region = "IN".into();
     request.request_id = "order-42".into();
-    let reply = service
-        .client()
-        .register(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = register_against([meta], request).await.unwrap();
     assert!(reply.success);
     assert_eq!(reply.phone_number_id, NUMBER);
 }
 
 #[tokio::test]
 async fn register_is_never_retried_even_on_a_transient_error() {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
+    let meta = Mock::given(method("POST"))
         .respond_with(graph_error(500, 131000, None, "Something went wrong"))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .register(register(NUMBER, "123456"))
+        .expect(1);
+    let err = register_against([meta], register(NUMBER, "123456"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Internal);
@@ -196,38 +155,24 @@ async fn register_is_never_retried_even_on_a_transient_error() {
 
 #[tokio::test]
 async fn reads_are_retried_on_transient_errors() {
-    let graph = MockServer::start().await;
-    number_read(TOKEN)
-        .respond_with(graph_error(503, 2, None, "Service temporarily unavailable"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    number_read(TOKEN)
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    service
-        .client()
-        .get_status(get_status(NUMBER))
-        .await
-        .unwrap();
+    let meta = [
+        number_read(TOKEN)
+            .respond_with(graph_error(503, 2, None, "Service temporarily unavailable"))
+            .up_to_n_times(1)
+            .expect(1),
+        number_read(TOKEN)
+            .respond_with(ok(number_json(NUMBER)))
+            .expect(1),
+    ];
+    get_status_against(meta, get_status(NUMBER)).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_5xx_without_a_body_is_unavailable_after_bounded_retries() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
+    let meta = Mock::given(any())
         .respond_with(ResponseTemplate::new(502))
-        .expect(3)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .get_status(get_status(NUMBER))
+        .expect(3);
+    let err = get_status_against([meta], get_status(NUMBER))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
@@ -236,21 +181,8 @@ async fn a_5xx_without_a_body_is_unavailable_after_bounded_retries() {
 
 #[tokio::test]
 async fn rate_limits_are_not_retried_and_carry_metas_wait_as_retry_info() {
-    let graph = MockServer::start().await;
-    let usage = json!({ WABA: [{"type": "whatsapp_business_management", "call_count": 100,
-        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": 19}] });
-    Mock::given(any())
-        .respond_with(
-            graph_error(400, 80007, None, "(#80007) Rate limit hit")
-                .insert_header("x-business-use-case-usage", usage.to_string().as_str()),
-        )
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .get_status(get_status(NUMBER))
+    let meta = Mock::given(any()).respond_with(throttled(19)).expect(1);
+    let err = get_status_against([meta], get_status(NUMBER))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -301,19 +233,12 @@ async fn each_graph_error_maps_to_its_grpc_code_with_error_info() {
         (500, 1, None, Code::Internal, "GRAPH_INTERNAL_ERROR"),
     ];
     for &(http, code, subcode, expected, reason) in cases {
-        let graph = MockServer::start().await;
         let mut body = graph_error_body(code, subcode, "(#x) as Meta says it");
         body["error"]["error_data"] = json!({"messaging_product": "whatsapp", "details": "more"});
         body["error"]["is_transient"] = false.into();
         let answer = ResponseTemplate::new(http).set_body_json(body);
-        Mock::given(method("POST"))
-            .respond_with(answer)
-            .mount(&graph)
-            .await;
-        let service = Service::on_fake(&graph).await;
-        let err = service
-            .client()
-            .register(register(NUMBER, "123456"))
+        let meta = Mock::given(method("POST")).respond_with(answer);
+        let err = register_against([meta], register(NUMBER, "123456"))
             .await
             .unwrap_err();
         assert_eq!(err.code(), expected, "Graph code {code}");
@@ -338,12 +263,7 @@ async fn each_graph_error_maps_to_its_grpc_code_with_error_info() {
 /// Bad input never reaches Meta.
 #[tokio::test]
 async fn invalid_input_is_rejected_without_an_upstream_call() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&graph)
-        .await;
+    let graph = graph_never_called().await;
     let service = Service::on_fake(&graph).await;
     let mut client = service.client();
 
@@ -369,35 +289,13 @@ async fn invalid_input_is_rejected_without_an_upstream_call() {
     );
 
     let lists = [
-        (
-            "waba_id",
-            ListNumbersRequest {
-                waba_id: "me".into(),
-                ..Default::default()
-            },
-        ),
-        (
-            "page_size",
-            ListNumbersRequest {
-                waba_id: WABA.into(),
-                page_size: -1,
-                ..Default::default()
-            },
-        ),
-        (
-            "page_token",
-            ListNumbersRequest {
-                waba_id: WABA.into(),
-                page_size: 0,
-                page_token: "QVFIUa".into(),
-            },
-        ),
+        ("waba_id", list_numbers("me", 0, "")),
+        ("page_size", list_numbers(WABA, -1, "")),
+        ("page_token", list_numbers(WABA, 0, "QVFIUa")),
     ];
     for (field, request) in lists {
         let err = client.list_numbers(request).await.unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
-        let violations = err.get_details_bad_request().unwrap().field_violations;
-        assert_eq!(violations[0].field, field);
+        assert_invalid(&err, field);
     }
 
     // Every problem is reported at once.
@@ -411,30 +309,36 @@ async fn invalid_input_is_rejected_without_an_upstream_call() {
     );
 }
 
+/// A token file holding `token`, named after the test that uses it.
 fn token_file(name: &str, token: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("waba-numbers-{name}-{}", std::process::id()));
     std::fs::write(&path, format!("{token}\n")).unwrap();
     path
 }
 
+/// The service on `graph`, reading its token from `file` and checking the file again
+/// at most every `recheck`.
+async fn on_token_file(graph: &MockServer, file: &std::path::Path, recheck: Duration) -> Service {
+    let mut settings = settings(&graph.uri());
+    settings.graph.token = TokenSource::File(file.to_owned());
+    settings.graph.token_recheck = recheck;
+    Service::start(settings).await
+}
+
 #[tokio::test]
 async fn on_error_190_the_token_is_reread_from_its_file_and_the_call_retried_once() {
-    let graph = MockServer::start().await;
-    number_read("old-token")
-        .respond_with(graph_error(401, 190, Some(463), "Session has expired"))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    number_read("new-token")
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        number_read("old-token")
+            .respond_with(graph_error(401, 190, Some(463), "Session has expired"))
+            .expect(1),
+        number_read("new-token")
+            .respond_with(ok(number_json(NUMBER)))
+            .expect(1),
+    ])
+    .await;
     let file = token_file("rotation", "old-token");
-    let mut settings = settings(&graph.uri());
-    settings.graph.token = TokenSource::File(file.clone());
-    settings.graph.token_recheck = Duration::MAX; // only a 190 makes it look again
-    let service = Service::start(settings).await;
+    // Only a 190 makes it look again.
+    let service = on_token_file(&graph, &file, Duration::MAX).await;
 
     std::fs::write(&file, "new-token\n").unwrap();
     service
@@ -447,51 +351,37 @@ async fn on_error_190_the_token_is_reread_from_its_file_and_the_call_retried_onc
 
 #[tokio::test]
 async fn a_changed_token_file_is_used_without_a_restart() {
-    let graph = MockServer::start().await;
-    number_read("first-token")
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    number_read("rotated-token-2")
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph(["first-token", "rotated-token-2"].map(|token| {
+        number_read(token)
+            .respond_with(ok(number_json(NUMBER)))
+            .expect(1)
+    }))
+    .await;
     let file = token_file("reload", "first-token");
-    let mut settings = settings(&graph.uri());
-    settings.graph.token = TokenSource::File(file.clone());
-    settings.graph.token_recheck = Duration::ZERO;
-    let service = Service::start(settings).await;
+    let service = on_token_file(&graph, &file, Duration::ZERO).await;
     let mut client = service.client();
 
     client.get_status(get_status(NUMBER)).await.unwrap();
     std::fs::write(&file, "rotated-token-2\n").unwrap();
-    let fresh = GetStatusRequest {
-        max_staleness: Some(prost_types::Duration::default()), // past the cache
-        ..get_status(NUMBER)
-    };
-    client.get_status(fresh).await.unwrap();
+    // Past the cache: the second read must reach Meta, with the new token.
+    client
+        .get_status(get_status_within(NUMBER, 0))
+        .await
+        .unwrap();
     std::fs::remove_file(file).unwrap();
 }
 
 #[tokio::test]
 async fn a_rejected_token_that_cannot_change_is_unauthenticated_after_one_call() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
+    let meta = Mock::given(any())
         .respond_with(graph_error(
             400,
             190,
             Some(467),
             "Invalid OAuth access token",
         ))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .get_status(get_status(NUMBER))
+        .expect(1);
+    let err = get_status_against([meta], get_status(NUMBER))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -499,49 +389,29 @@ async fn a_rejected_token_that_cannot_change_is_unauthenticated_after_one_call()
 
 #[tokio::test]
 async fn the_upstream_call_is_bounded_by_the_callers_deadline() {
-    let graph = MockServer::start().await;
-    number_read(TOKEN)
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(number_json(NUMBER))
-                .set_delay(Duration::from_secs(30)),
-        )
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
+    let meta =
+        number_read(TOKEN).respond_with(ok(number_json(NUMBER)).set_delay(Duration::from_secs(30)));
     let mut request = Request::new(get_status(NUMBER));
     request.set_timeout(Duration::from_millis(300));
-    let err = service.client().get_status(request).await.unwrap_err();
+    let err = get_status_against([meta], request).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
 }
 
 #[tokio::test]
 async fn a_retry_waiting_on_a_shared_register_attempt_keeps_its_own_deadline() {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{VERSION}/{NUMBER}/register")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"success": true}))
-                .set_delay(Duration::from_secs(1)),
-        )
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([register_call(NUMBER)
+        .respond_with(ok(json!({"success": true})).set_delay(Duration::from_secs(1)))
+        .expect(1)])
+    .await;
     let service = Service::on_fake(&graph).await;
-    let keyed = || RegisterRequest {
-        request_id: "onboarding-8".into(),
-        ..register(NUMBER, "123456")
-    };
+    let request = || keyed("onboarding-8", "123456");
     let mut client = service.client();
-    let first = tokio::spawn(async move { client.register(keyed()).await });
-    while graph.received_requests().await.unwrap().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let first = tokio::spawn(async move { client.register(request()).await });
+    received(&graph, 1).await;
     // The retry joins the attempt in flight, which runs under the first caller's (absent)
     // deadline; the retry's own deadline still ends its wait, with DEADLINE_EXCEEDED
     // from the server rather than the client's bare CANCELLED.
-    let mut retry = Request::new(keyed());
+    let mut retry = Request::new(request());
     retry.set_timeout(Duration::from_millis(300));
     let err = service.client().register(retry).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
@@ -551,19 +421,13 @@ async fn a_retry_waiting_on_a_shared_register_attempt_keeps_its_own_deadline() {
 
 #[tokio::test]
 async fn an_oversized_response_is_refused() {
-    let graph = MockServer::start().await;
     let huge = format!(
         "{{\"id\":\"{NUMBER}\",\"verified_name\":\"{}\"}}",
         "x".repeat(5 << 20)
     );
-    number_read(TOKEN)
-        .respond_with(ResponseTemplate::new(200).set_body_raw(huge, "application/json"))
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .get_status(get_status(NUMBER))
+    let meta = number_read(TOKEN)
+        .respond_with(ResponseTemplate::new(200).set_body_raw(huge, "application/json"));
+    let err = get_status_against([meta], get_status(NUMBER))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Internal);
@@ -572,14 +436,12 @@ async fn an_oversized_response_is_refused() {
 
 #[tokio::test]
 async fn without_an_app_secret_no_appsecret_proof_is_sent() {
-    let graph = MockServer::start().await;
-    Mock::given(method("GET"))
+    let graph = fake_graph([Mock::given(method("GET"))
         .and(query_param_is_missing("appsecret_proof"))
         .and(header("authorization", format!("Bearer {TOKEN}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER)))
-        .expect(1)
-        .mount(&graph)
-        .await;
+        .respond_with(ok(number_json(NUMBER)))
+        .expect(1)])
+    .await;
     let mut settings = settings(&graph.uri());
     settings.graph.app_secret = None;
     let service = Service::start(settings).await;
@@ -592,35 +454,22 @@ async fn without_an_app_secret_no_appsecret_proof_is_sent() {
 
 #[tokio::test]
 async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() {
-    let graph = MockServer::start().await;
-    let register_path = || path(format!("/{VERSION}/{NUMBER}/register"));
-    Mock::given(method("POST"))
-        .and(register_path())
-        .respond_with(graph_error(500, 131000, None, "Something went wrong"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    Mock::given(method("POST"))
-        .and(register_path())
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"success": true}))
-                .set_delay(Duration::from_millis(200)),
-        )
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        register_call(NUMBER)
+            .respond_with(graph_error(500, 131000, None, "Something went wrong"))
+            .up_to_n_times(1)
+            .expect(1),
+        register_call(NUMBER)
+            .respond_with(ok(json!({"success": true})).set_delay(Duration::from_millis(200)))
+            .expect(1),
+    ])
+    .await;
     let service = Service::on_fake(&graph).await;
-    let keyed = |pin: &str| RegisterRequest {
-        request_id: "onboarding-7".into(),
-        ..register(NUMBER, pin)
-    };
 
     // A failure is not remembered: the retry is a new attempt...
     let err = service
         .client()
-        .register(keyed("123456"))
+        .register(keyed("onboarding-7", "123456"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Internal);
@@ -628,7 +477,7 @@ async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() 
     let retries: Vec<_> = (0..5)
         .map(|_| {
             let mut client = service.client();
-            let request = keyed("123456");
+            let request = keyed("onboarding-7", "123456");
             tokio::spawn(async move { client.register(request).await })
         })
         .collect();
@@ -639,7 +488,7 @@ async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() 
     assert!(
         service
             .client()
-            .register(keyed("123456"))
+            .register(keyed("onboarding-7", "123456"))
             .await
             .unwrap()
             .into_inner()
@@ -649,27 +498,20 @@ async fn a_repeated_request_id_registers_once_and_failures_are_not_remembered() 
     // The key cannot be reused for a different request.
     let err = service
         .client()
-        .register(keyed("654321"))
+        .register(keyed("onboarding-7", "654321"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    let violations = err.get_details_bad_request().unwrap().field_violations;
-    assert_eq!(violations[0].field, "request_id");
+    assert_invalid(&err, "request_id");
 }
 
 #[tokio::test]
 async fn a_register_without_an_answer_is_never_retried_under_its_request_id() {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
+    let graph = fake_graph([Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(502))
-        .expect(1)
-        .mount(&graph)
-        .await;
+        .expect(1)])
+    .await;
     let service = Service::on_fake(&graph).await;
-    let request = || RegisterRequest {
-        request_id: "onboarding-8".into(),
-        ..register(NUMBER, "123456")
-    };
+    let request = || keyed("onboarding-8", "123456");
     for _ in 0..2 {
         let err = service.client().register(request()).await.unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
@@ -683,18 +525,12 @@ async fn a_register_without_an_answer_is_never_retried_under_its_request_id() {
 
 #[tokio::test]
 async fn metas_is_transient_false_overrides_the_code() {
-    let graph = MockServer::start().await;
     let mut body = graph_error_body(2, None, "Service temporarily unavailable");
     body["error"]["is_transient"] = false.into();
-    Mock::given(any())
+    let meta = Mock::given(any())
         .respond_with(ResponseTemplate::new(503).set_body_json(body))
-        .expect(1)
-        .mount(&graph)
-        .await;
-    let service = Service::on_fake(&graph).await;
-    let err = service
-        .client()
-        .get_status(get_status(NUMBER))
+        .expect(1);
+    let err = get_status_against([meta], get_status(NUMBER))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);

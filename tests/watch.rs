@@ -1,108 +1,61 @@
 //! WatchStatus against a fake Graph API that counts the upstream calls. Where time
 //! matters the tests run on tokio's paused clock: the watchers' waits pass instantly,
-//! in order, and what happened meanwhile is read off the virtual clock.
+//! in order, and what happened meanwhile is read off the virtual clock. So stream reads
+//! here have no time limit (`support::unbounded`): on that clock a timeout would fire
+//! long before an event minutes away.
 
+use crate::support::unbounded::{next, next_error};
 use crate::support::{
-    Client, FIELDS, Service, TOKEN, VERSION, channel, graph_error, number_json,
-    paused_clock_settings, proof_for,
+    Client, FIELDS, N1, N2, N3, Service, TOKEN, WABA, batch, calls, channel, fake_graph,
+    graph_error, graph_never_called, list, number, numbers, ok, page, read, received, throttled,
+    usage, waba, with_token,
 };
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Streaming};
 use waba_numbers::pb::{EventSource, NameStatus, StatusEvent, WatchStatusRequest};
 use waba_numbers::watch::{HubStats, NUDGE_GAP};
-use wiremock::matchers::{any, header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{any, method, query_param};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const WABA: &str = "102290129340398";
-const N1: &str = "106540352242901";
-const N2: &str = "106540352242902";
-const N3: &str = "106540352242903";
-
-fn numbers(ids: &[&str]) -> WatchStatusRequest {
-    WatchStatusRequest {
-        phone_number_ids: ids.iter().map(|id| id.to_string()).collect(),
-        waba_id: String::new(),
-    }
+/// `N1` as Meta answers it: pending review at the first read, then as `meanwhile` says
+/// (its `up_to_n_times`), then approved.
+fn approved_after(meanwhile: Mock) -> [Mock; 3] {
+    [
+        read(N1)
+            .respond_with(ok(number(N1, "PENDING_REVIEW")))
+            .up_to_n_times(1),
+        meanwhile,
+        read(N1).respond_with(ok(number(N1, "APPROVED"))),
+    ]
 }
 
-fn waba() -> WatchStatusRequest {
-    WatchStatusRequest {
-        phone_number_ids: Vec::new(),
-        waba_id: WABA.into(),
-    }
-}
-
-/// A number with its own display number and the given display-name status.
-fn number(id: &str, name_status: &str) -> Value {
-    let mut n = number_json(id);
-    n["display_phone_number"] = format!("+1 555-010-{}", &id[id.len() - 4..]).into();
-    n["name_status"] = name_status.into();
-    n
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
-}
-
-fn read(id: &str) -> MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/{VERSION}/{id}")))
-}
-
-fn list() -> MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/{VERSION}/{WABA}/phone_numbers")))
-}
-
-fn page(numbers: &[Value]) -> ResponseTemplate {
-    ok(json!({ "data": numbers }))
-}
-
-/// `X-Business-Use-Case-Usage` for the demo WABA.
-fn usage(percent: u32, regain_minutes: u32) -> String {
-    json!({ WABA: [{ "type": "whatsapp_business_management", "call_count": percent,
-        "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": regain_minutes }] })
-    .to_string()
-}
-
-/// Meta throttling with 80007, saying when access comes back.
-fn throttled(regain_minutes: u32) -> ResponseTemplate {
-    graph_error(400, 80007, None, "(#80007) Rate limit hit")
-        .insert_header("x-business-use-case-usage", usage(100, regain_minutes))
-}
-
-async fn next(events: &mut Streaming<StatusEvent>) -> StatusEvent {
-    events.message().await.unwrap().expect("the stream ended")
-}
-
-async fn next_error(events: &mut Streaming<StatusEvent>) -> Status {
-    match events.message().await {
-        Err(status) => status,
-        Ok(other) => panic!("expected an error, got {other:?}"),
-    }
+/// The service on `graph`, on the paused clock, and a stream watching `request` past its
+/// first event, which must be a snapshot.
+async fn past_the_snapshot(
+    graph: &MockServer,
+    request: WatchStatusRequest,
+) -> (Service, Streaming<StatusEvent>) {
+    let service = Service::on_fake_paused(graph).await;
+    let mut events = service.watch(request).await;
+    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+    (service, events)
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_first_event_is_a_snapshot_then_only_changes_with_their_fields() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "PENDING_REVIEW")))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&graph)
-        .await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
+    let graph = fake_graph([
+        read(N1)
+            .respond_with(ok(number(N1, "PENDING_REVIEW")))
+            .up_to_n_times(2)
+            .expect(2),
+        read(N1).respond_with(ok(number(N1, "APPROVED"))),
+    ])
+    .await;
+    let service = Service::on_fake_paused(&graph).await;
+    let mut events = service.watch(numbers(&[N1])).await;
 
     let first = next(&mut events).await;
     assert_eq!(first.source(), EventSource::Initial);
@@ -118,10 +71,8 @@ async fn the_first_event_is_a_snapshot_then_only_changes_with_their_fields() {
     let change = next(&mut events).await;
     assert_eq!(change.source(), EventSource::Poll);
     assert_eq!(change.changed_fields, ["name_status"]);
-    assert_eq!(
-        change.phone_number.unwrap().name_status(),
-        NameStatus::Approved
-    );
+    let n = change.phone_number.unwrap();
+    assert_eq!(n.name_status(), NameStatus::Approved);
 }
 
 /// Real time, with polls 200 ms (± 10 %) apart: a thousand pollers would make thousands
@@ -129,11 +80,7 @@ async fn the_first_event_is_a_snapshot_then_only_changes_with_their_fields() {
 /// on the paused clock is not reliable: the HTTP client's own timers move it.)
 #[tokio::test]
 async fn a_thousand_subscribers_cost_the_upstream_calls_of_one() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([read(N1).respond_with(ok(number(N1, "APPROVED")))]).await;
     let mut settings = crate::support::settings(&graph.uri());
     settings.watch.interval = Duration::from_millis(200);
     let started = std::time::Instant::now();
@@ -157,45 +104,35 @@ async fn a_thousand_subscribers_cost_the_upstream_calls_of_one() {
     assert_eq!(service.hub.stats(), expected);
 
     // Let a few polls happen, then count.
-    let polled = async {
-        while graph.received_requests().await.unwrap().len() < 4 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), polled)
+    tokio::time::timeout(Duration::from_secs(30), received(&graph, 4))
         .await
         .expect("no polls");
-    let calls = graph.received_requests().await.unwrap().len();
+    let made = calls(&graph).await;
     let intervals = (started.elapsed().as_millis() / 180) as usize;
     assert!(
-        calls <= intervals + 2,
-        "{calls} upstream calls in {intervals} intervals"
+        made <= intervals + 2,
+        "{made} upstream calls in {intervals} intervals"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn watching_a_waba_covers_numbers_added_later() {
-    let graph = MockServer::start().await;
     let (n1, n2, n3) = (
         number(N1, "APPROVED"),
         number(N2, "APPROVED"),
         number(N3, "PENDING_REVIEW"),
     );
-    list()
-        .and(query_param("fields", FIELDS))
-        .and(query_param("limit", "100"))
-        .respond_with(page(&[n1.clone(), n2.clone()]))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    list().respond_with(page(&[n1, n2, n3])).mount(&graph).await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(waba())
-        .await
-        .unwrap()
-        .into_inner();
+    let graph = fake_graph([
+        list()
+            .and(query_param("fields", FIELDS))
+            .and(query_param("limit", "100"))
+            .respond_with(page(&[n1.clone(), n2.clone()]))
+            .up_to_n_times(1),
+        list().respond_with(page(&[n1, n2, n3])),
+    ])
+    .await;
+    let service = Service::on_fake_paused(&graph).await;
+    let mut events = service.watch(waba(WABA)).await;
 
     let mut initial = [next(&mut events).await, next(&mut events).await];
     initial.sort_by_key(|e| e.phone_number.as_ref().unwrap().id.clone());
@@ -209,34 +146,22 @@ async fn watching_a_waba_covers_numbers_added_later() {
 
 #[tokio::test(start_paused = true)]
 async fn polls_thin_out_as_usage_rises_and_pause_while_meta_throttles() {
-    let graph = MockServer::start().await;
-    list()
-        .respond_with(
-            page(&[number(N1, "PENDING_REVIEW")])
-                .insert_header("x-business-use-case-usage", usage(95, 0)),
-        )
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    list()
-        .respond_with(throttled(19))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    list()
-        .respond_with(page(&[number(N1, "APPROVED")]))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(waba())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+    let graph = fake_graph([
+        list()
+            .respond_with(
+                page(&[number(N1, "PENDING_REVIEW")])
+                    .insert_header("x-business-use-case-usage", usage(95, 0)),
+            )
+            .up_to_n_times(1)
+            .expect(1),
+        list()
+            .respond_with(throttled(19))
+            .up_to_n_times(1)
+            .expect(1),
+        list().respond_with(page(&[number(N1, "APPROVED")])),
+    ])
+    .await;
+    let (_service, mut events) = past_the_snapshot(&graph, waba(WABA)).await;
     let started = Instant::now();
 
     let change = next(&mut events).await;
@@ -253,30 +178,12 @@ async fn polls_thin_out_as_usage_rises_and_pause_while_meta_throttles() {
 
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_without_ending_the_stream() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "PENDING_REVIEW")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    read(N1)
+    let unavailable = read(N1)
         .respond_with(graph_error(503, 2, None, "Service temporarily unavailable"))
         .up_to_n_times(6)
-        .expect(6)
-        .mount(&graph)
-        .await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        .expect(6);
+    let graph = fake_graph(approved_after(unavailable)).await;
+    let (_service, mut events) = past_the_snapshot(&graph, numbers(&[N1])).await;
     // Two polls fail (three attempts each); the stream lives on to see the change.
     let change = next(&mut events).await;
     assert_eq!(change.changed_fields, ["name_status"]);
@@ -284,24 +191,14 @@ async fn transient_errors_are_retried_without_ending_the_stream() {
 
 #[tokio::test(start_paused = true)]
 async fn a_permanent_error_ends_the_stream_with_its_status() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    read(N1)
-        .respond_with(graph_error(400, 100, Some(33), "Object does not exist"))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+    let graph = fake_graph([
+        read(N1)
+            .respond_with(ok(number(N1, "APPROVED")))
+            .up_to_n_times(1),
+        read(N1).respond_with(graph_error(400, 100, Some(33), "Object does not exist")),
+    ])
+    .await;
+    let (_service, mut events) = past_the_snapshot(&graph, numbers(&[N1])).await;
     assert_eq!(next_error(&mut events).await.code(), Code::NotFound);
     assert!(
         events.message().await.unwrap().is_none(),
@@ -311,12 +208,10 @@ async fn a_permanent_error_ends_the_stream_with_its_status() {
 
 #[tokio::test]
 async fn bad_ids_fail_before_the_stream_starts() {
-    let graph = MockServer::start().await;
-    read(N1)
+    let graph = fake_graph([read(N1)
         .respond_with(graph_error(400, 100, Some(33), "Object does not exist"))
-        .expect(1)
-        .mount(&graph)
-        .await;
+        .expect(1)])
+    .await;
     let service = Service::on_fake(&graph).await;
     let mut client = service.client();
     let err = client.watch_status(numbers(&[N1])).await.unwrap_err();
@@ -327,12 +222,9 @@ async fn bad_ids_fail_before_the_stream_starts() {
         numbers(&[]),
         WatchStatusRequest {
             phone_number_ids: vec![N1.into()],
-            waba_id: WABA.into(),
+            ..waba(WABA)
         },
-        WatchStatusRequest {
-            phone_number_ids: Vec::new(),
-            waba_id: "me".into(),
-        },
+        waba("me"),
     ] {
         let err = client.watch_status(request).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
@@ -368,33 +260,23 @@ impl Respond for Batches {
 
 #[tokio::test]
 async fn lone_numbers_are_read_in_batches_of_at_most_fifty() {
-    let graph = MockServer::start().await;
     let sizes = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(method("POST"))
-        .and(path(format!("/{VERSION}/")))
-        .and(header("authorization", format!("Bearer {TOKEN}")))
-        .and(query_param("appsecret_proof", proof_for(TOKEN)))
-        .respond_with(Batches(sizes.clone()))
-        .expect(2)
-        .mount(&graph)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        with_token(batch(), TOKEN)
+            .respond_with(Batches(sizes.clone()))
+            .expect(2),
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0),
+    ])
+    .await;
     let service = Service::on_fake(&graph).await;
     let ids: Vec<String> = (0..60).map(|i| format!("1065403522430{i:02}")).collect();
     let request = WatchStatusRequest {
         phone_number_ids: ids,
         waba_id: String::new(),
     };
-    let mut events = service
-        .client()
-        .watch_status(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = service.watch(request).await;
     for _ in 0..60 {
         assert_eq!(next(&mut events).await.source(), EventSource::Initial);
     }
@@ -405,23 +287,14 @@ async fn lone_numbers_are_read_in_batches_of_at_most_fifty() {
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_leaves_frees_its_subscription_and_the_watcher_stops() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
-    list()
-        .respond_with(page(&[number(N2, "APPROVED")]))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut client = service.client();
-    let mut one = client
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut all = client.watch_status(waba()).await.unwrap().into_inner();
+    let graph = fake_graph([
+        read(N1).respond_with(ok(number(N1, "APPROVED"))),
+        list().respond_with(page(&[number(N2, "APPROVED")])),
+    ])
+    .await;
+    let service = Service::on_fake_paused(&graph).await;
+    let mut one = service.watch(numbers(&[N1])).await;
+    let mut all = service.watch(waba(WABA)).await;
     next(&mut one).await;
     next(&mut all).await;
     assert_eq!(service.hub.stats().subscriptions, 2);
@@ -446,31 +319,17 @@ async fn a_client_that_leaves_frees_its_subscription_and_the_watcher_stops() {
     }
     assert_eq!(stats, idle);
     // Several intervals later: both watchers are gone, and neither called Meta again.
-    let calls = graph.received_requests().await.unwrap().len();
+    let made = calls(&graph).await;
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert_eq!(graph.received_requests().await.unwrap().len(), calls);
-    let idle = HubStats {
-        waba_watchers: 0,
-        number_watchers: 0,
-        subscriptions: 0,
-    };
+    assert_eq!(calls(&graph).await, made);
     assert_eq!(service.hub.stats(), idle);
 }
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_unavailable() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([Mock::given(any()).respond_with(ok(number(N1, "APPROVED")))]).await;
     let service = Service::on_fake(&graph).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = service.watch(numbers(&[N1])).await;
     next(&mut events).await;
     let stopped = tokio::spawn(service.stop());
     assert_eq!(next_error(&mut events).await.code(), Code::Unavailable);
@@ -486,31 +345,16 @@ async fn shutdown_ends_open_streams_with_unavailable() {
 /// clock jump to the next timer, and the jump is what this test must not see.
 #[tokio::test]
 async fn a_new_lone_number_is_read_at_once_even_right_after_a_pass() {
-    let graph = MockServer::start().await;
-    for id in [N1, N2] {
-        read(id)
-            .respond_with(ok(number(id, "APPROVED")))
-            .expect(1)
-            .mount(&graph)
+    let graph =
+        fake_graph([N1, N2].map(|id| read(id).respond_with(ok(number(id, "APPROVED"))).expect(1)))
             .await;
-    }
     let service = Service::on_fake(&graph).await;
-    let mut first = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut first = service.watch(numbers(&[N1])).await;
     next(&mut first).await;
     // A pass has just run: a webhook's re-read would now wait NUDGE_GAP; a first
     // snapshot, which a caller is waiting for, does not.
     let asked = std::time::Instant::now();
-    let mut second = service
-        .client()
-        .watch_status(numbers(&[N2]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut second = service.watch(numbers(&[N2])).await;
     assert_eq!(next(&mut second).await.phone_number.unwrap().id, N2);
     let waited = asked.elapsed();
     assert!(waited < NUDGE_GAP / 2, "the first snapshot took {waited:?}");
@@ -518,11 +362,9 @@ async fn a_new_lone_number_is_read_at_once_even_right_after_a_pass() {
 
 #[tokio::test]
 async fn shutdown_ends_calls_still_waiting_for_their_first_snapshot() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ok(number(N1, "APPROVED")).set_delay(Duration::from_secs(3600)))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([Mock::given(any())
+        .respond_with(ok(number(N1, "APPROVED")).set_delay(Duration::from_secs(3600)))])
+    .await;
     let service = Service::on_fake(&graph).await;
     let mut client = service.client();
     let call = tokio::spawn(async move { client.watch_status(numbers(&[N1])).await });
@@ -546,69 +388,37 @@ async fn shutdown_ends_calls_still_waiting_for_their_first_snapshot() {
 
 #[tokio::test(start_paused = true)]
 async fn a_throttled_lone_number_waits_as_long_as_meta_says() {
-    let graph = MockServer::start().await;
-    read(N1)
-        .respond_with(ok(number(N1, "PENDING_REVIEW")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    read(N1)
+    let throttle = read(N1)
         .respond_with(throttled(15))
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    read(N1)
-        .respond_with(ok(number(N1, "APPROVED")))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1]))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        .expect(1);
+    let graph = fake_graph(approved_after(throttle)).await;
+    let (_service, mut events) = past_the_snapshot(&graph, numbers(&[N1])).await;
     let started = Instant::now();
     // The poll after the throttle waits the 15 minutes Meta announced (and the poller
     // sleeps meanwhile: a busy loop would never let the paused clock move).
     let change = next(&mut events).await;
     assert_eq!(change.changed_fields, ["name_status"]);
-    assert!(
-        started.elapsed() >= Duration::from_secs(54 + 15 * 60),
-        "{:?}",
-        started.elapsed()
-    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(54 + 15 * 60), "{waited:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_throttled_batch_pauses_every_lone_number() {
-    let graph = MockServer::start().await;
     let sizes = Arc::new(Mutex::new(Vec::new()));
-    let batch = || Mock::given(method("POST")).and(path(format!("/{VERSION}/")));
-    batch()
-        .respond_with(Batches(sizes.clone()))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    batch()
-        .respond_with(throttled(20))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&graph)
-        .await;
-    batch()
-        .respond_with(Batches(sizes.clone()))
-        .mount(&graph)
-        .await;
-    let service = Service::start(paused_clock_settings(&graph.uri())).await;
-    let mut events = service
-        .client()
-        .watch_status(numbers(&[N1, N2]))
-        .await
-        .unwrap()
-        .into_inner();
+    let graph = fake_graph([
+        batch()
+            .respond_with(Batches(sizes.clone()))
+            .up_to_n_times(1),
+        batch()
+            .respond_with(throttled(20))
+            .up_to_n_times(1)
+            .expect(1),
+        batch().respond_with(Batches(sizes.clone())),
+    ])
+    .await;
+    let service = Service::on_fake_paused(&graph).await;
+    let mut events = service.watch(numbers(&[N1, N2])).await;
     next(&mut events).await;
     next(&mut events).await;
     let started = Instant::now();
@@ -617,21 +427,13 @@ async fn a_throttled_batch_pauses_every_lone_number() {
     while sizes.lock().unwrap().len() == polls_before {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(
-        started.elapsed() >= Duration::from_secs(54 + 20 * 60),
-        "{:?}",
-        started.elapsed()
-    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(54 + 20 * 60), "{waited:?}");
 }
 
 #[tokio::test]
 async fn bad_ids_are_invalid_and_never_reach_meta() {
-    let graph = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&graph)
-        .await;
+    let graph = graph_never_called().await;
     let service = Service::on_fake(&graph).await;
     let err = service
         .client()

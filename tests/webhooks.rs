@@ -1,21 +1,19 @@
 //! Meta's webhooks at /webhooks/whatsapp: the handshake, the signature, and changes that
 //! reach subscribers without waiting for a poll.
 
-use crate::support::{APP_SECRET, Service, VERIFY_TOKEN, VERSION, number_json};
-use hmac::{Hmac, Mac};
+use crate::support::unbounded::next_error;
+use crate::support::{
+    N1, Service, VERIFY_TOKEN, WABA, fake_graph, name_update, next, number_json, numbers, ok, post,
+    post_signed, quality_update, read, requests, sign, waba,
+};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::time::Duration;
 use tonic::{Code, Streaming};
-use waba_numbers::pb::{EventSource, NameStatus, StatusEvent, WatchStatusRequest};
+use waba_numbers::pb::{EventSource, NameStatus, StatusEvent};
 use waba_numbers::sandbox::{DEMO_WABA_ID, SandboxOptions};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-const WABA: &str = "102290129340398";
-const N1: &str = "106540352242901";
-const DIGITS: &str = "15550100001";
-
+/// `N1` as Meta returns it, its display number matching `N1_DIGITS`.
 fn number(name_status: &str, quality: &str) -> Value {
     let mut n = number_json(N1);
     n["display_phone_number"] = "+1 555-010-0001".into();
@@ -24,65 +22,11 @@ fn number(name_status: &str, quality: &str) -> Value {
     n
 }
 
-fn name_update(decision: &str, time: i64) -> Value {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": WABA, "time": time, "changes": [{
-            "field": "phone_number_name_update",
-            "value": { "display_phone_number": DIGITS, "decision": decision,
-                       "requested_verified_name": "Jaspers Market", "rejection_reason": null }
-        }]}]
-    })
-}
-
-fn quality_update(event: &str, time: i64) -> Value {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": WABA, "time": time, "changes": [{
-            "field": "phone_number_quality_update",
-            "value": { "display_phone_number": DIGITS, "event": event, "current_limit": "TIER_2K" }
-        }]}]
-    })
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-async fn post(service: &Service, body: &Value, signature: Option<String>) -> u16 {
-    let mut request = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/whatsapp", service.http_addr))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(signature) = signature {
-        request = request.header("x-hub-signature-256", signature);
-    }
-    request.send().await.unwrap().status().as_u16()
-}
-
-async fn post_signed(service: &Service, body: &Value) -> u16 {
-    post(service, body, Some(sign(body.to_string().as_bytes()))).await
-}
-
-/// Waits (at most 10 s) until the fake Graph API has had `n` requests.
-async fn requests(graph: &MockServer, n: usize) {
-    let enough = async {
-        while graph.received_requests().await.unwrap().len() < n {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let waited = tokio::time::timeout(Duration::from_secs(10), enough).await;
-    waited.expect("too few upstream requests within 10 s");
-}
-
-async fn next(events: &mut Streaming<StatusEvent>) -> StatusEvent {
-    tokio::time::timeout(Duration::from_secs(10), events.message())
-        .await
-        .expect("no event within 10 s")
-        .unwrap()
-        .expect("the stream ended")
+/// `N1` at the watch's first read: pending review, quality green (answers once).
+fn first_read_pending() -> Mock {
+    read(N1)
+        .respond_with(ok(number("PENDING_REVIEW", "GREEN")))
+        .up_to_n_times(1)
 }
 
 /// The service with polls an hour apart: whatever arrives sooner came by webhook.
@@ -90,22 +34,18 @@ async fn watched(graph: &MockServer) -> (Service, Streaming<StatusEvent>) {
     let mut settings = crate::support::settings(&graph.uri());
     settings.watch.interval = Duration::from_secs(3600);
     let service = Service::start(settings).await;
-    let request = WatchStatusRequest {
-        phone_number_ids: vec![N1.into()],
-        waba_id: String::new(),
-    };
-    let mut events = service
-        .client()
-        .watch_status(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = service.watch(numbers(&[N1])).await;
     assert_eq!(next(&mut events).await.source(), EventSource::Initial);
     (service, events)
 }
 
-fn read() -> wiremock::MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/{VERSION}/{N1}")))
+/// Stops the service: the next thing the stream says must be the shutdown's UNAVAILABLE,
+/// and the service must then stop cleanly.
+async fn ends_with_the_shutdown(service: Service, mut events: Streaming<StatusEvent>) {
+    let stopped = tokio::spawn(service.stop());
+    let end = next_error(&mut events).await;
+    assert_eq!(end.code(), Code::Unavailable);
+    stopped.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -132,23 +72,15 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_our_token() {
 
 #[tokio::test]
 async fn a_signed_change_reaches_subscribers_at_once_then_the_number_is_reread() {
-    let graph = MockServer::start().await;
-    read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    // Meta's truth after the review: approved, and meanwhile the quality moved. (The
-    // re-read is slowed down so the webhook's own event surely comes first.)
-    read()
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(number("APPROVED", "YELLOW"))
-                .set_delay(Duration::from_millis(300)),
-        )
-        .expect(1)
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        first_read_pending(),
+        // Meta's truth after the review: approved, and meanwhile the quality moved. (The
+        // re-read is slowed down so the webhook's own event surely comes first.)
+        read(N1)
+            .respond_with(ok(number("APPROVED", "YELLOW")).set_delay(Duration::from_millis(300)))
+            .expect(1),
+    ])
+    .await;
     let (service, mut events) = watched(&graph).await;
     let now = chrono::Utc::now().timestamp();
 
@@ -178,16 +110,11 @@ async fn a_signed_change_reaches_subscribers_at_once_then_the_number_is_reread()
 
 #[tokio::test]
 async fn duplicate_and_out_of_order_deliveries_leave_no_wrong_state() {
-    let graph = MockServer::start().await;
-    read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
-    read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(number("APPROVED", "GREEN")))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        first_read_pending(),
+        read(N1).respond_with(ok(number("APPROVED", "GREEN"))),
+    ])
+    .await;
     let (service, mut events) = watched(&graph).await;
     let now = chrono::Utc::now().timestamp();
 
@@ -220,10 +147,7 @@ async fn duplicate_and_out_of_order_deliveries_leave_no_wrong_state() {
     // next thing the stream says is the shutdown, so no stale or repeated state was sent.
     requests(&graph, 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let stopped = tokio::spawn(service.stop());
-    let end = events.message().await.unwrap_err();
-    assert_eq!(end.code(), Code::Unavailable);
-    stopped.await.unwrap().unwrap();
+    ends_with_the_shutdown(service, events).await;
 }
 
 #[tokio::test]
@@ -233,16 +157,7 @@ async fn the_sandbox_comes_alive_with_signed_webhooks() {
         ..SandboxOptions::default()
     };
     let service = Service::on_sandbox_with(options).await;
-    let request = WatchStatusRequest {
-        phone_number_ids: Vec::new(),
-        waba_id: DEMO_WABA_ID.into(),
-    };
-    let mut events = service
-        .client()
-        .watch_status(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = service.watch(waba(DEMO_WABA_ID)).await;
     // Polls are a minute apart: a change within seconds came by webhook.
     let webhook = async {
         loop {
@@ -259,31 +174,20 @@ async fn the_sandbox_comes_alive_with_signed_webhooks() {
 
 #[tokio::test]
 async fn a_read_in_flight_when_a_push_lands_does_not_overwrite_it() {
-    let graph = MockServer::start().await;
-    read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(number("PENDING_REVIEW", "GREEN")))
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
     // The re-read after the first push is slow: it starts before the second push lands,
     // and what it found is older than that push.
     let mut stale = number("PENDING_REVIEW", "GREEN");
     stale["status"] = "FLAGGED".into();
-    read()
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(stale)
-                .set_delay(Duration::from_millis(800)),
-        )
-        .up_to_n_times(1)
-        .mount(&graph)
-        .await;
     let mut settled = number("APPROVED", "GREEN");
     settled["status"] = "FLAGGED".into();
-    read()
-        .respond_with(ResponseTemplate::new(200).set_body_json(settled))
-        .mount(&graph)
-        .await;
+    let graph = fake_graph([
+        first_read_pending(),
+        read(N1)
+            .respond_with(ok(stale).set_delay(Duration::from_millis(800)))
+            .up_to_n_times(1),
+        read(N1).respond_with(ok(settled)),
+    ])
+    .await;
     let (service, mut events) = watched(&graph).await;
     let now = chrono::Utc::now().timestamp();
 
@@ -301,10 +205,5 @@ async fn a_read_in_flight_when_a_push_lands_does_not_overwrite_it() {
     // The slow read lands, then the one after it: neither takes the approval back.
     requests(&graph, 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stopped = tokio::spawn(service.stop());
-    assert_eq!(
-        events.message().await.unwrap_err().code(),
-        Code::Unavailable
-    );
-    stopped.await.unwrap().unwrap();
+    ends_with_the_shutdown(service, events).await;
 }

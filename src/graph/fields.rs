@@ -39,6 +39,9 @@ pub const PHONE_NUMBER_FIELDS: &[&str] = &[
     "last_onboarded_time",
 ];
 
+/// How Meta names the phone-number node type in its error messages.
+pub const PHONE_NODE: &str = "on node type (WhatsAppBusinessPhoneNumber)";
+
 /// [`PHONE_NUMBER_FIELDS`] less the fields Meta refused as nonexisting (error 100): one
 /// field Meta stops serving must not take every read down.
 #[derive(Debug, Default)]
@@ -65,6 +68,11 @@ impl FieldList {
         let Some(g) = err.graph().filter(|g| g.code == 100) else {
             return false;
         };
+        // Only a refusal by a phone-number node: the same words about another node type
+        // mean the id named something else (a WABA, say), not that the field is gone.
+        if !g.message.contains(PHONE_NODE) {
+            return false;
+        }
         let Some(name) = g
             .message
             .split_once("nonexisting field (")
@@ -136,10 +144,14 @@ mod tests {
             fields.current().split(',').count(),
             all.split(',').count() - 1
         );
+        let on_a_waba = refusal(
+            "(#100) Tried accessing nonexisting field (status) on node type (WhatsAppBusinessAccount)",
+        );
         for other in [
             nonexisting("id"),
             nonexisting("username"),
             refusal("(#100) Invalid parameter"),
+            on_a_waba,
         ] {
             assert!(!fields.drop_refused(&other), "{other}");
         }

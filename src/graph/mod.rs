@@ -16,6 +16,7 @@ mod wire;
 
 pub use error::{Error, GraphError};
 use fields::FieldList;
+pub use fields::PHONE_NODE;
 pub use token::{TokenCache, TokenSource};
 pub use usage::UsageTracker;
 

@@ -5,7 +5,7 @@
 //!
 //! Branches on Meta's `error.code`, then `error_subcode`; never on the HTTP status alone.
 
-use crate::graph::{self, GraphError};
+use crate::graph::{self, GraphError, PHONE_NODE};
 use crate::numbers;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -158,8 +158,12 @@ fn classify(g: &GraphError) -> (Code, &'static str) {
         (_, Some(2388012)) => (Code::AlreadyExists, "PHONE_NUMBER_ALREADY_EXISTS"),
         (_, Some(2388000..=2388999)) => (Code::FailedPrecondition, "MIGRATION_PRECONDITION_FAILED"),
         // We asked for a field this Graph version does not have: our fault, not the caller's.
-        (100, _) if g.message.contains("nonexisting field") => {
+        (100, _) if g.message.contains("nonexisting field") && g.message.contains(PHONE_NODE) => {
             (Code::Internal, "GRAPH_FIELD_NOT_SUPPORTED")
+        }
+        // The id names another kind of object (a WABA id given as a phone number id, say).
+        (100, _) if g.message.contains("nonexisting field") => {
+            (Code::InvalidArgument, "WRONG_OBJECT_TYPE")
         }
         (100, _) if g.message.contains("appsecret_proof") => {
             (Code::FailedPrecondition, "APPSECRET_PROOF_REJECTED")
@@ -259,6 +263,17 @@ mod tests {
                 "code {code}/{subcode:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_field_is_ours_on_a_phone_node_and_the_callers_elsewhere() {
+        let mut g = graph(100, None);
+        g.message = "(#100) Tried accessing nonexisting field (x) on node type (WhatsAppBusinessPhoneNumber)".into();
+        assert_eq!(classify(&g), (Code::Internal, "GRAPH_FIELD_NOT_SUPPORTED"));
+        g.message =
+            "(#100) Tried accessing nonexisting field (x) on node type (WhatsAppBusinessAccount)"
+                .into();
+        assert_eq!(classify(&g), (Code::InvalidArgument, "WRONG_OBJECT_TYPE"));
     }
 
     #[test]

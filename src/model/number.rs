@@ -39,16 +39,25 @@ pub struct Snapshot {
     pub observed_at: DateTime<Utc>,
     /// The same moment on the monotonic (tokio) clock, for deciding freshness.
     pub seen: tokio::time::Instant,
+    /// When the read that found it started (a push: when it was applied). A push that
+    /// landed after this is newer than the snapshot, even if the read ended later.
+    pub since: tokio::time::Instant,
 }
 
 impl Snapshot {
-    /// A snapshot seen now.
-    pub fn now(number: PhoneNumber) -> Self {
+    /// A snapshot a read that started at `since` found, now.
+    pub fn read(number: PhoneNumber, since: tokio::time::Instant) -> Self {
         Snapshot {
             number,
             observed_at: Utc::now(),
             seen: tokio::time::Instant::now(),
+            since,
         }
+    }
+
+    /// A snapshot a push changed, now.
+    pub fn pushed(number: PhoneNumber) -> Self {
+        Snapshot::read(number, tokio::time::Instant::now())
     }
 
     /// How long ago it was seen.

@@ -6,6 +6,17 @@ use crate::model::{Push, Snapshot};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+/// A push about a number the service knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    /// Not older than a push of its kind already applied: apply it. A stale push changes
+    /// nothing, but the number is still worth a re-read.
+    pub fresh: bool,
+}
+
+/// Grows with the numbers the token can read (only successful reads and pushes about
+/// known numbers add to it): a few hundred bytes a number.
 #[derive(Debug, Default)]
 pub struct Directory {
     known: Mutex<Known>,
@@ -41,20 +52,23 @@ impl Directory {
         self.lock().wabas.get(phone_number_id).cloned()
     }
 
-    /// The number a push is about, if the push names one the service has seen and is not
-    /// older than a push of its kind already applied. The push's WABA is learnt.
-    pub fn accept(&self, push: &Push) -> Option<String> {
+    /// The number a push is about, if the push names one the service has seen, and
+    /// whether it is news (not older than a push of its kind already applied). The
+    /// push's WABA is learnt.
+    pub fn accept(&self, push: &Push) -> Option<Accepted> {
         let mut known = self.lock();
         let id = known.ids.get(push.digits()?)?.clone();
         known.wabas.insert(id.clone(), push.waba_id.clone());
+        let mut fresh = true;
         if let Some(slot) = push.slot() {
             let times = known.push_times.entry(id.clone()).or_default();
             if push.time < times[slot] {
-                return None; // stale: a newer push of its kind came first
+                fresh = false; // stale: a newer push of its kind came first
+            } else {
+                times[slot] = push.time;
             }
-            times[slot] = push.time;
         }
-        Some(id)
+        Some(Accepted { id, fresh })
     }
 
     fn lock(&self) -> MutexGuard<'_, Known> {

@@ -61,6 +61,9 @@ where
     where
         F: Future<Output = Result<V, graph::Error>> + Send + 'static,
     {
+        if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+            return Err(graph::Error::DeadlineExceeded); // too late to start anything
+        }
         let flight = self.flight(key, read);
         match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, flight)

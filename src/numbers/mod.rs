@@ -10,7 +10,9 @@ mod read;
 mod register_guard;
 mod throttle;
 
+pub use directory::Accepted;
 pub use read::{CacheSettings, Page, ReadPath};
+pub use throttle::DEFAULT_PAUSE as THROTTLE_PAUSE;
 
 use crate::graph::{self, GraphClient};
 use crate::model::{Deadline, Snapshot};
@@ -31,7 +33,7 @@ pub enum Error {
     RegisterOutcomeUnknown(String),
     /// Meta throttles the number's WABA (or the app), and no cached answer will do: no
     /// call was sent.
-    #[error("Meta is throttling this WABA's calls; no call was sent (try again in {}s)", .retry_after.as_secs())]
+    #[error("Meta is throttling calls for this number's WABA or the app; no call was sent (try again in {}s)", .retry_after.as_secs())]
     Throttled { retry_after: Duration },
 }
 

@@ -11,16 +11,19 @@
 //!   and its WABA's pages.
 //!
 //! A read that started before a push or a write to its number (or WABA, for pages)
-//! landed does not fill the cache when it ends: it may predate them.
+//! landed does not fill the cache when it ends, and is not joined by later readers: it
+//! may predate them.
 
 use super::Error;
-use super::directory::Directory;
+use super::directory::{Accepted, Directory};
 use super::flight::Flights;
 use super::throttle::{Scope, Throttle};
 use crate::graph::{GraphClient, UsageTracker};
 use crate::model::{Deadline, Push, Snapshot};
+use moka::ops::compute::Op;
 use moka::sync::Cache;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -45,8 +48,8 @@ impl Default for CacheSettings {
     }
 }
 
-/// How long a push or write is remembered against reads still in flight: longer than any
-/// read takes (attempts are bounded by the request timeout).
+/// How long a push or write to a number is remembered against reads of it still in
+/// flight: longer than any read takes (its attempts are bounded by the request timeout).
 const TOUCH_MEMORY: Duration = Duration::from_secs(300);
 
 /// One page of a WABA's numbers, as read.
@@ -55,9 +58,10 @@ pub struct Page {
     pub numbers: Vec<Arc<Snapshot>>,
     /// Meta's cursor for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
-    /// When its read started and ended.
-    started: Instant,
+    /// When its read ended.
     seen: Instant,
+    /// Its WABA's generation when its read started (see `Inner::generations`).
+    generation: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,10 +94,12 @@ struct Inner {
     page_reads: Flights<PageKey, Arc<Page>>,
     throttle: Throttle,
     directory: Directory,
-    /// When a push or write last landed, per number and per WABA: a read that started
-    /// before it does not fill the cache, and a page read before it is not served.
+    /// When a push or write to a number last landed: a read that started before it does
+    /// not fill the cache.
     touched: Cache<String, Instant>,
-    touched_wabas: Cache<String, Instant>,
+    /// Per WABA, how many pushes and writes have landed: a page read under an older
+    /// generation is not served. One counter per WABA ever pushed or written to.
+    generations: Mutex<HashMap<String, u64>>,
 }
 
 impl ReadPath {
@@ -108,8 +114,12 @@ impl ReadPath {
                     .max_capacity(settings.max_entries)
                     .time_to_idle(keep_idle)
                     .build(),
+                // Weighed by the snapshots a page holds: the bound is in snapshots.
                 pages: Cache::builder()
                     .max_capacity(settings.max_entries)
+                    .weigher(|_, page: &Arc<Page>| {
+                        u32::try_from(page.numbers.len() + 1).unwrap_or(u32::MAX)
+                    })
                     .time_to_idle(keep_idle)
                     .build(),
                 number_reads: Flights::default(),
@@ -120,10 +130,7 @@ impl ReadPath {
                     .max_capacity(settings.max_entries)
                     .time_to_live(TOUCH_MEMORY)
                     .build(),
-                touched_wabas: Cache::builder()
-                    .max_capacity(settings.max_entries)
-                    .time_to_live(TOUCH_MEMORY)
-                    .build(),
+                generations: Mutex::default(),
             }),
         }
     }
@@ -176,10 +183,13 @@ impl ReadPath {
             page_size,
             cursor: cursor.map(str::to_owned),
         };
-        let cached = inner
-            .pages
-            .get(&key)
-            .filter(|p| inner.still_valid(p, waba_id));
+        let cached = inner.pages.get(&key).filter(|page| {
+            let valid = page.generation == inner.generation(waba_id);
+            if !valid {
+                inner.pages.invalidate(&key);
+            }
+            valid
+        });
         let age = cached.as_ref().map(|p| p.seen.elapsed());
         let scope = Scope::Waba(waba_id.to_owned());
         if let Some(answer) = inner.answer_from_cache(cached, age, max_staleness, &scope) {
@@ -226,23 +236,35 @@ impl ReadPath {
             .collect()
     }
 
-    /// Applies a webhook push to the cached snapshot at once; returns the id of the
-    /// number it is about, if the service knows it and the push is not older than one
-    /// of its kind already applied. The WABA's cached pages are dropped.
-    pub fn push(&self, push: &Push) -> Option<String> {
+    /// Applies a webhook push to the cached snapshot at once, and drops the WABA's cached
+    /// pages; returns what the push is about, if it names a number the service knows
+    /// (see [`Accepted`]). Reads in flight from before the push are not joined any more.
+    pub fn push(&self, push: &Push) -> Option<Accepted> {
         let inner = &self.inner;
         inner.forget_pages_of(&push.waba_id);
-        let id = inner.directory.accept(push)?;
-        inner.touched.insert(id.clone(), Instant::now());
-        if let Some(cached) = inner.numbers.get(&id) {
-            let mut number = cached.number.clone();
-            if push.apply(&mut number) {
-                inner
-                    .numbers
-                    .insert(id.clone(), Arc::new(Snapshot::now(number)));
-            }
+        let accepted = inner.directory.accept(push)?;
+        if !accepted.fresh {
+            return Some(accepted);
         }
-        Some(id)
+        let id = &accepted.id;
+        inner.touched.insert(id.clone(), Instant::now());
+        inner.number_reads.forget(id);
+        // Atomic per number: concurrent pushes (or a write) do not undo each other.
+        inner
+            .numbers
+            .entry_by_ref(id)
+            .and_compute_with(|cached| match cached {
+                Some(cached) => {
+                    let mut number = cached.value().number.clone();
+                    if push.apply(&mut number) {
+                        Op::Put(Arc::new(Snapshot::pushed(number)))
+                    } else {
+                        Op::Nop
+                    }
+                }
+                None => Op::Nop,
+            });
+        Some(accepted)
     }
 
     /// After a write to a number: its snapshot and its WABA's pages are dropped, and reads
@@ -304,7 +326,7 @@ impl Inner {
         let started = Instant::now();
         match self.graph.phone_number(&id, None).await {
             Ok(number) => {
-                let snapshot = Arc::new(Snapshot::now(number));
+                let snapshot = Arc::new(Snapshot::read(number, started));
                 self.directory.learn(&snapshot, None);
                 self.keep(&snapshot, started);
                 Ok(snapshot)
@@ -318,6 +340,7 @@ impl Inner {
 
     async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, crate::graph::Error> {
         let started = Instant::now();
+        let generation = self.generation(&key.waba_id);
         let read = self
             .graph
             .list_phone_numbers(&key.waba_id, key.page_size, key.cursor.as_deref(), None)
@@ -332,7 +355,7 @@ impl Inner {
         let numbers: Vec<Arc<Snapshot>> = listed
             .numbers
             .into_iter()
-            .map(|n| Arc::new(Snapshot::now(n)))
+            .map(|n| Arc::new(Snapshot::read(n, started)))
             .collect();
         for snapshot in &numbers {
             self.directory.learn(snapshot, Some(&key.waba_id));
@@ -341,10 +364,10 @@ impl Inner {
         let page = Arc::new(Page {
             numbers,
             next_cursor: listed.next_cursor,
-            started,
             seen: Instant::now(),
+            generation,
         });
-        // A push or write landing meanwhile makes it invalid (see `still_valid`).
+        // A push or write landing meanwhile makes it invalid (a newer generation).
         if !self.ttl.is_zero() {
             self.pages.insert(key, page.clone());
         }
@@ -361,7 +384,7 @@ impl Inner {
             .zip(results)
             .map(|(id, result)| match result {
                 Ok(number) => {
-                    let snapshot = Arc::new(Snapshot::now(number));
+                    let snapshot = Arc::new(Snapshot::read(number, started));
                     self.directory.learn(&snapshot, None);
                     self.keep(&snapshot, started);
                     Ok(snapshot)
@@ -392,17 +415,18 @@ impl Inner {
         }
     }
 
-    /// A cached page counts only if no push or write to its WABA landed since its read
-    /// started.
-    fn still_valid(&self, page: &Page, waba_id: &str) -> bool {
-        self.touched_wabas
-            .get(waba_id)
-            .is_none_or(|at| at < page.started)
+    fn generation(&self, waba_id: &str) -> u64 {
+        let generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        generations.get(waba_id).copied().unwrap_or_default()
     }
 
+    /// A push or write to the WABA: its cached pages, and page reads in flight, no longer
+    /// count.
     fn forget_pages_of(&self, waba_id: &str) {
-        self.touched_wabas
-            .insert(waba_id.to_owned(), Instant::now());
+        {
+            let mut generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            *generations.entry(waba_id.to_owned()).or_default() += 1;
+        }
         self.page_reads.forget_if(|key| key.waba_id == waba_id);
     }
 }

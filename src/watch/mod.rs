@@ -12,8 +12,9 @@
 //! most one every [`NUDGE_GAP`] per watcher, however many webhooks arrive).
 //!
 //! Every read goes through the read path (`numbers::ReadPath`), as the RPCs' do: a
-//! watcher's read fills the cache a GetStatus answers from, joins an identical read in
-//! flight, and is not sent while Meta throttles the WABA.
+//! watcher's read fills the cache a GetStatus answers from, is not sent while Meta
+//! throttles the WABA, and (a WABA listing, or a lone number read alone) joins an
+//! identical read in flight. Batches of lone numbers are their own reads.
 
 mod poll;
 
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
@@ -59,8 +61,10 @@ pub enum Source {
     Webhook,
 }
 
-/// A number's latest known state. Never changed in place: a change makes a new one, so
-/// subscribers holding the previous view can tell by pointer what changed.
+/// A number's latest known state. Never changed in place: every read or push makes a
+/// new one, so subscribers holding the previous view can tell by pointer what is
+/// untouched, and compare fields for the rest (a read that found nothing new is not an
+/// event).
 #[derive(Debug, Clone)]
 pub struct Observed {
     /// The latest read or push of the number (its `observed_at` moves with every read,
@@ -79,14 +83,10 @@ pub const NUDGE_GAP: Duration = Duration::from_secs(2);
 /// themselves).
 #[derive(Debug, Clone, Copy, Default)]
 struct Marks {
-    /// Our clock (ms) when the last push was applied: a read that started before it may
-    /// predate the push, so it does not overwrite it.
-    pushed_at: i64,
-}
-
-/// Our wall clock in milliseconds.
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    /// When the last push was applied: a read that started before it ([`Snapshot::since`])
+    /// may predate the push, so it does not overwrite it, even if it ended later (a
+    /// watcher may join a read some GetStatus started).
+    pushed_at: Option<Instant>,
 }
 
 /// What merging a read into a view did.
@@ -269,10 +269,15 @@ impl Hub {
     /// Applies a webhook push to the cache and to every watcher that holds its number, at
     /// once, then has the number re-read promptly. A push about the whole account (no
     /// number) has every number that may belong to it re-read. A push older than one of
-    /// its kind already applied changes nothing.
+    /// its kind already applied changes nothing (the number is re-read all the same).
     pub fn push(&self, push: &Push) {
-        let id = self.inner.reads.push(push);
+        let accepted = self.inner.reads.push(push);
+        let fresh = accepted.as_ref().is_some_and(|a| a.fresh);
+        let id = accepted.map(|a| a.id);
         let apply = |tx: &ViewSender, id: &str| {
+            if !fresh {
+                return;
+            }
             update(tx, |view| {
                 let (Some(observed), Some(marks)) = (view.numbers.get(id), view.marks.get_mut(id))
                 else {
@@ -282,8 +287,8 @@ impl Hub {
                 if !push.apply(&mut number) {
                     return false;
                 }
-                let snapshot = Snapshot::now(number);
-                marks.pushed_at = now_ms();
+                let snapshot = Snapshot::pushed(number);
+                marks.pushed_at = Some(snapshot.since);
                 let observed = Observed {
                     observed_at: snapshot.observed_at,
                     snapshot: Arc::new(snapshot),
@@ -372,17 +377,11 @@ impl Inner {
         *self.shutdown.borrow()
     }
 
-    /// Merges the numbers a read that started at `started_ms` found into a view. With
+    /// Merges the numbers a read found into a view. With
     /// `complete` (a whole WABA listing), numbers no longer listed leave the view. A number
     /// read unchanged keeps its event-less place but takes the newer snapshot, so that a
     /// subscriber arriving later learns how fresh it is.
-    fn merge(
-        &self,
-        view: &mut View,
-        read: Vec<Arc<Snapshot>>,
-        started_ms: i64,
-        complete: bool,
-    ) -> Merged {
+    fn merge(&self, view: &mut View, read: Vec<Arc<Snapshot>>, complete: bool) -> Merged {
         let mut merged = Merged {
             changed: !matches!(view.health, Health::Live),
             superseded: false,
@@ -398,7 +397,7 @@ impl Inner {
         for snapshot in read {
             let id = &snapshot.number.id;
             let marks = view.marks.entry(id.clone()).or_default();
-            if marks.pushed_at >= started_ms {
+            if marks.pushed_at.is_some_and(|at| at >= snapshot.since) {
                 merged.superseded = true; // keep what the push said; read again
                 continue;
             }

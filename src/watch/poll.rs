@@ -1,9 +1,9 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
-use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, now_ms, update};
+use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, update};
 use crate::graph::MAX_BATCH;
 use crate::model::Snapshot;
-use crate::numbers;
+use crate::numbers::{self, THROTTLE_PAUSE};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -12,7 +12,6 @@ use tokio::time::{Instant, sleep_until};
 /// A WABA can list at most this many pages per poll (100 numbers each): a guard against
 /// a cursor that never ends.
 const MAX_PAGES: usize = 1_000;
-const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
 /// What a failed read means for the watch.
 #[derive(Debug, PartialEq)]
@@ -48,13 +47,12 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
     let mut shutdown = inner.shutdown.clone();
     let mut failures = 0;
     loop {
-        let started_ms = now_ms();
         let (delay, paused) = match read_waba(&inner, &waba_id).await {
             Ok(numbers) => {
                 failures = 0;
                 let mut superseded = false;
                 update(&tx, |view| {
-                    let merged = inner.merge(view, numbers, started_ms, true);
+                    let merged = inner.merge(view, numbers, true);
                     superseded = merged.superseded;
                     merged.changed
                 });
@@ -191,12 +189,11 @@ pub async fn numbers(inner: Arc<Inner>) {
         let mut retry = false;
         let mut chunks = ids.chunks(MAX_BATCH);
         for chunk in chunks.by_ref() {
-            let started_ms = now_ms();
             let results = inner.reads.numbers_now(chunk).await;
             for (id, result) in chunk.iter().zip(results) {
                 let failure = match result {
                     Ok(snapshot) => {
-                        retry |= inner.update_number(id, snapshot, started_ms);
+                        retry |= inner.update_number(id, snapshot);
                         continue;
                     }
                     Err(e) => (classify(&inner, &e), e),
@@ -266,14 +263,14 @@ fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
 impl Inner {
     /// Merges a fresh read of a lone number; tells whether it must be read again (a push
     /// landed while the read was in flight).
-    fn update_number(&self, id: &str, snapshot: Arc<Snapshot>, started_ms: i64) -> bool {
+    fn update_number(&self, id: &str, snapshot: Arc<Snapshot>) -> bool {
         let mut numbers = lock(&self.numbers);
         let Some(w) = numbers.get_mut(id) else {
             return false;
         };
         let mut superseded = false;
         update(&w.tx, |view| {
-            let merged = self.merge(view, vec![snapshot], started_ms, false);
+            let merged = self.merge(view, vec![snapshot], false);
             superseded = merged.superseded;
             merged.changed
         });

@@ -1,50 +1,70 @@
 //! The shared harness: the real server on 127.0.0.1:0, a real tonic client over TCP,
 //! and either the embedded sandbox or a per-test fake Graph API (wiremock).
+//!
+//! Tests `use crate::support::{...}` for all of it: this module holds the server and
+//! its settings; `graph` the fake Graph API's answers, mocks and request counts, `ids`
+//! the ids the fake-Graph tests share, `requests` the request messages, `stream`
+//! reading WatchStatus streams (bounded, or `unbounded` for the paused clock).
 
-use secrecy::SecretString;
+mod graph;
+mod ids;
+mod requests;
+mod stream;
+mod webhooks;
+
+pub use graph::*;
+pub use ids::*;
+pub use requests::*;
+pub use stream::*;
+pub use webhooks::*;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::Status;
 use tonic::transport::Channel;
+use tonic::{Code, Status, Streaming};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::{ErrorInfo, StatusExt};
-use waba_numbers::graph::{GraphSettings, TokenSource, appsecret_proof};
+use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::{WEBHOOK_PATH, WebhookSettings};
 use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
+use waba_numbers::pb::{StatusEvent, WatchStatusRequest};
 use waba_numbers::sandbox::{self, SandboxOptions};
 use waba_numbers::server::{self, BoxError, Settings};
 use waba_numbers::watch::Hub;
-use wiremock::{MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
+/// The access token the service is started with.
 pub const TOKEN: &str = "EAAGtest-access-token-0123456789";
+/// The app secret: for appsecret_proof and webhook signatures.
 pub const APP_SECRET: &str = "test-app-secret-abcdef";
+/// The Graph API version in every path.
 pub const VERSION: &str = "v25.0";
-pub const FBTRACE: &str = "AbCdEfGhIjK";
+/// The token Meta's webhook verification handshake must present.
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 
-/// The exact field list Meta must receive on every phone-number read.
-pub const FIELDS: &str = "id,display_phone_number,verified_name,name_status,new_name_status,\
-new_display_name,code_verification_status,quality_rating,status,platform_type,throughput,\
-messaging_limit_tier,whatsapp_business_manager_messaging_limit,account_mode,\
-is_official_business_account,is_pin_enabled,last_onboarded_time";
-
+/// A client of the service.
 pub type Client = PhoneNumberServiceClient<Channel>;
 
+/// The service, running on its own task, and a client connected to it.
 pub struct Service {
+    /// Where gRPC calls go.
     pub addr: SocketAddr,
     /// Where Meta's webhooks go.
     pub http_addr: SocketAddr,
+    /// A client on `addr`.
     pub client: Client,
+    /// The service's watchers, to read their stats.
     pub hub: Hub,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), BoxError>>,
 }
 
 impl Service {
+    /// Starts with `settings` and waits until health answers.
     pub async fn start(settings: Settings) -> Service {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Service::start_on(settings, http).await
@@ -87,6 +107,8 @@ impl Service {
         Service::on_sandbox_with(SandboxOptions::default()).await
     }
 
+    /// The service on the embedded sandbox run with `options` (its credentials and
+    /// webhook address are the service's).
     pub async fn on_sandbox_with(options: SandboxOptions) -> Service {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
@@ -105,8 +127,23 @@ impl Service {
         Service::start(settings(&graph.uri())).await
     }
 
+    /// The service on a fake Graph API, for tests on tokio's paused clock.
+    pub async fn on_fake_paused(graph: &MockServer) -> Service {
+        Service::start(paused_clock_settings(&graph.uri())).await
+    }
+
+    /// Another handle on the client (they share one connection).
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// Opens a WatchStatus stream; fails the test if the call is refused.
+    pub async fn watch(&self, request: WatchStatusRequest) -> Streaming<StatusEvent> {
+        self.client()
+            .watch_status(request)
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// Triggers graceful shutdown and waits for the server to return.
@@ -141,6 +178,7 @@ pub fn paused_clock_settings(url: &str) -> Settings {
     settings
 }
 
+/// A connected channel to `addr`.
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -149,6 +187,7 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// Graph API settings for `url`: `TOKEN`, `APP_SECRET`, a 5 s request timeout.
 pub fn graph_settings(url: &str) -> GraphSettings {
     let mut graph = GraphSettings::new(url, VERSION, TokenSource::Static(TOKEN.into()));
     graph.app_secret = Some(APP_SECRET.into());
@@ -156,53 +195,17 @@ pub fn graph_settings(url: &str) -> GraphSettings {
     graph
 }
 
-/// The appsecret_proof Meta expects with `token`.
-pub fn proof_for(token: &str) -> String {
-    appsecret_proof(&SecretString::from(APP_SECRET), &SecretString::from(token))
+/// Asserts that `status` is INVALID_ARGUMENT and that its BadRequest detail's first
+/// violation names `field`.
+pub fn assert_invalid(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+    let violations = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations[0].field, field, "{status:?}");
 }
 
+/// The ErrorInfo detail in `status`; fails the test without one.
 pub fn error_info(status: &Status) -> ErrorInfo {
     status
         .get_details_error_info()
         .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
-}
-
-/// Meta's error envelope as the fake Graph API answers it.
-pub fn graph_error(http: u16, code: i64, subcode: Option<i64>, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(http).set_body_json(graph_error_body(code, subcode, message))
-}
-
-pub fn graph_error_body(code: i64, subcode: Option<i64>, message: &str) -> serde_json::Value {
-    let mut error = serde_json::json!({
-        "message": message,
-        "type": "OAuthException",
-        "code": code,
-        "fbtrace_id": FBTRACE,
-    });
-    if let Some(subcode) = subcode {
-        error["error_subcode"] = subcode.into();
-    }
-    serde_json::json!({ "error": error })
-}
-
-/// A phone-number node as Meta returns it.
-pub fn number_json(id: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": id,
-        "display_phone_number": "+1 555-555-5555",
-        "verified_name": "Jaspers Market",
-        "name_status": "APPROVED",
-        "new_name_status": "NONE",
-        "code_verification_status": "VERIFIED",
-        "quality_rating": "GREEN",
-        "status": "CONNECTED",
-        "platform_type": "CLOUD_API",
-        "throughput": { "level": "STANDARD" },
-        "messaging_limit_tier": "TIER_1K",
-        "whatsapp_business_manager_messaging_limit": "TIER_2K",
-        "account_mode": "LIVE",
-        "is_official_business_account": false,
-        "is_pin_enabled": true,
-        "last_onboarded_time": "2023-08-22T19:05:53+0000"
-    })
 }

@@ -29,6 +29,24 @@ pub const THROTTLING_CODES: &[i64] = &[4, 17, 341, 613, 80007, 80008, 130429];
 const TRANSIENT_CODES: &[i64] = &[1, 2, 131000, 131016, 131057, 133004];
 
 impl GraphError {
+    /// Meta's error `code` (and `subcode`) with nothing else said, for unit tests.
+    #[cfg(test)]
+    pub fn of(code: i64, subcode: Option<i64>, message: &str) -> Self {
+        GraphError {
+            http_status: 400,
+            code,
+            subcode,
+            kind: None,
+            message: message.into(),
+            details: None,
+            fbtrace_id: None,
+            is_transient: None,
+            user_title: None,
+            user_message: None,
+            retry_after: None,
+        }
+    }
+
     pub fn is_throttling(&self) -> bool {
         THROTTLING_CODES.contains(&self.code)
     }

@@ -113,19 +113,7 @@ mod tests {
     use crate::graph::GraphError;
 
     fn refusal(message: &str) -> Error {
-        Error::Graph(Box::new(GraphError {
-            http_status: 400,
-            code: 100,
-            subcode: None,
-            kind: None,
-            message: message.into(),
-            details: None,
-            fbtrace_id: None,
-            is_transient: None,
-            user_title: None,
-            user_message: None,
-            retry_after: None,
-        }))
+        Error::Graph(Box::new(GraphError::of(100, None, message)))
     }
 
     #[test]

@@ -190,19 +190,7 @@ mod tests {
     use super::*;
 
     fn graph(code: i64, subcode: Option<i64>) -> GraphError {
-        GraphError {
-            http_status: 400,
-            code,
-            subcode,
-            kind: None,
-            message: String::new(),
-            details: None,
-            fbtrace_id: None,
-            is_transient: None,
-            user_title: None,
-            user_message: None,
-            retry_after: None,
-        }
+        GraphError::of(code, subcode, "")
     }
 
     #[test]

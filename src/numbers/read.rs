@@ -19,7 +19,7 @@ use super::directory::{Accepted, Directory};
 use super::flight::Flights;
 use super::throttle::{Scope, Throttle};
 use crate::graph::{GraphClient, UsageTracker};
-use crate::model::{Deadline, Push, Snapshot};
+use crate::model::{Deadline, PhoneNumber, Push, Snapshot};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 use std::collections::HashMap;
@@ -325,12 +325,7 @@ impl Inner {
     async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, crate::graph::Error> {
         let started = Instant::now();
         match self.graph.phone_number(&id, None).await {
-            Ok(number) => {
-                let snapshot = Arc::new(Snapshot::read(number, started));
-                self.directory.learn(&snapshot, None);
-                self.keep(&snapshot, started);
-                Ok(snapshot)
-            }
+            Ok(number) => Ok(self.took(number, started)),
             Err(e) => {
                 self.throttle.note(&e, self.scope_of(&id));
                 Err(e)
@@ -383,18 +378,22 @@ impl Inner {
         ids.iter()
             .zip(results)
             .map(|(id, result)| match result {
-                Ok(number) => {
-                    let snapshot = Arc::new(Snapshot::read(number, started));
-                    self.directory.learn(&snapshot, None);
-                    self.keep(&snapshot, started);
-                    Ok(snapshot)
-                }
+                Ok(number) => Ok(self.took(number, started)),
                 Err(e) => {
                     self.throttle.note(&e, self.scope_of(id));
                     Err(e.into())
                 }
             })
             .collect()
+    }
+
+    /// A number read alone (its WABA not said) by a read that started at `started`:
+    /// learnt, cached, and returned as a snapshot.
+    fn took(&self, number: PhoneNumber, started: Instant) -> Arc<Snapshot> {
+        let snapshot = Arc::new(Snapshot::read(number, started));
+        self.directory.learn(&snapshot, None);
+        self.keep(&snapshot, started);
+        snapshot
     }
 
     /// Whether a push or write to the number landed at or after `since`.

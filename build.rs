@@ -14,8 +14,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fds.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
-        // Its Debug is written by hand (src/grpc/mod.rs): it must not print the PIN.
-        .skip_debug(["whatsapp.phonenumbers.v1.RegisterRequest"])
+        // Their Debug is written by hand (src/grpc/mod.rs): it must not print the PIN
+        // or the code.
+        .skip_debug([
+            "whatsapp.phonenumbers.v1.RegisterRequest",
+            "whatsapp.phonenumbers.v1.SetTwoStepPinRequest",
+            "whatsapp.phonenumbers.v1.VerifyCodeRequest",
+        ])
         // Small per-call buffers: see src/grpc/codec.rs.
         .codec_path("crate::grpc::codec::LeanCodec")
         .build_client(true)

@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// Graph call (GetStatus's max_staleness can ask for fresher). 0 disables the cache.
     #[arg(long, env = "WABA_CACHE_TTL", default_value = "15s", value_parser = parse_ttl)]
     pub cache_ttl: Duration,
+    /// Of Meta's 10 register/deregister attempts per number per 72 hours, how many the
+    /// service keeps for a person: it refuses Register and Deregister once only these
+    /// are left (0 to 9).
+    #[arg(long, env = "WABA_REGISTER_RESERVE", default_value_t = crate::numbers::DEFAULT_REGISTER_RESERVE, value_parser = parse_reserve)]
+    pub register_reserve: u32,
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
@@ -146,6 +151,7 @@ impl ServeArgs {
         let mut settings = Settings::new(graph);
         settings.watch.interval = self.watch_interval;
         settings.cache.ttl = self.cache_ttl;
+        settings.register_reserve = self.register_reserve;
         settings.webhooks = WebhookSettings {
             app_secret: settings.graph.app_secret.clone(),
             verify_token: secrets.webhook_verify_token.clone(),
@@ -173,6 +179,13 @@ fn parse_bench_numbers(s: &str) -> Result<usize, String> {
         _ => Err(format!(
             "expected a number of phone numbers from 0 to {max}"
         )),
+    }
+}
+
+fn parse_reserve(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n <= 9 => Ok(n),
+        _ => Err("expected a number of attempts from 0 to 9 (Meta allows 10 per 72 hours)".into()),
     }
 }
 

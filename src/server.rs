@@ -30,6 +30,8 @@ pub struct Settings {
     pub watch: WatchSettings,
     /// The read path's cache of snapshots and pages.
     pub cache: CacheSettings,
+    /// Register/deregister attempts per number the guard keeps for a person.
+    pub register_reserve: u32,
     pub webhooks: WebhookSettings,
     /// How long in-flight calls may run on after shutdown starts. Streams (a mesh's
     /// health Watch, say) never finish by themselves, so the wait is bounded.
@@ -47,6 +49,7 @@ impl Settings {
             graph,
             watch: WatchSettings::default(),
             cache: CacheSettings::default(),
+            register_reserve: crate::numbers::DEFAULT_REGISTER_RESERVE,
             webhooks: WebhookSettings::default(),
             shutdown_grace: Duration::from_secs(20),
             keepalive: Some(Duration::from_secs(30)),
@@ -71,7 +74,7 @@ impl Service {
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let (stopping, stopping_rx) = watch::channel(false);
-        let numbers = Numbers::new(graph.clone(), &settings.cache);
+        let numbers = Numbers::new(graph.clone(), &settings.cache, settings.register_reserve);
         let hub = Hub::new(numbers.reads().clone(), settings.watch.clone(), stopping_rx);
         let api = Api::new(numbers, page_tokens, hub.clone());
         Ok(Self {

@@ -37,6 +37,10 @@ pub const PHONE_NUMBER_FIELDS: &[&str] = &[
     "is_pin_enabled",
     // When Embedded Signup added the number (its 14-day registration window starts).
     "last_onboarded_time",
+    // Created from a pre-verified number (90 days to register instead of 14).
+    "is_preverified_number",
+    // Also on the WhatsApp Business app (coexistence).
+    "is_on_biz_app",
 ];
 
 /// How Meta names the phone-number node type in its error messages.

@@ -9,6 +9,8 @@
 
 mod error;
 mod fields;
+mod lifecycle;
+mod preverified;
 pub mod token;
 pub mod usage;
 pub mod webhook;
@@ -17,6 +19,7 @@ mod wire;
 pub use error::{Error, GraphError};
 use fields::FieldList;
 pub use fields::PHONE_NODE;
+pub use lifecycle::NewNumber;
 pub use token::{TokenCache, TokenSource};
 pub use usage::UsageTracker;
 
@@ -102,6 +105,37 @@ pub const MAX_BATCH: usize = 50;
 enum Body {
     Json(serde_json::Value),
     Form(Vec<(&'static str, String)>),
+}
+
+impl<'a> Call<'a> {
+    /// A write: sent once, never retried.
+    fn write(endpoint: &'static str, method: Method, path: String) -> Self {
+        Call {
+            endpoint,
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            secret: None,
+            retry: Retry::Never,
+        }
+    }
+
+    fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(Body::Json(body));
+        self
+    }
+
+    /// The call carries `secret` (a PIN, a code): scrubbed from whatever Meta answers.
+    fn secret(mut self, secret: &'a SecretString) -> Self {
+        self.secret = Some(secret);
+        self
+    }
 }
 
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
@@ -201,34 +235,6 @@ impl GraphClient {
             Ok(number.into())
         })
         .await
-    }
-
-    /// `POST /{phone_number_id}/register`. Sent once: never retried on failure.
-    pub async fn register(
-        &self,
-        id: &str,
-        pin: &SecretString,
-        data_localization_region: Option<&str>,
-        deadline: Deadline,
-    ) -> Result<bool, Error> {
-        let mut body = serde_json::json!({
-            "messaging_product": "whatsapp",
-            "pin": pin.expose_secret(),
-        });
-        if let Some(region) = data_localization_region {
-            body["data_localization_region"] = region.into();
-        }
-        let call = Call {
-            method: Method::POST,
-            endpoint: "register",
-            path: format!("{}/register", graph_id(id)?),
-            query: Vec::new(),
-            body: Some(Body::Json(body)),
-            secret: Some(pin),
-            retry: Retry::Never,
-        };
-        let answer: wire::SuccessJson = self.call_json(call, deadline).await?;
-        Ok(answer.success)
     }
 
     /// Reads several numbers in one batch request (at most [`MAX_BATCH`]); each result

@@ -1,6 +1,6 @@
 //! Graph API JSON, and its conversion into domain types. Nothing outside `graph/` sees it.
 
-use crate::model::{NumbersPage, PhoneNumber};
+use crate::model::{NumbersPage, PhoneNumber, PreverifiedNumber, PreverifiedPage};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -24,6 +24,30 @@ pub struct PhoneNumberJson {
     is_official_business_account: Option<bool>,
     is_pin_enabled: Option<bool>,
     last_onboarded_time: Option<String>,
+    is_preverified_number: Option<bool>,
+    is_on_biz_app: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreverifiedJson {
+    id: String,
+    phone_number: Option<String>,
+    code_verification_status: Option<String>,
+    code_verification_time: Option<String>,
+    verification_expiry_time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreverifiedListJson {
+    data: Vec<PreverifiedJson>,
+    #[serde(default)]
+    paging: Option<PagingJson>,
+}
+
+/// What creating an object answers.
+#[derive(Debug, Deserialize)]
+pub struct IdJson {
+    pub id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,20 +152,48 @@ impl From<PhoneNumberJson> for PhoneNumber {
             is_official_business_account: j.is_official_business_account.unwrap_or_default(),
             is_pin_enabled: j.is_pin_enabled.unwrap_or_default(),
             last_onboarded_time,
+            is_preverified_number: j.is_preverified_number.unwrap_or_default(),
+            is_on_biz_app: j.is_on_biz_app.unwrap_or_default(),
+            windows: Default::default(),
         }
     }
 }
 
+impl From<PreverifiedJson> for PreverifiedNumber {
+    fn from(j: PreverifiedJson) -> Self {
+        let time = |t: Option<String>| t.as_deref().and_then(parse_graph_time);
+        PreverifiedNumber {
+            id: j.id,
+            phone_number: j.phone_number.unwrap_or_default(),
+            code_verification_status: j.code_verification_status.unwrap_or_default(),
+            code_verification_time: time(j.code_verification_time),
+            verification_expiry_time: time(j.verification_expiry_time),
+        }
+    }
+}
+
+impl From<PreverifiedListJson> for PreverifiedPage {
+    fn from(j: PreverifiedListJson) -> Self {
+        PreverifiedPage {
+            numbers: j.data.into_iter().map(PreverifiedNumber::from).collect(),
+            next_cursor: next_cursor(j.paging),
+        }
+    }
+}
+
+/// Meta's cursor for the next page, only when Meta says there is one.
+fn next_cursor(paging: Option<PagingJson>) -> Option<String> {
+    paging
+        .filter(|p| p.next.is_some())
+        .and_then(|p| p.cursors)
+        .and_then(|c| c.after)
+}
+
 impl From<ListJson> for NumbersPage {
     fn from(j: ListJson) -> Self {
-        let next_cursor = j
-            .paging
-            .filter(|p| p.next.is_some())
-            .and_then(|p| p.cursors)
-            .and_then(|c| c.after);
         NumbersPage {
             numbers: j.data.into_iter().map(PhoneNumber::from).collect(),
-            next_cursor,
+            next_cursor: next_cursor(j.paging),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Domain types → protobuf. The one place the two meet.
 
 use super::pb;
-use crate::model::{PhoneNumber, Snapshot};
+use crate::model::{PhoneNumber, PreverifiedNumber, RegisterBudget, Snapshot};
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
@@ -53,6 +53,11 @@ impl From<PhoneNumber> for pb::PhoneNumber {
             ),
             last_onboarded_time: n.last_onboarded_time.map(timestamp),
             observed_at: None,
+            is_preverified_number: n.is_preverified_number,
+            is_on_biz_app: n.is_on_biz_app,
+            register_deadline: n.windows.register_deadline.map(timestamp),
+            reregister_deadline: n.windows.reregister_deadline.map(timestamp),
+            register_budget: n.windows.register_budget.map(Into::into),
             id: n.id,
             display_phone_number: n.display_phone_number,
             verified_name: n.verified_name,
@@ -78,6 +83,33 @@ impl From<&Snapshot> for pb::PhoneNumber {
         pb::PhoneNumber {
             observed_at: Some(timestamp(s.observed_at)),
             ..s.number.clone().into()
+        }
+    }
+}
+
+impl From<RegisterBudget> for pb::RegisterBudget {
+    fn from(b: RegisterBudget) -> Self {
+        pb::RegisterBudget {
+            attempts_left: b.attempts_left as i32,
+            reserve: b.reserve as i32,
+            blocked_until: b.blocked_until.map(timestamp),
+        }
+    }
+}
+
+impl From<PreverifiedNumber> for pb::PreverifiedNumber {
+    fn from(n: PreverifiedNumber) -> Self {
+        pb::PreverifiedNumber {
+            code_verification_status: known(
+                "VERIFICATION_STATUS_",
+                &n.code_verification_status,
+                pb::VerificationStatus::from_str_name,
+            ),
+            code_verification_status_raw: n.code_verification_status,
+            code_verification_time: n.code_verification_time.map(timestamp),
+            verification_expiry_time: n.verification_expiry_time.map(timestamp),
+            id: n.id,
+            phone_number: n.phone_number,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod codec;
 mod convert;
 mod deadline;
+mod lifecycle;
 mod metrics;
 pub mod page_token;
 pub mod status;
@@ -30,28 +31,65 @@ pub mod pb {
         }
     }
 
+    impl std::fmt::Debug for SetTwoStepPinRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SetTwoStepPinRequest")
+                .field("phone_number_id", &self.phone_number_id)
+                .field("pin", &"[redacted]")
+                .field("request_id", &self.request_id)
+                .finish()
+        }
+    }
+
+    impl std::fmt::Debug for VerifyCodeRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("VerifyCodeRequest")
+                .field("phone_number_id", &self.phone_number_id)
+                .field("code", &"[redacted]")
+                .finish()
+        }
+    }
+
     #[cfg(test)]
     #[test]
-    fn register_request_debug_hides_the_pin() {
-        let request = RegisterRequest {
-            phone_number_id: "1".into(),
-            pin: "975310".into(),
-            ..RegisterRequest::default()
-        };
-        let debug = format!("{request:?}");
-        assert!(
-            !debug.contains("975310") && debug.contains("[redacted]"),
-            "{debug}"
-        );
+    fn debug_hides_pins_and_codes() {
+        let secrets = [
+            format!(
+                "{:?}",
+                RegisterRequest {
+                    pin: "975310".into(),
+                    ..RegisterRequest::default()
+                }
+            ),
+            format!(
+                "{:?}",
+                SetTwoStepPinRequest {
+                    pin: "975310".into(),
+                    ..SetTwoStepPinRequest::default()
+                }
+            ),
+            format!(
+                "{:?}",
+                VerifyCodeRequest {
+                    code: "975310".into(),
+                    ..VerifyCodeRequest::default()
+                }
+            ),
+        ];
+        for debug in secrets {
+            assert!(
+                !debug.contains("975310") && debug.contains("[redacted]"),
+                "{debug}"
+            );
+        }
     }
 }
 
-use crate::numbers::{Numbers, Registration};
+use crate::numbers::Numbers;
 use crate::watch::{Hub, Target};
 use metrics::CallTimer;
 use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
-use secrecy::SecretString;
 use std::pin::Pin;
 use tonic::{Request, Response, Status};
 use validate::Checks;
@@ -90,18 +128,23 @@ impl Api {
         let mut checks = Checks::default();
         checks.graph_id("waba_id", &req.waba_id);
         let page_size = checks.page_size("page_size", req.page_size);
-        let cursor = match req.page_token.as_str() {
-            "" => None,
-            token => match self.page_tokens.decode(token, &req.waba_id, page_size) {
-                Ok(cursor) => Some(cursor),
-                Err(e) => {
-                    checks.fail("page_token", e.to_string());
-                    None
-                }
-            },
-        };
+        let cursor = self.cursor(&mut checks, &req.page_token, &req.waba_id, page_size);
+        let wanted = checks.phone("display_phone_number", &req.display_phone_number, true);
+        if !wanted.is_empty() && cursor.is_some() {
+            checks.fail(
+                "page_token",
+                "must be empty with display_phone_number: the answer is one page",
+            );
+        }
         checks.finish()?;
 
+        if !wanted.is_empty() {
+            let found = self.numbers.find(&req.waba_id, &wanted, deadline).await?;
+            return Ok(Response::new(pb::ListNumbersResponse {
+                phone_numbers: found.iter().map(|s| s.as_ref().into()).collect(),
+                next_page_token: String::new(),
+            }));
+        }
         let page = self
             .numbers
             .list(&req.waba_id, page_size, cursor.as_deref(), deadline)
@@ -115,6 +158,24 @@ impl Api {
             phone_numbers: page.numbers.iter().map(|s| s.as_ref().into()).collect(),
             next_page_token,
         }))
+    }
+
+    /// The Meta cursor a page token carries, if it was issued for `scope` and
+    /// `page_size`; an empty token is the first page.
+    fn cursor(
+        &self,
+        checks: &mut Checks,
+        token: &str,
+        scope: &str,
+        page_size: u32,
+    ) -> Option<String> {
+        if token.is_empty() {
+            return None;
+        }
+        self.page_tokens
+            .decode(token, scope, page_size)
+            .inspect_err(|e| checks.fail("page_token", e.to_string()))
+            .ok()
     }
 
     async fn get(
@@ -132,32 +193,6 @@ impl Api {
             .get(&req.phone_number_id, max_staleness, deadline)
             .await?;
         Ok(Response::new(snapshot.as_ref().into()))
-    }
-
-    async fn register_number(
-        &self,
-        request: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let deadline = deadline::of(&request);
-        let req = request.into_inner();
-        Checks::default()
-            .graph_id("phone_number_id", &req.phone_number_id)
-            .pin("pin", &req.pin)
-            .region("data_localization_region", &req.data_localization_region)
-            .request_id("request_id", &req.request_id)
-            .finish()?;
-        let registration = Registration {
-            phone_number_id: req.phone_number_id,
-            pin: SecretString::from(req.pin),
-            data_localization_region: Some(req.data_localization_region).filter(|r| !r.is_empty()),
-            request_id: Some(req.request_id).filter(|id| !id.is_empty()),
-        };
-        let success = self.numbers.register(&registration, deadline).await?;
-        tracing::info!(phone_number_id = %registration.phone_number_id, success, "registered");
-        Ok(Response::new(pb::RegisterResponse {
-            phone_number_id: registration.phone_number_id,
-            success,
-        }))
     }
 
     async fn watch(
@@ -223,6 +258,78 @@ impl PhoneNumberService for Api {
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let timer = CallTimer::start("Register");
         finish(timer, self.register_number(request).await)
+    }
+
+    async fn add_number(
+        &self,
+        request: Request<pb::AddNumberRequest>,
+    ) -> Result<Response<pb::AddNumberResponse>, Status> {
+        let timer = CallTimer::start("AddNumber");
+        finish(timer, self.add(request).await)
+    }
+
+    async fn request_verification_code(
+        &self,
+        request: Request<pb::RequestVerificationCodeRequest>,
+    ) -> Result<Response<pb::RequestVerificationCodeResponse>, Status> {
+        let timer = CallTimer::start("RequestVerificationCode");
+        finish(timer, self.request_code(request).await)
+    }
+
+    async fn verify_code(
+        &self,
+        request: Request<pb::VerifyCodeRequest>,
+    ) -> Result<Response<pb::VerifyCodeResponse>, Status> {
+        let timer = CallTimer::start("VerifyCode");
+        finish(timer, self.verify(request).await)
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<pb::DeregisterRequest>,
+    ) -> Result<Response<pb::DeregisterResponse>, Status> {
+        let timer = CallTimer::start("Deregister");
+        finish(timer, self.deregister_number(request).await)
+    }
+
+    async fn set_two_step_pin(
+        &self,
+        request: Request<pb::SetTwoStepPinRequest>,
+    ) -> Result<Response<pb::SetTwoStepPinResponse>, Status> {
+        let timer = CallTimer::start("SetTwoStepPin");
+        finish(timer, self.set_pin(request).await)
+    }
+
+    async fn request_display_name_change(
+        &self,
+        request: Request<pb::RequestDisplayNameChangeRequest>,
+    ) -> Result<Response<pb::RequestDisplayNameChangeResponse>, Status> {
+        let timer = CallTimer::start("RequestDisplayNameChange");
+        finish(timer, self.change_display_name(request).await)
+    }
+
+    async fn add_preverified_number(
+        &self,
+        request: Request<pb::AddPreverifiedNumberRequest>,
+    ) -> Result<Response<pb::PreverifiedNumber>, Status> {
+        let timer = CallTimer::start("AddPreverifiedNumber");
+        finish(timer, self.add_preverified(request).await)
+    }
+
+    async fn list_preverified_numbers(
+        &self,
+        request: Request<pb::ListPreverifiedNumbersRequest>,
+    ) -> Result<Response<pb::ListPreverifiedNumbersResponse>, Status> {
+        let timer = CallTimer::start("ListPreverifiedNumbers");
+        finish(timer, self.list_preverified(request).await)
+    }
+
+    async fn delete_preverified_number(
+        &self,
+        request: Request<pb::DeletePreverifiedNumberRequest>,
+    ) -> Result<Response<pb::DeletePreverifiedNumberResponse>, Status> {
+        let timer = CallTimer::start("DeletePreverifiedNumber");
+        finish(timer, self.delete_preverified(request).await)
     }
 
     type WatchStatusStream = EventStream;

@@ -36,7 +36,7 @@ struct Payload {
 pub enum PageTokenError {
     #[error("not a page token issued by this service")]
     Malformed,
-    #[error("issued for a different waba_id or page_size")]
+    #[error("issued for another request (a different id, page_size or filter)")]
     OtherRequest,
 }
 

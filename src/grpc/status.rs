@@ -10,7 +10,7 @@ use crate::numbers;
 use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, QuotaViolation, StatusExt};
 
 pub const GRAPH_DOMAIN: &str = "graph.facebook.com";
 /// The domain of errors the service raises itself.
@@ -24,21 +24,26 @@ impl From<numbers::Error> for Status {
             numbers::Error::Upstream(e) => upstream(&e),
             numbers::Error::RequestIdReused => invalid_argument(vec![FieldViolation::new(
                 "request_id",
-                "was already used for a different register request in the last 24 hours",
+                "was already used for a different request of this kind in the last 24 hours",
             )]),
-            // No RetryInfo: a blind retry may spend another of the 10 attempts per 72 hours.
-            numbers::Error::RegisterOutcomeUnknown(cause) => Status::with_error_details(
-                Code::Unavailable,
-                format!(
-                    "register may or may not have reached Meta ({cause}); check GetStatus before \
-                     registering again"
-                ),
-                ErrorDetails::with_error_info(
-                    "REGISTER_OUTCOME_UNKNOWN",
-                    SERVICE_DOMAIN,
-                    HashMap::new(),
-                ),
-            ),
+            // No RetryInfo: a blind retry may spend another of the 10 attempts per 72 hours,
+            // or send another SMS.
+            numbers::Error::OutcomeUnknown { write, cause } => {
+                let reason = match write {
+                    numbers::Write::Register => "REGISTER_OUTCOME_UNKNOWN",
+                    _ => "WRITE_OUTCOME_UNKNOWN",
+                };
+                Status::with_error_details(
+                    Code::Unavailable,
+                    format!(
+                        "the {} request may or may not have reached Meta ({cause}); read the \
+                         number (GetStatus) before trying again",
+                        write.name()
+                    ),
+                    ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, HashMap::new()),
+                )
+            }
+            numbers::Error::Refused(ref refusal) => refused(refusal, err.to_string()),
             // Meta was not called: it said to wait, and no cached answer was allowed.
             numbers::Error::Throttled { retry_after } => {
                 let mut details = ErrorDetails::with_error_info(
@@ -51,6 +56,34 @@ impl From<numbers::Error> for Status {
             }
         }
     }
+}
+
+/// A guard spared one of Meta's limits: RESOURCE_EXHAUSTED with RetryInfo (when it is
+/// allowed again) and QuotaFailure (which limit, for which number).
+fn refused(r: &numbers::Refusal, message: String) -> Status {
+    let (reason, quota) = match r.limit {
+        numbers::Limit::Register => (
+            "REGISTER_BUDGET_GUARD",
+            "register and deregister attempts per number per 72 hours",
+        ),
+        numbers::Limit::DisplayName => (
+            "DISPLAY_NAME_CHANGE_LIMIT",
+            "display-name changes per number per 30 days",
+        ),
+    };
+    let metadata = HashMap::from([
+        ("phone_number_id".to_owned(), r.phone_number_id.clone()),
+        ("attempts_counted".to_owned(), r.used.to_string()),
+        ("limit".to_owned(), r.allowed.to_string()),
+        ("blocked_by_meta".to_owned(), r.blocked_by_meta.to_string()),
+    ]);
+    let mut details = ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, metadata);
+    details.set_retry_info(Some(r.retry_after));
+    details.set_quota_failure(vec![QuotaViolation::new(
+        format!("phone_number:{}", r.phone_number_id),
+        format!("{} of {} {quota} counted", r.used, r.allowed),
+    )]);
+    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// INVALID_ARGUMENT with one `BadRequest` field violation per problem.

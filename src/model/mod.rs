@@ -3,10 +3,31 @@
 //! of protobuf; this module imports nothing of the crate, so any layer may use it.
 
 mod number;
+mod preverified;
 mod push;
 
-pub use number::{NumbersPage, PhoneNumber, Snapshot, digits, is_graph_id};
+pub use number::{
+    NumbersPage, PhoneNumber, RegisterBudget, Snapshot, Windows, digits, is_graph_id,
+};
+pub use preverified::{PreverifiedNumber, PreverifiedPage};
 pub use push::{Push, PushKind};
 
 /// When the caller stops waiting; `None` when it set no deadline.
 pub type Deadline = Option<tokio::time::Instant>;
+
+/// How Meta delivers a verification code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodeMethod {
+    Sms,
+    Voice,
+}
+
+impl CodeMethod {
+    /// Meta's `code_method` value.
+    pub fn as_meta(self) -> &'static str {
+        match self {
+            CodeMethod::Sms => "SMS",
+            CodeMethod::Voice => "VOICE",
+        }
+    }
+}

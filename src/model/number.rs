@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-/// A WhatsApp Business phone number as Meta reports it.
+/// A WhatsApp Business phone number as Meta reports it, and the windows the service
+/// keeps track of for it (`windows`, never from Meta).
 ///
 /// Meta's enums are open (values get added and renamed), so they are kept as Meta's
 /// strings; an empty string means Meta did not return the field.
@@ -28,6 +29,33 @@ pub struct PhoneNumber {
     pub is_official_business_account: bool,
     pub is_pin_enabled: bool,
     pub last_onboarded_time: Option<DateTime<Utc>>,
+    /// Created from a pre-verified number.
+    pub is_preverified_number: bool,
+    /// Also on the WhatsApp Business app (coexistence).
+    pub is_on_biz_app: bool,
+    pub windows: Windows,
+}
+
+/// What the service works out for a number: when it must be registered (again), and
+/// how many register/deregister attempts it has left. Empty as Meta answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Windows {
+    /// Register by then, or the customer goes through Embedded Signup again.
+    pub register_deadline: Option<DateTime<Utc>>,
+    /// Register again by then, or the approved display-name change lapses.
+    pub reregister_deadline: Option<DateTime<Utc>>,
+    pub register_budget: Option<RegisterBudget>,
+}
+
+/// A number's register/deregister budget as the service counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterBudget {
+    /// Attempts left in the moving window, of Meta's 10.
+    pub attempts_left: u32,
+    /// Attempts the service keeps back for a person.
+    pub reserve: u32,
+    /// Until when register and deregister are refused (by the guard or by Meta).
+    pub blocked_until: Option<DateTime<Utc>>,
 }
 
 /// A number as the service last saw it: read from Meta, or changed by a webhook since.
@@ -139,6 +167,21 @@ impl PhoneNumber {
             "last_onboarded_time",
             self.last_onboarded_time != before.last_onboarded_time,
         );
+        check(
+            "is_preverified_number",
+            self.is_preverified_number != before.is_preverified_number,
+        );
+        check("is_on_biz_app", self.is_on_biz_app != before.is_on_biz_app);
+        let (now, then) = (&self.windows, &before.windows);
+        check(
+            "register_deadline",
+            now.register_deadline != then.register_deadline,
+        );
+        check(
+            "reregister_deadline",
+            now.reregister_deadline != then.reregister_deadline,
+        );
+        check("register_budget", now.register_budget != then.register_budget);
         changed
     }
 

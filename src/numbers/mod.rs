@@ -1,66 +1,154 @@
 //! The domain: what the service does with phone numbers, whoever asks.
 //!
 //! Every read, by an RPC or a watcher, goes through the read path (`read.rs`: cache,
-//! single-flight, throttle memory). Registration goes through the register guard, and
-//! drops what the cache knew of the number.
+//! single-flight, throttle memory). Every write (`writes.rs`) is sent once, through
+//! the idempotency guard and, where Meta limits it, a budget guard; it drops what the
+//! cache knew of the number. Snapshots carry the number's windows (`lifecycle.rs`).
 
+mod budget;
 mod directory;
 mod flight;
+mod idempotency;
+mod lifecycle;
 mod read;
-mod register_guard;
 mod throttle;
+mod writes;
 
+pub use budget::{Limit, Refusal};
 pub use directory::Accepted;
 pub use read::{CacheSettings, Page, ReadPath};
 pub use throttle::DEFAULT_PAUSE as THROTTLE_PAUSE;
+pub use writes::{NewNumber, Registration};
 
 use crate::graph::{self, GraphClient};
-use crate::model::{Deadline, Snapshot};
-use register_guard::RegisterGuard;
-use secrecy::SecretString;
+use crate::model::{Deadline, Snapshot, digits};
+use budget::Ledger;
+use idempotency::Idempotent;
+use lifecycle::Lifecycle;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Attempts of Meta's 10 per 72 hours the register guard keeps for a person by default.
+pub const DEFAULT_REGISTER_RESERVE: u32 = 1;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Upstream(#[from] graph::Error),
-    #[error("request_id was already used for a different register request")]
+    #[error("request_id was already used for a different request in the last 24 hours")]
     RequestIdReused,
-    /// Register got no answer (timeout, connection lost, 5xx without a body): Meta may
+    /// A write got no answer (timeout, connection lost, 5xx without a body): Meta may
     /// have processed and counted it.
-    #[error("the register request may or may not have reached Meta: {0}")]
-    RegisterOutcomeUnknown(String),
+    #[error("the {} request may or may not have reached Meta: {cause}", .write.name())]
+    OutcomeUnknown { write: Write, cause: String },
     /// Meta throttles the number's WABA (or the app), and no cached answer will do: no
     /// call was sent.
     #[error("Meta is throttling calls for this number's WABA or the app; no call was sent (try again in {}s)", .retry_after.as_secs())]
     Throttled { retry_after: Duration },
+    /// A guard on one of Meta's per-number limits refused: no call was sent.
+    #[error("{}", refusal_message(.0))]
+    Refused(Box<Refusal>),
 }
 
-/// A request to register a number for the Cloud API. Its PIN is a `SecretString`, so
-/// `Debug` never shows it.
-#[derive(Debug)]
-pub struct Registration {
-    pub phone_number_id: String,
-    pub pin: SecretString,
-    pub data_localization_region: Option<String>,
-    /// The client's idempotency key.
-    pub request_id: Option<String>,
+impl Error {
+    /// A definite no (Meta answered with an error, or the service refused before
+    /// calling): trying again is a new attempt, not a repeat.
+    pub fn is_definite(&self) -> bool {
+        !matches!(self, Error::OutcomeUnknown { .. })
+    }
+}
+
+fn refusal_message(r: &Refusal) -> String {
+    let hours = r.retry_after.as_secs().div_ceil(3600);
+    match (r.limit, r.blocked_by_meta) {
+        (Limit::Register, true) => format!(
+            "Meta blocked register and deregister for number {} (error 133016); no call was sent (allowed again in about {hours} h)",
+            r.phone_number_id
+        ),
+        (Limit::Register, false) => format!(
+            "number {} has used {} of its {} register/deregister attempts in 72 hours, and the \
+             rest are kept for a person (--register-reserve); no call was sent (allowed again in about {hours} h)",
+            r.phone_number_id, r.used, r.allowed
+        ),
+        (Limit::DisplayName, _) => format!(
+            "number {} has requested {} of its {} display-name changes in 30 days; no call was \
+             sent (allowed again in about {hours} h)",
+            r.phone_number_id, r.used, r.allowed
+        ),
+    }
+}
+
+/// The writes, for messages and for the idempotency keys (one space of keys each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    AddNumber,
+    RequestCode,
+    VerifyCode,
+    Register,
+    Deregister,
+    SetPin,
+    DisplayName,
+    AddPreverified,
+    DeletePreverified,
+}
+
+impl Write {
+    pub fn name(self) -> &'static str {
+        match self {
+            Write::AddNumber => "add number",
+            Write::RequestCode => "request code",
+            Write::VerifyCode => "verify code",
+            Write::Register => "register",
+            Write::Deregister => "deregister",
+            Write::SetPin => "two-step PIN",
+            Write::DisplayName => "display name change",
+            Write::AddPreverified => "add pre-verified number",
+            Write::DeletePreverified => "delete pre-verified number",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Numbers {
     graph: Arc<GraphClient>,
     reads: ReadPath,
-    register_guard: Arc<RegisterGuard>,
+    guards: Arc<Guards>,
+}
+
+/// What keeps writes from repeating themselves or spending Meta's limits.
+#[derive(Debug)]
+struct Guards {
+    register_budget: Arc<Ledger>,
+    display_names: Ledger,
+    lifecycle: Arc<Lifecycle>,
+    add: Idempotent<String>,
+    request_code: Idempotent<()>,
+    register: Idempotent<bool>,
+    deregister: Idempotent<()>,
+    pin: Idempotent<()>,
+    display_name: Idempotent<()>,
 }
 
 impl Numbers {
-    pub fn new(graph: Arc<GraphClient>, cache: &CacheSettings) -> Self {
+    /// `register_reserve`: of Meta's 10 register/deregister attempts per 72 hours, how
+    /// many the guard keeps for a person.
+    pub fn new(graph: Arc<GraphClient>, cache: &CacheSettings, register_reserve: u32) -> Self {
+        let register_budget = Arc::new(Ledger::new(Limit::Register, register_reserve));
+        let lifecycle = Arc::new(Lifecycle::new(register_budget.clone()));
         Self {
-            reads: ReadPath::new(graph.clone(), cache),
+            reads: ReadPath::new(graph.clone(), cache, lifecycle.clone()),
             graph,
-            register_guard: Arc::new(RegisterGuard::new()),
+            guards: Arc::new(Guards {
+                register_budget,
+                display_names: Ledger::new(Limit::DisplayName, 0),
+                lifecycle,
+                add: Idempotent::new(Write::AddNumber),
+                request_code: Idempotent::new(Write::RequestCode),
+                register: Idempotent::new(Write::Register),
+                deregister: Idempotent::new(Write::Deregister),
+                pin: Idempotent::new(Write::SetPin),
+                display_name: Idempotent::new(Write::DisplayName),
+            }),
         }
     }
 
@@ -82,6 +170,35 @@ impl Numbers {
             .await
     }
 
+    /// The WABA's numbers whose display digits are `wanted` (normally one): every page
+    /// is read (from cache while fresh), since Meta has no such filter.
+    pub async fn find(
+        &self,
+        waba_id: &str,
+        wanted: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<Arc<Snapshot>>, Error> {
+        const PAGE: u32 = 100;
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .reads
+                .page(waba_id, PAGE, cursor.as_deref(), None, deadline)
+                .await?;
+            found.extend(
+                page.numbers
+                    .iter()
+                    .filter(|s| digits(&s.number.display_phone_number) == wanted)
+                    .cloned(),
+            );
+            match &page.next_cursor {
+                Some(next) => cursor = Some(next.clone()),
+                None => return Ok(found),
+            }
+        }
+    }
+
     /// A number's snapshot no older than `max_staleness` (`None`: the cache TTL).
     pub async fn get(
         &self,
@@ -92,28 +209,5 @@ impl Numbers {
         self.reads
             .number(phone_number_id, max_staleness, deadline)
             .await
-    }
-
-    /// Registers a number: one upstream attempt at most, since each spends Meta's
-    /// register budget; with a `request_id`, at most one successful attempt per key.
-    pub async fn register(&self, r: &Registration, deadline: Deadline) -> Result<bool, Error> {
-        let graph = self.graph.clone();
-        let reads = self.reads.clone();
-        let (id, pin, region) = (
-            r.phone_number_id.clone(),
-            r.pin.clone(),
-            r.data_localization_region.clone(),
-        );
-        let attempt = async move {
-            let outcome = graph.register(&id, &pin, region.as_deref(), deadline).await;
-            // Whatever Meta answered, what the cache knew of the number may be stale now.
-            reads.invalidate(&id);
-            match outcome {
-                Ok(success) => Ok(success),
-                Err(e) if e.outcome_unknown() => Err(Error::RegisterOutcomeUnknown(e.to_string())),
-                Err(e) => Err(e.into()),
-            }
-        };
-        self.register_guard.run(r, attempt).await
     }
 }

@@ -17,9 +17,10 @@
 use super::Error;
 use super::directory::{Accepted, Directory};
 use super::flight::Flights;
+use super::lifecycle::Lifecycle;
 use super::throttle::{Scope, Throttle};
 use crate::graph::{GraphClient, UsageTracker};
-use crate::model::{Deadline, PhoneNumber, Push, Snapshot};
+use crate::model::{Deadline, PhoneNumber, Push, PushKind, Snapshot};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 use std::collections::HashMap;
@@ -100,10 +101,16 @@ struct Inner {
     /// Per WABA, how many pushes and writes have landed: a page read under an older
     /// generation is not served. One counter per WABA ever pushed or written to.
     generations: Mutex<HashMap<String, u64>>,
+    /// Stamps every snapshot with the number's windows.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl ReadPath {
-    pub fn new(graph: Arc<GraphClient>, settings: &CacheSettings) -> Self {
+    pub fn new(
+        graph: Arc<GraphClient>,
+        settings: &CacheSettings,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
         // With the cache disabled nothing is inserted (see `keep`).
         let keep_idle = settings.keep_idle.max(settings.ttl);
         Self {
@@ -131,6 +138,7 @@ impl ReadPath {
                     .time_to_live(TOUCH_MEMORY)
                     .build(),
                 generations: Mutex::default(),
+                lifecycle,
             }),
         }
     }
@@ -247,6 +255,7 @@ impl ReadPath {
             return Some(accepted);
         }
         let id = &accepted.id;
+        inner.note_approval(id, push);
         inner.touched.insert(id.clone(), Instant::now());
         inner.number_reads.forget(id);
         // Atomic per number: concurrent pushes (or a write) do not undo each other.
@@ -256,7 +265,7 @@ impl ReadPath {
             .and_compute_with(|cached| match cached {
                 Some(cached) => {
                     let mut number = cached.value().number.clone();
-                    if push.apply(&mut number) {
+                    if self.apply(push, &mut number) {
                         Op::Put(Arc::new(Snapshot::pushed(number)))
                     } else {
                         Op::Nop
@@ -265,6 +274,20 @@ impl ReadPath {
                 None => Op::Nop,
             });
         Some(accepted)
+    }
+
+    /// Applies a push to a number and stamps its windows again; tells whether anything
+    /// changed.
+    pub fn apply(&self, push: &Push, number: &mut PhoneNumber) -> bool {
+        let before = number.windows.clone();
+        let changed = push.apply(number);
+        self.inner.lifecycle.stamp(number);
+        changed || number.windows != before
+    }
+
+    /// After a write to a WABA (a number added): its cached pages are dropped.
+    pub fn invalidate_waba(&self, waba_id: &str) {
+        self.inner.forget_pages_of(waba_id);
     }
 
     /// After a write to a number: its snapshot and its WABA's pages are dropped, and reads
@@ -288,6 +311,26 @@ impl ReadPath {
 }
 
 impl Inner {
+    /// A webhook approving a requested display name starts its re-registration window.
+    fn note_approval(&self, id: &str, push: &Push) {
+        if let PushKind::NameDecision {
+            decision,
+            requested_name: Some(name),
+            ..
+        } = &push.kind
+            && decision == "APPROVED"
+            && let Some(at) = chrono::DateTime::from_timestamp(push.time, 0)
+        {
+            let renaming = self
+                .numbers
+                .get(id)
+                .is_none_or(|s| s.number.verified_name != *name);
+            if renaming {
+                self.lifecycle.approved(id, name, at);
+            }
+        }
+    }
+
     fn scope_of(&self, phone_number_id: &str) -> Scope {
         match self.directory.waba_of(phone_number_id) {
             Some(waba_id) => Scope::Waba(waba_id),
@@ -350,7 +393,7 @@ impl Inner {
         let numbers: Vec<Arc<Snapshot>> = listed
             .numbers
             .into_iter()
-            .map(|n| Arc::new(Snapshot::read(n, started)))
+            .map(|n| Arc::new(self.snapshot(n, started)))
             .collect();
         for snapshot in &numbers {
             self.directory.learn(snapshot, Some(&key.waba_id));
@@ -390,10 +433,16 @@ impl Inner {
     /// A number read alone (its WABA not said) by a read that started at `started`:
     /// learnt, cached, and returned as a snapshot.
     fn took(&self, number: PhoneNumber, started: Instant) -> Arc<Snapshot> {
-        let snapshot = Arc::new(Snapshot::read(number, started));
+        let snapshot = Arc::new(self.snapshot(number, started));
         self.directory.learn(&snapshot, None);
         self.keep(&snapshot, started);
         snapshot
+    }
+
+    /// A snapshot of what a read that started at `started` found, with its windows.
+    fn snapshot(&self, mut number: PhoneNumber, started: Instant) -> Snapshot {
+        self.lifecycle.stamp(&mut number);
+        Snapshot::read(number, started)
     }
 
     /// Whether a push or write to the number landed at or after `since`.

@@ -271,7 +271,8 @@ impl Hub {
     /// number) has every number that may belong to it re-read. A push older than one of
     /// its kind already applied changes nothing (the number is re-read all the same).
     pub fn push(&self, push: &Push) {
-        let accepted = self.inner.reads.push(push);
+        let reads = &self.inner.reads;
+        let accepted = reads.push(push);
         let fresh = accepted.as_ref().is_some_and(|a| a.fresh);
         let id = accepted.map(|a| a.id);
         let apply = |tx: &ViewSender, id: &str| {
@@ -284,7 +285,7 @@ impl Hub {
                     return false;
                 };
                 let mut number = observed.snapshot.number.clone();
-                if !push.apply(&mut number) {
+                if !reads.apply(push, &mut number) {
                     return false;
                 }
                 let snapshot = Snapshot::pushed(number);

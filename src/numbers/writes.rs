@@ -1,0 +1,329 @@
+//! Every write of a number's life, each sent to Meta once at most:
+//!
+//! - never retried automatically (a code request sends an SMS or places a call; a
+//!   register or deregister spends one of 10 attempts per number per 72 hours);
+//! - idempotent under the caller's `request_id` (see `idempotency.rs`);
+//! - register and deregister, and display-name changes, pass a budget guard first
+//!   (see `budget.rs`);
+//! - a write that gets no readable answer is [`Error::OutcomeUnknown`]: Meta may have
+//!   processed and counted it;
+//! - whatever Meta answered, what the cache knew of the number is dropped.
+
+use super::idempotency::spawned;
+use super::{Error, Numbers, Write};
+use crate::graph;
+use crate::model::{CodeMethod, Deadline, PreverifiedNumber, PreverifiedPage};
+use secrecy::{ExposeSecret, SecretString};
+use std::future::Future;
+
+/// A request to register a number for the Cloud API. Its PIN is a `SecretString`, so
+/// `Debug` never shows it.
+#[derive(Debug)]
+pub struct Registration {
+    pub phone_number_id: String,
+    pub pin: SecretString,
+    pub data_localization_region: Option<String>,
+    /// The client's idempotency key.
+    pub request_id: Option<String>,
+}
+
+/// A request to add a number to a WABA (digits only, checked by the caller).
+#[derive(Debug, Clone)]
+pub struct NewNumber {
+    pub waba_id: String,
+    pub country_code: String,
+    pub phone_number: String,
+    pub verified_name: Option<String>,
+    pub migrate: bool,
+    pub preverified_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Meta's error when a number used up its register/deregister attempts: blocked 72 h.
+const REGISTER_LIMIT_REACHED: i64 = 133016;
+
+impl Numbers {
+    /// Adds a number to a WABA: the new phone number id.
+    pub async fn add_number(&self, n: &NewNumber, deadline: Deadline) -> Result<String, Error> {
+        let graph = self.graph.clone();
+        let reads = self.reads.clone();
+        let owned = n.clone();
+        let attempt = async move {
+            let request = graph::NewNumber {
+                waba_id: &owned.waba_id,
+                country_code: &owned.country_code,
+                phone_number: &owned.phone_number,
+                verified_name: owned.verified_name.as_deref(),
+                migrate: owned.migrate,
+                preverified_id: owned.preverified_id.as_deref(),
+            };
+            let outcome = graph.add_phone_number(&request, deadline).await;
+            // The WABA's pages may miss the number now.
+            reads.invalidate_waba(&owned.waba_id);
+            outcome.map_err(|e| unanswered(Write::AddNumber, e))
+        };
+        let migrate = if n.migrate { "migrate" } else { "" };
+        let request = [
+            n.waba_id.as_str(),
+            &n.country_code,
+            &n.phone_number,
+            n.verified_name.as_deref().unwrap_or_default(),
+            migrate,
+            n.preverified_id.as_deref().unwrap_or_default(),
+        ];
+        self.guards
+            .add
+            .run(n.request_id.as_deref(), &request, attempt)
+            .await
+    }
+
+    /// Has Meta send a verification code to the number (or pre-verified number).
+    pub async fn request_code(
+        &self,
+        id: &str,
+        method: CodeMethod,
+        language: &str,
+        request_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let (graph, language_owned) = (self.graph.clone(), language.to_owned());
+        let attempt = self.to_number(id, move |id| async move {
+            let sent = graph.request_code(&id, method, &language_owned, deadline);
+            sent.await.map_err(|e| unanswered(Write::RequestCode, e))
+        });
+        let request = [id, method.as_meta(), language];
+        self.guards
+            .request_code
+            .run(request_id, &request, succeeded(attempt))
+            .await
+    }
+
+    /// Checks the code the number received. Not idempotent by key: checking a code twice
+    /// spends nothing.
+    pub async fn verify_code(
+        &self,
+        id: &str,
+        code: SecretString,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let graph = self.graph.clone();
+        let attempt = self.to_number(id, move |id| async move {
+            let sent = graph.verify_code(&id, &code, deadline);
+            sent.await.map_err(|e| unanswered(Write::VerifyCode, e))
+        });
+        succeeded(spawned(Write::VerifyCode, attempt)).await
+    }
+
+    /// Registers a number, within its register/deregister budget.
+    pub async fn register(&self, r: &Registration, deadline: Deadline) -> Result<bool, Error> {
+        let (graph, guards) = (self.graph.clone(), self.guards.clone());
+        let (pin, region) = (r.pin.clone(), r.data_localization_region.clone());
+        let id = r.phone_number_id.clone();
+        let attempt = self.to_number(&id, move |id| async move {
+            guards.spend_register_attempt(&id)?;
+            let outcome = graph.register(&id, &pin, region.as_deref(), deadline).await;
+            guards.after_register_attempt(&id, &outcome);
+            if outcome.as_ref().is_ok_and(|&success| success) {
+                guards.lifecycle.registered(&id);
+            }
+            outcome.map_err(|e| unanswered(Write::Register, e))
+        });
+        let request = [
+            id.as_str(),
+            r.data_localization_region.as_deref().unwrap_or_default(),
+            r.pin.expose_secret(),
+        ];
+        self.guards
+            .register
+            .run(r.request_id.as_deref(), &request, attempt)
+            .await
+    }
+
+    /// Takes the number off the Cloud API, within its register/deregister budget.
+    pub async fn deregister(
+        &self,
+        id: &str,
+        request_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let (graph, guards) = (self.graph.clone(), self.guards.clone());
+        let attempt = self.to_number(id, move |id| async move {
+            guards.spend_register_attempt(&id)?;
+            let outcome = graph.deregister(&id, deadline).await;
+            guards.after_register_attempt(&id, &outcome);
+            outcome.map_err(|e| unanswered(Write::Deregister, e))
+        });
+        self.guards
+            .deregister
+            .run(request_id, &[id], succeeded(attempt))
+            .await
+    }
+
+    /// Sets or changes the number's two-step verification PIN.
+    pub async fn set_two_step_pin(
+        &self,
+        id: &str,
+        pin: SecretString,
+        request_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let graph = self.graph.clone();
+        let request_pin = pin.clone();
+        let attempt = self.to_number(id, move |id| async move {
+            let sent = graph.set_two_step_pin(&id, &pin, deadline);
+            sent.await.map_err(|e| unanswered(Write::SetPin, e))
+        });
+        self.guards
+            .pin
+            .run(
+                request_id,
+                &[id, request_pin.expose_secret()],
+                succeeded(attempt),
+            )
+            .await
+    }
+
+    /// Asks for a new display name to be reviewed, within 10 requests per 30 days.
+    pub async fn request_display_name(
+        &self,
+        id: &str,
+        display_name: &str,
+        request_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let (graph, guards) = (self.graph.clone(), self.guards.clone());
+        let name = display_name.to_owned();
+        let attempt = self.to_number(id, move |id| async move {
+            guards
+                .display_names
+                .spend(&id)
+                .map_err(|r| Error::Refused(Box::new(r)))?;
+            let sent = graph.request_display_name(&id, &name, deadline);
+            sent.await.map_err(|e| unanswered(Write::DisplayName, e))
+        });
+        self.guards
+            .display_name
+            .run(request_id, &[id, display_name], succeeded(attempt))
+            .await
+    }
+
+    /// Adds a number to a business's pre-verified pool, then reads it back (Meta answers
+    /// only its id); if that read fails, what is known without it.
+    pub async fn add_preverified(
+        &self,
+        business_id: &str,
+        phone_number: &str,
+        deadline: Deadline,
+    ) -> Result<PreverifiedNumber, Error> {
+        let graph = self.graph.clone();
+        let (business, phone) = (business_id.to_owned(), phone_number.to_owned());
+        let added = spawned(Write::AddPreverified, async move {
+            graph
+                .add_preverified_number(&business, &phone, deadline)
+                .await
+                .map_err(|e| unanswered(Write::AddPreverified, e))
+        })
+        .await?;
+        match self.graph.preverified_number(&added, deadline).await {
+            Ok(number) => Ok(number),
+            Err(e) => {
+                tracing::warn!(preverified_id = %added, error = %e, "cannot read back the pre-verified number just added");
+                Ok(PreverifiedNumber {
+                    id: added,
+                    phone_number: phone_number.to_owned(),
+                    ..PreverifiedNumber::default()
+                })
+            }
+        }
+    }
+
+    /// One page of a business's pre-verified pool (`status`: only numbers in it).
+    pub async fn list_preverified(
+        &self,
+        business_id: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+        status: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<PreverifiedPage, Error> {
+        Ok(self
+            .graph
+            .list_preverified_numbers(business_id, page_size, cursor, status, deadline)
+            .await?)
+    }
+
+    /// Removes a number from its business's pre-verified pool.
+    pub async fn delete_preverified(&self, id: &str, deadline: Deadline) -> Result<(), Error> {
+        let graph = self.graph.clone();
+        let id = id.to_owned();
+        let deleted = spawned(Write::DeletePreverified, async move {
+            graph
+                .delete_preverified_number(&id, deadline)
+                .await
+                .map_err(|e| unanswered(Write::DeletePreverified, e))
+        });
+        succeeded(deleted).await
+    }
+
+    /// A write to the number `id`: whatever Meta answered, what the cache knew of the
+    /// number is dropped.
+    fn to_number<T, F, Fut>(
+        &self,
+        id: &str,
+        send: F,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let reads = self.reads.clone();
+        let id = id.to_owned();
+        async move {
+            let outcome = send(id.clone()).await;
+            reads.invalidate(&id);
+            outcome
+        }
+    }
+}
+
+impl super::Guards {
+    fn spend_register_attempt(&self, id: &str) -> Result<(), Error> {
+        self.register_budget
+            .spend(id)
+            .map_err(|r| Error::Refused(Box::new(r)))
+    }
+
+    /// Meta's own block (133016) is kept, so the next attempts are refused here.
+    fn after_register_attempt<T>(&self, id: &str, outcome: &Result<T, graph::Error>) {
+        if let Err(e) = outcome
+            && e.graph().is_some_and(|g| g.code == REGISTER_LIMIT_REACHED)
+        {
+            self.register_budget.block(id, super::budget::REGISTER_WINDOW);
+        }
+    }
+}
+
+/// A failed write: no readable answer means nobody knows whether Meta processed it.
+fn unanswered(write: Write, e: graph::Error) -> Error {
+    if e.outcome_unknown() {
+        Error::OutcomeUnknown {
+            write,
+            cause: e.to_string(),
+        }
+    } else {
+        e.into()
+    }
+}
+
+/// A write whose answer is Meta's `{"success": ...}`: `false` is no success.
+fn succeeded(
+    attempt: impl Future<Output = Result<bool, Error>> + Send + 'static,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    async move {
+        match attempt.await? {
+            true => Ok(()),
+            false => Err(graph::Error::Decode("Meta answered success: false".into()).into()),
+        }
+    }
+}

@@ -425,6 +425,7 @@ async fn the_bench_waba_lists_and_reads_its_generated_numbers() {
             waba_id: BENCH_WABA_ID.into(),
             page_size: 100,
             page_token,
+            ..ListNumbersRequest::default()
         };
         let page = client.list_numbers(request).await.unwrap().into_inner();
         ids.extend(page.phone_numbers.into_iter().map(|n| n.id));

@@ -58,12 +58,12 @@ async fn list_numbers_walks_every_page_of_the_demo_waba() {
         }
         token = page.next_page_token;
     }
-    assert_eq!((pages, ids.len()), (4, 32));
+    assert_eq!((pages, ids.len()), (4, 34));
 
     let first = list_page(&service, 0, "").await;
     assert_eq!(first.phone_numbers.len(), 25, "page_size 0 means 25");
     let capped = list_page(&service, 1000, "").await;
-    assert_eq!(capped.phone_numbers.len(), 32, "page_size is capped at 100");
+    assert_eq!(capped.phone_numbers.len(), 34, "page_size is capped at 100");
     assert!(capped.next_page_token.is_empty());
 }
 
@@ -202,13 +202,13 @@ async fn watch_status_on_the_demo_waba_starts_with_every_numbers_snapshot() {
     let service = Service::on_sandbox().await;
     let mut events = service.watch(waba(DEMO_WABA_ID)).await;
     let mut ids = BTreeSet::new();
-    for _ in 0..32 {
+    for _ in 0..34 {
         let event = unbounded::next(&mut events).await;
         assert_eq!(event.source(), pb::EventSource::Initial);
         assert!(event.changed_fields.is_empty());
         ids.insert(event.phone_number.unwrap().id);
     }
-    assert_eq!(ids.len(), 32);
+    assert_eq!(ids.len(), 34);
 }
 
 /// The simulated Graph API alone (checking the test token and app secret), and the
@@ -253,7 +253,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let (url, service) = on_own_sandbox(SandboxOptions::default()).await;
     let zero = json!({
         "total": 0, "requests": 0,
-        "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "batch": 0, "batch_items": 0, "other": 0 },
+        "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "writes": 0,
+            "preverified_numbers": 0, "batch": 0, "batch_items": 0, "other": 0 },
     });
     assert_eq!(
         calls(&url).await,
@@ -286,7 +287,7 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
         .await
         .unwrap();
     let message = unknown["error"]["message"].as_str().unwrap();
-    assert!(message.contains("Unsupported request"), "{unknown}");
+    assert!(message.contains("Unsupported get request"), "{unknown}");
     // Refused before any endpoint: not counted. Only the counter needs no token.
     let no_token = http.get(format!("{url}/v25.0/{REGISTERED}")).send().await;
     let no_token: Value = no_token.unwrap().json().await.unwrap();
@@ -303,7 +304,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
 
     let expected = json!({
         "total": 8, "requests": 6,
-        "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "batch": 1, "batch_items": 3, "other": 1 },
+        "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "writes": 0,
+            "preverified_numbers": 0, "batch": 1, "batch_items": 3, "other": 1 },
     });
     assert_eq!(calls(&url).await, expected);
 }

@@ -13,11 +13,18 @@
 //! Meta's contract, so a misunderstanding of Meta cannot pass every test unnoticed.
 
 mod http;
+pub mod lifecycle;
+mod params;
+pub mod preverified;
+mod render;
 pub mod state;
 mod webhooks;
 
 pub use http::CALLS_PATH;
-pub use state::{BENCH_WABA_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, bench_number_id};
+pub use state::{
+    BENCH_WABA_ID, DEMO_BUSINESS_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, MIGRATABLE_NUMBER,
+    MIGRATION_WABA_ID, VERIFICATION_CODE, bench_number_id, phone_number_id, preverified_id,
+};
 
 use secrecy::SecretString;
 use std::future::Future;
@@ -66,7 +73,7 @@ pub async fn serve(
     options: SandboxOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut world = state::World::demo(Instant::now(), options.pace);
+    let mut world = state::World::demo(Instant::now(), chrono::Utc::now(), options.pace);
     world.add_bench_waba(options.bench_numbers);
     world.unlimited = !options.quota;
     let (outbox, announcements) = tokio::sync::mpsc::unbounded_channel();

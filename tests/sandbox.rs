@@ -466,7 +466,6 @@ type Answered = (u16, Value);
 
 impl Graph {
     async fn start(options: SandboxOptions) -> Graph {
-        waba_numbers::tls::install_provider();
         let url = sandbox::spawn(SandboxOptions {
             access_token: Some(TOKEN.into()),
             app_secret: Some(APP_SECRET.into()),

@@ -98,6 +98,9 @@ pub async fn serve(
     options: SandboxOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Before anything answers: the webhook client needs it, and so does any client
+    // built in the same process once the sandbox is up.
+    crate::tls::install_provider();
     let mut world = state::World::demo(Instant::now(), chrono::Utc::now(), options.pace);
     world.add_bench_waba(options.bench_numbers);
     world.unlimited = !options.quota;
@@ -133,6 +136,7 @@ pub async fn serve(
 /// Starts the simulated Graph API on a free loopback port, in the background for the
 /// life of the runtime; returns its base URL (without version).
 pub async fn spawn(options: SandboxOptions) -> std::io::Result<String> {
+    crate::tls::install_provider();
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

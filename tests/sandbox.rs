@@ -154,10 +154,10 @@ async fn an_unverified_number_cannot_be_registered() {
 }
 
 #[tokio::test]
-async fn the_eleventh_register_in_72_hours_is_resource_exhausted_with_retry_info() {
+async fn the_guard_keeps_the_last_of_ten_register_attempts_for_a_person() {
     let service = Service::on_sandbox().await;
     let mut client = service.client();
-    for _ in 0..10 {
+    for _ in 0..9 {
         client
             .register(register(REGISTERED, DEMO_PIN))
             .await
@@ -168,9 +168,27 @@ async fn the_eleventh_register_in_72_hours_is_resource_exhausted_with_retry_info
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
-    assert_eq!(error_info(&err).metadata["graph_code"], "133016");
-    let retry = err.get_details_retry_info().unwrap().retry_delay;
-    assert_eq!(retry, Some(Duration::from_secs(72 * 3600)));
+    let info = error_info(&err);
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("REGISTER_BUDGET_GUARD", "waba-numbers")
+    );
+    let retry = err.get_details_retry_info().unwrap().retry_delay.unwrap();
+    assert!(retry <= Duration::from_secs(72 * 3600) && retry > Duration::from_secs(71 * 3600));
+    let quota = err.get_details_quota_failure().unwrap();
+    assert_eq!(
+        quota.violations[0].subject,
+        format!("phone_number:{REGISTERED}")
+    );
+
+    let number = client
+        .get_status(get_status(REGISTERED))
+        .await
+        .unwrap()
+        .into_inner();
+    let budget = number.register_budget.unwrap();
+    assert_eq!((budget.attempts_left, budget.reserve), (1, 1));
+    assert!(budget.blocked_until.is_some());
 }
 
 #[tokio::test]

@@ -181,7 +181,10 @@ impl PhoneNumber {
             "reregister_deadline",
             now.reregister_deadline != then.reregister_deadline,
         );
-        check("register_budget", now.register_budget != then.register_budget);
+        check(
+            "register_budget",
+            now.register_budget != then.register_budget,
+        );
         changed
     }
 

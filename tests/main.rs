@@ -4,6 +4,7 @@ mod support;
 
 mod cache;
 mod fields;
+mod lifecycle;
 mod operations;
 mod sandbox;
 mod secrets;

@@ -12,3 +12,4 @@ mod server;
 mod upstream;
 mod watch;
 mod webhooks;
+mod windows;

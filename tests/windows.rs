@@ -194,3 +194,38 @@ async fn list_numbers_finds_a_number_by_its_digits_across_pages() {
     let err = client.list_numbers(find("call me")).await.unwrap_err();
     assert_invalid(&err, "display_phone_number");
 }
+
+#[tokio::test]
+async fn a_write_has_the_numbers_watchers_re_read_it_at_once() {
+    let graph = fake_graph([
+        read(N1).respond_with(ok(unregistered(N1))).up_to_n_times(1),
+        read(N1).respond_with(ok(number_json(N1))),
+        register_call(N1).respond_with(ok(json!({ "success": true }))),
+    ])
+    .await;
+    let mut settings = crate::support::settings(&graph.uri());
+    settings.watch.interval = Duration::from_secs(3600);
+    let service = Service::start(settings).await;
+    let mut events = service.watch(numbers(&[N1])).await;
+    let initial = next(&mut events).await.phone_number.unwrap();
+    assert!(initial.register_deadline.is_some());
+
+    service
+        .client()
+        .register(register(N1, "123456"))
+        .await
+        .unwrap();
+    // Well before the hour between polls: the write itself has the number re-read.
+    let event = next(&mut events).await;
+    assert_eq!(event.source(), EventSource::Poll);
+    for field in ["platform_type", "register_deadline", "register_budget"] {
+        assert!(
+            event.changed_fields.iter().any(|f| f == field),
+            "{field} in {:?}",
+            event.changed_fields
+        );
+    }
+    let n = event.phone_number.unwrap();
+    assert_eq!(n.register_deadline, None);
+    assert_eq!(n.register_budget.unwrap().attempts_left, 9);
+}

@@ -221,6 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn the_windows_are_named_when_they_appear_or_move() {
+        let before = PhoneNumber::default();
+        let mut after = before.clone();
+        after.windows.reregister_deadline = Some(DateTime::<Utc>::UNIX_EPOCH);
+        after.windows.register_budget = Some(RegisterBudget {
+            attempts_left: 9,
+            reserve: 1,
+            blocked_until: None,
+        });
+        assert_eq!(
+            after.changed_fields(&before),
+            ["reregister_deadline", "register_budget"]
+        );
+    }
+
+    #[test]
     fn display_digits_match_the_webhook_form() {
         let n = PhoneNumber {
             display_phone_number: "+1 555-010-0001".into(),

@@ -3,9 +3,9 @@
 //! Meta's limits, and the windows every PhoneNumber carries.
 
 use crate::support::{
-    Client, NUMBER, Service, TOKEN, VERSION, WABA, assert_invalid, calls, error_info, fake_graph,
-    get_status, graph_error, graph_never_called, number_json, ok, read, register, settings,
-    with_token,
+    Client, NUMBER, Service, TOKEN, VERSION, WABA, assert_invalid, assert_register_guard, calls,
+    error_info, fake_graph, get_status, graph_error, graph_never_called, number_json, ok, read,
+    register, settings, with_token,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -570,19 +570,7 @@ async fn the_register_budget_guard_refuses_without_a_call_before_meta_would_bloc
     }
     for write in [Write::Register, Write::Deregister] {
         let err = write.send(&mut client, "").await.unwrap_err();
-        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-        let info = error_info(&err);
-        assert_eq!(
-            (info.reason.as_str(), info.domain.as_str()),
-            ("REGISTER_BUDGET_GUARD", "waba-numbers")
-        );
-        let retry = err.get_details_retry_info().unwrap().retry_delay.unwrap();
-        assert!(retry > Duration::from_secs(71 * 3600) && retry <= Duration::from_secs(72 * 3600));
-        let quota = err.get_details_quota_failure().unwrap();
-        assert_eq!(
-            quota.violations[0].subject,
-            format!("phone_number:{NUMBER}")
-        );
+        assert_register_guard(&err, NUMBER, 71);
     }
     // The budget shows before a refusal, on every read of the number.
     let number = client

@@ -2,14 +2,13 @@
 //! then the simulated Graph API alone, as any Graph client calls Meta.
 
 use crate::support::{
-    APP_SECRET, Service, TOKEN, assert_invalid, error_info, get_status, list_numbers,
-    paused_clock_settings, register, settings, unbounded, waba,
+    APP_SECRET, Service, TOKEN, assert_invalid, assert_register_guard, error_info, get_status,
+    list_numbers, paused_clock_settings, register, settings, unbounded, waba,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tonic::Code;
-use tonic_types::StatusExt;
 use waba_numbers::pb::{
     self, ConnectionStatus, GetStatusRequest, ListNumbersRequest, NameStatus, PlatformType,
     VerificationStatus,
@@ -167,19 +166,7 @@ async fn the_guard_keeps_the_last_of_ten_register_attempts_for_a_person() {
         .register(register(REGISTERED, DEMO_PIN))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted);
-    let info = error_info(&err);
-    assert_eq!(
-        (info.reason.as_str(), info.domain.as_str()),
-        ("REGISTER_BUDGET_GUARD", "waba-numbers")
-    );
-    let retry = err.get_details_retry_info().unwrap().retry_delay.unwrap();
-    assert!(retry <= Duration::from_secs(72 * 3600) && retry > Duration::from_secs(71 * 3600));
-    let quota = err.get_details_quota_failure().unwrap();
-    assert_eq!(
-        quota.violations[0].subject,
-        format!("phone_number:{REGISTERED}")
-    );
+    assert_register_guard(&err, REGISTERED, 71);
 
     let number = client
         .get_status(get_status(REGISTERED))

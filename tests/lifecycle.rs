@@ -138,6 +138,7 @@ impl Write {
                 .deregister(DeregisterRequest {
                     phone_number_id: NUMBER.into(),
                     request_id,
+                    spend_reserve: false,
                 })
                 .await
                 .map(drop),
@@ -550,7 +551,7 @@ async fn the_register_budget_guard_refuses_without_a_call_before_meta_would_bloc
     let graph = fake_graph([
         meta("POST", &format!("{NUMBER}/register"))
             .respond_with(success())
-            .expect(5),
+            .expect(6),
         meta("POST", &format!("{NUMBER}/deregister"))
             .respond_with(success())
             .expect(4),
@@ -581,6 +582,15 @@ async fn the_register_budget_guard_refuses_without_a_call_before_meta_would_bloc
     let budget = number.register_budget.unwrap();
     assert_eq!((budget.attempts_left, budget.reserve), (1, 1));
     assert!(budget.blocked_until.is_some());
+
+    // A person may spend the last one, deliberately; then nothing is left.
+    let deliberate = || waba_numbers::pb::RegisterRequest {
+        spend_reserve: true,
+        ..register(NUMBER, PIN)
+    };
+    client.register(deliberate()).await.unwrap();
+    let err = client.register(deliberate()).await.unwrap_err();
+    assert_register_guard(&err, NUMBER, 71);
 }
 
 #[tokio::test]
@@ -738,10 +748,17 @@ async fn invalid_writes_are_refused_without_an_upstream_call() {
     let err = client
         .deregister(DeregisterRequest {
             phone_number_id: "1/2".into(),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
+    assert_invalid(&err, "phone_number_id");
+    // One number, one spelling: a zero-padded id would have a budget of its own.
+    let padded = waba_numbers::pb::RegisterRequest {
+        phone_number_id: format!("0{NUMBER}"),
+        ..register(NUMBER, PIN)
+    };
+    let err = client.register(padded).await.unwrap_err();
     assert_invalid(&err, "phone_number_id");
     let err = client
         .add_preverified_number(AddPreverifiedNumberRequest {

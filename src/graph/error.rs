@@ -71,6 +71,9 @@ pub enum Error {
     Timeout,
     #[error("the caller's deadline passed before the Graph API answered")]
     DeadlineExceeded,
+    /// Nothing was sent: the caller's deadline had passed already.
+    #[error("the caller's deadline passed before the call could be sent")]
+    TooLate,
     /// Connection refused, reset, DNS... The text never includes the URL (it carries appsecret_proof).
     #[error("cannot reach the Graph API: {0}")]
     Transport(String),
@@ -124,9 +127,15 @@ impl Error {
             | Error::Transport(_)
             | Error::BodyTooLarge { .. }
             | Error::Decode(_) => true,
-            Error::Graph(_) | Error::Token(_) | Error::InvalidId => false,
+            Error::Graph(_) | Error::Token(_) | Error::InvalidId | Error::TooLate => false,
             Error::Http { .. } => self.is_unanswered_server_error(),
         }
+    }
+
+    /// The request never left the service (no token, an invalid id, too late to send):
+    /// Meta saw nothing, and nothing of its limits was spent.
+    pub fn was_not_sent(&self) -> bool {
+        matches!(self, Error::Token(_) | Error::InvalidId | Error::TooLate)
     }
 
     /// Meta said no for good: the same read will fail again (an object that does not
@@ -148,7 +157,7 @@ impl Error {
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),
             Error::Decode(_) | Error::BodyTooLarge { .. } => "bad_response".into(),
-            Error::Token(_) | Error::InvalidId => "not_sent".into(),
+            Error::Token(_) | Error::InvalidId | Error::TooLate => "not_sent".into(),
         }
     }
 

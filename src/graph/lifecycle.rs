@@ -16,10 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(Debug)]
 pub struct NewNumber<'a> {
     pub waba_id: &'a str,
-    /// The country calling code, digits only.
-    pub country_code: &'a str,
+    /// The country calling code, digits only (`None` only when claiming a pre-verified
+    /// number, which its id names).
+    pub country_code: Option<&'a str>,
     /// The number without its country code, digits only.
-    pub phone_number: &'a str,
+    pub phone_number: Option<&'a str>,
     pub verified_name: Option<&'a str>,
     /// Move the number from the WABA it is on (`migrate_phone_number`).
     pub migrate: bool,
@@ -33,10 +34,13 @@ impl GraphClient {
         number: &NewNumber<'_>,
         deadline: Deadline,
     ) -> Result<String, Error> {
-        let mut body = serde_json::json!({
-            "cc": number.country_code,
-            "phone_number": number.phone_number,
-        });
+        let mut body = serde_json::json!({});
+        if let Some(cc) = number.country_code {
+            body["cc"] = cc.into();
+        }
+        if let Some(phone) = number.phone_number {
+            body["phone_number"] = phone.into();
+        }
         if let Some(name) = number.verified_name {
             body["verified_name"] = name.into();
         }

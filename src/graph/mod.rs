@@ -108,6 +108,14 @@ enum Body {
 }
 
 impl<'a> Call<'a> {
+    /// A read: retried on transient failures.
+    fn read(endpoint: &'static str, path: String) -> Self {
+        Call {
+            retry: Retry::Transient,
+            ..Call::write(endpoint, Method::GET, path)
+        }
+    }
+
     /// A write: sent once, never retried.
     fn write(endpoint: &'static str, method: Method, path: String) -> Self {
         Call {
@@ -391,7 +399,7 @@ impl GraphClient {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(Error::DeadlineExceeded);
+                    return Err(Error::TooLate);
                 }
                 Some(left)
             }

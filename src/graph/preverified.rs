@@ -3,7 +3,7 @@
 //! `DELETE /{PRE_VERIFIED_ID}`. Codes are requested and checked on a pre-verified id as
 //! on a phone number's (see `lifecycle.rs`).
 
-use super::{Call, Error, GraphClient, Retry, graph_id, wire};
+use super::{Call, Error, GraphClient, graph_id, wire};
 use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
 use reqwest::Method;
 
@@ -32,11 +32,8 @@ impl GraphClient {
         id: &str,
         deadline: Deadline,
     ) -> Result<PreverifiedNumber, Error> {
-        let call = Call {
-            retry: Retry::Transient,
-            ..Call::write("preverified_number", Method::GET, graph_id(id)?.to_owned())
-        }
-        .query("fields", FIELDS);
+        let call =
+            Call::read("preverified_number", graph_id(id)?.to_owned()).query("fields", FIELDS);
         let number: wire::PreverifiedJson = self.call_json(call, deadline).await?;
         Ok(number.into())
     }
@@ -52,12 +49,9 @@ impl GraphClient {
         deadline: Deadline,
     ) -> Result<PreverifiedPage, Error> {
         let path = format!("{}/preverified_numbers", graph_id(business_id)?);
-        let mut call = Call {
-            retry: Retry::Transient,
-            ..Call::write("preverified_numbers", Method::GET, path)
-        }
-        .query("fields", FIELDS)
-        .query("limit", limit.to_string());
+        let mut call = Call::read("preverified_numbers", path)
+            .query("fields", FIELDS)
+            .query("limit", limit.to_string());
         if let Some(status) = status {
             call = call.query("code_verification_status", status);
         }

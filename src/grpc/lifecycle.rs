@@ -1,20 +1,70 @@
-//! The handlers of a number's writes and of the pre-verified pool: validate, call the
-//! domain, log one line for the audit trail (ids and outcome, never a secret), have the
-//! number's watchers re-read it, answer.
+//! The handlers of a number's writes: validate, then run the write to its end in a task
+//! of its own ([`Api::audited`]), which logs one audit line (ids and outcome, never a
+//! secret) and has the number's watchers re-read it, whatever happens to the caller.
 
 use super::validate::Checks;
 use super::{Api, deadline, pb};
 use crate::model::CodeMethod;
-use crate::numbers::{NewNumber, Registration};
+use crate::numbers::{self, NewNumber, Registration};
 use secrecy::SecretString;
+use std::future::Future;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// An optional string field: `None` when empty.
-fn given(value: String) -> Option<String> {
+pub(super) fn given(value: String) -> Option<String> {
     Some(value).filter(|v| !v.is_empty())
 }
 
+/// What a write touched, for the watchers to re-read.
+#[derive(Default)]
+pub(super) struct Touched {
+    pub waba_id: Option<String>,
+    pub phone_number_id: Option<String>,
+}
+
+impl Touched {
+    fn number(id: &str) -> Self {
+        Touched {
+            waba_id: None,
+            phone_number_id: Some(id.to_owned()),
+        }
+    }
+}
+
 impl Api {
+    /// Runs `write` to its end in a task of its own, in the call's span: even when the
+    /// caller gives up (gone, past its deadline: when the outcome matters most), `audit`
+    /// logs its line and the watchers re-read what it `touched`.
+    pub(super) async fn audited<T, Fut>(
+        &self,
+        touched: Touched,
+        write: Fut,
+        audit: impl FnOnce(&Result<T, numbers::Error>) + Send + 'static,
+    ) -> Result<T, Status>
+    where
+        Fut: Future<Output = Result<T, numbers::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let hub = self.hub.clone();
+        let task = async move {
+            let outcome = write.await;
+            audit(&outcome);
+            hub.written(
+                touched.waba_id.as_deref(),
+                touched.phone_number_id.as_deref(),
+            );
+            outcome
+        };
+        match tokio::spawn(task.instrument(tracing::Span::current())).await {
+            Ok(outcome) => outcome.map_err(Status::from),
+            Err(e) => {
+                tracing::error!(error = %e, "write task failed");
+                Err(Status::internal("the write failed inside the service"))
+            }
+        }
+    }
+
     pub(super) async fn add(
         &self,
         request: Request<pb::AddNumberRequest>,
@@ -23,33 +73,52 @@ impl Api {
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("waba_id", &req.waba_id);
-        let country_code = checks.country_code("country_code", &req.country_code);
-        let phone_number = checks.phone("phone_number", &req.phone_number, false);
-        let name_optional = req.migrate || !req.preverified_id.is_empty();
-        checks.display_name("verified_name", &req.verified_name, name_optional);
-        if !req.preverified_id.is_empty() {
+        let claiming = !req.preverified_id.is_empty();
+        if claiming {
             checks.graph_id("preverified_id", &req.preverified_id);
         }
+        // A pre-verified number is known by its id: the digits may be left out.
+        let digits_optional =
+            claiming && req.country_code.is_empty() && req.phone_number.is_empty();
+        let (country_code, phone_number) = if digits_optional {
+            (String::new(), String::new())
+        } else {
+            let cc = checks.country_code("country_code", &req.country_code);
+            (cc, checks.phone("phone_number", &req.phone_number, false))
+        };
+        checks.display_name("verified_name", &req.verified_name, req.migrate || claiming);
         checks.request_id("request_id", &req.request_id).finish()?;
         let new = NewNumber {
-            waba_id: req.waba_id,
-            country_code,
-            phone_number,
+            waba_id: req.waba_id.clone(),
+            country_code: given(country_code),
+            phone_number: given(phone_number),
             verified_name: given(req.verified_name),
             migrate: req.migrate,
             preverified_id: given(req.preverified_id),
             request_id: given(req.request_id),
         };
-        let outcome = self.numbers.add_number(&new, deadline).await;
-        tracing::info!(
-            waba_id = %new.waba_id, migrate = new.migrate,
-            preverified_id = new.preverified_id.as_deref().unwrap_or_default(),
-            phone_number_id = outcome.as_deref().unwrap_or_default(),
-            ok = outcome.is_ok(), "add number"
-        );
-        self.hub.written(Some(&new.waba_id), None);
+        let numbers = self.numbers.clone();
+        let touched = Touched {
+            waba_id: Some(new.waba_id.clone()),
+            phone_number_id: None,
+        };
+        let (waba_id, migrate, preverified_id) =
+            (new.waba_id.clone(), new.migrate, new.preverified_id.clone());
+        let id = self
+            .audited(
+                touched,
+                async move { numbers.add_number(&new, deadline).await },
+                move |outcome| {
+                    tracing::info!(
+                        %waba_id, migrate, preverified_id = preverified_id.as_deref().unwrap_or_default(),
+                        phone_number_id = outcome.as_deref().unwrap_or_default(),
+                        ok = outcome.is_ok(), "add number"
+                    )
+                },
+            )
+            .await?;
         Ok(Response::new(pb::AddNumberResponse {
-            phone_number_id: outcome?,
+            phone_number_id: id,
         }))
     }
 
@@ -71,15 +140,25 @@ impl Api {
             }
         };
         checks.request_id("request_id", &req.request_id).finish()?;
-        let id = &req.phone_number_id;
-        let request_id = given(req.request_id.clone());
-        let outcome = self
-            .numbers
-            .request_code(id, method, &language, request_id.as_deref(), deadline)
-            .await;
-        tracing::info!(phone_number_id = %id, method = method.as_meta(), %language, ok = outcome.is_ok(), "request verification code");
-        self.hub.written(None, Some(id));
-        outcome?;
+        let numbers = self.numbers.clone();
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let request_id = given(req.request_id);
+        let write = async move {
+            let key = request_id.as_deref();
+            numbers
+                .request_code(&id, method, &language, key, deadline)
+                .await
+                .map(|()| language)
+        };
+        self.audited(touched, write, move |outcome| {
+            tracing::info!(
+                phone_number_id = %logged, method = method.as_meta(),
+                language = outcome.as_deref().unwrap_or_default(),
+                ok = outcome.is_ok(), "request verification code"
+            )
+        })
+        .await?;
         Ok(Response::new(pb::RequestVerificationCodeResponse {}))
     }
 
@@ -93,11 +172,14 @@ impl Api {
         checks.graph_id("phone_number_id", &req.phone_number_id);
         let code = SecretString::from(checks.code("code", &req.code));
         checks.finish()?;
-        let id = &req.phone_number_id;
-        let outcome = self.numbers.verify_code(id, code, deadline).await;
-        tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "verify code");
-        self.hub.written(None, Some(id));
-        outcome?;
+        let numbers = self.numbers.clone();
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let write = async move { numbers.verify_code(&id, code, deadline).await };
+        self.audited(touched, write, move |outcome| {
+            tracing::info!(phone_number_id = %logged, ok = outcome.is_ok(), "verify code")
+        })
+        .await?;
         Ok(Response::new(pb::VerifyCodeResponse {}))
     }
 
@@ -113,19 +195,29 @@ impl Api {
             .region("data_localization_region", &req.data_localization_region)
             .request_id("request_id", &req.request_id)
             .finish()?;
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let spend_reserve = req.spend_reserve;
         let registration = Registration {
-            phone_number_id: req.phone_number_id,
+            phone_number_id: id.clone(),
             pin: SecretString::from(req.pin),
             data_localization_region: given(req.data_localization_region),
             request_id: given(req.request_id),
+            spend_reserve,
         };
-        let outcome = self.numbers.register(&registration, deadline).await;
-        let id = registration.phone_number_id;
-        tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), success = outcome.as_ref().is_ok_and(|s| *s), "register");
-        self.hub.written(None, Some(&id));
+        let numbers = self.numbers.clone();
+        let write = async move { numbers.register(&registration, deadline).await };
+        let success = self
+            .audited(touched, write, move |outcome| {
+                tracing::info!(
+                    phone_number_id = %logged, spend_reserve, ok = outcome.is_ok(),
+                    success = outcome.as_ref().is_ok_and(|s| *s), "register"
+                )
+            })
+            .await?;
         Ok(Response::new(pb::RegisterResponse {
-            success: outcome?,
             phone_number_id: id,
+            success,
         }))
     }
 
@@ -139,15 +231,18 @@ impl Api {
             .graph_id("phone_number_id", &req.phone_number_id)
             .request_id("request_id", &req.request_id)
             .finish()?;
-        let id = &req.phone_number_id;
-        let request_id = given(req.request_id.clone());
-        let outcome = self
-            .numbers
-            .deregister(id, request_id.as_deref(), deadline)
-            .await;
-        tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "deregister");
-        self.hub.written(None, Some(id));
-        outcome?;
+        let numbers = self.numbers.clone();
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let (spend_reserve, request_id) = (req.spend_reserve, given(req.request_id));
+        let write = async move {
+            let key = request_id.as_deref();
+            numbers.deregister(&id, spend_reserve, key, deadline).await
+        };
+        self.audited(touched, write, move |outcome| {
+            tracing::info!(phone_number_id = %logged, spend_reserve, ok = outcome.is_ok(), "deregister")
+        })
+        .await?;
         Ok(Response::new(pb::DeregisterResponse {}))
     }
 
@@ -162,16 +257,18 @@ impl Api {
             .pin("pin", &req.pin)
             .request_id("request_id", &req.request_id)
             .finish()?;
-        let id = &req.phone_number_id;
-        let request_id = given(req.request_id.clone());
-        let pin = SecretString::from(req.pin);
-        let outcome = self
-            .numbers
-            .set_two_step_pin(id, pin, request_id.as_deref(), deadline)
-            .await;
-        tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "set two-step PIN");
-        self.hub.written(None, Some(id));
-        outcome?;
+        let numbers = self.numbers.clone();
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let (pin, request_id) = (SecretString::from(req.pin), given(req.request_id));
+        let write = async move {
+            let key = request_id.as_deref();
+            numbers.set_two_step_pin(&id, pin, key, deadline).await
+        };
+        self.audited(touched, write, move |outcome| {
+            tracing::info!(phone_number_id = %logged, ok = outcome.is_ok(), "set two-step PIN")
+        })
+        .await?;
         Ok(Response::new(pb::SetTwoStepPinResponse {}))
     }
 
@@ -186,102 +283,24 @@ impl Api {
             .display_name("display_name", &req.display_name, false)
             .request_id("request_id", &req.request_id)
             .finish()?;
-        let id = &req.phone_number_id;
-        let request_id = given(req.request_id.clone());
-        let outcome = self
-            .numbers
-            .request_display_name(id, &req.display_name, request_id.as_deref(), deadline)
-            .await;
-        tracing::info!(phone_number_id = %id, display_name = %req.display_name, ok = outcome.is_ok(), "request display name change");
-        self.hub.written(None, Some(id));
-        outcome?;
-        Ok(Response::new(pb::RequestDisplayNameChangeResponse {}))
-    }
-
-    pub(super) async fn add_preverified(
-        &self,
-        request: Request<pb::AddPreverifiedNumberRequest>,
-    ) -> Result<Response<pb::PreverifiedNumber>, Status> {
-        let deadline = deadline::of(&request);
-        let req = request.into_inner();
-        let mut checks = Checks::default();
-        checks.graph_id("business_id", &req.business_id);
-        let phone = checks.phone("phone_number", &req.phone_number, false);
-        checks.finish()?;
-        let outcome = self
-            .numbers
-            .add_preverified(&req.business_id, &phone, deadline)
-            .await;
-        tracing::info!(
-            business_id = %req.business_id,
-            preverified_id = outcome.as_ref().map(|n| n.id.as_str()).unwrap_or_default(),
-            ok = outcome.is_ok(), "add pre-verified number"
-        );
-        Ok(Response::new(outcome?.into()))
-    }
-
-    pub(super) async fn list_preverified(
-        &self,
-        request: Request<pb::ListPreverifiedNumbersRequest>,
-    ) -> Result<Response<pb::ListPreverifiedNumbersResponse>, Status> {
-        let deadline = deadline::of(&request);
-        let req = request.into_inner();
-        let mut checks = Checks::default();
-        checks.graph_id("business_id", &req.business_id);
-        let page_size = checks.page_size("page_size", req.page_size);
-        let status = match pb::VerificationStatus::try_from(req.code_verification_status) {
-            Ok(pb::VerificationStatus::Unspecified) => None,
-            Ok(status) => status
-                .as_str_name()
-                .strip_prefix("VERIFICATION_STATUS_")
-                .map(str::to_owned),
-            Err(_) => {
-                checks.fail("code_verification_status", "is not a VerificationStatus");
-                None
-            }
+        let numbers = self.numbers.clone();
+        let id = req.phone_number_id;
+        let (touched, logged) = (Touched::number(&id), id.clone());
+        let (name, request_id) = (req.display_name, given(req.request_id));
+        let logged_name = name.clone();
+        let write = async move {
+            let key = request_id.as_deref();
+            numbers
+                .request_display_name(&id, &name, key, deadline)
+                .await
         };
-        // A token names the request it continues: the business and the filter.
-        let scope = format!(
-            "preverified:{}:{}",
-            req.business_id,
-            status.as_deref().unwrap_or_default()
-        );
-        let cursor = self.cursor(&mut checks, &req.page_token, &scope, page_size);
-        checks.finish()?;
-        let page = self
-            .numbers
-            .list_preverified(
-                &req.business_id,
-                page_size,
-                cursor.as_deref(),
-                status.as_deref(),
-                deadline,
+        self.audited(touched, write, move |outcome| {
+            tracing::info!(
+                phone_number_id = %logged, display_name = %logged_name,
+                ok = outcome.is_ok(), "request display name change"
             )
-            .await?;
-        let next_page_token = page
-            .next_cursor
-            .as_ref()
-            .map(|c| self.page_tokens.encode(&scope, page_size, c))
-            .unwrap_or_default();
-        Ok(Response::new(pb::ListPreverifiedNumbersResponse {
-            preverified_numbers: page.numbers.into_iter().map(Into::into).collect(),
-            next_page_token,
-        }))
-    }
-
-    pub(super) async fn delete_preverified(
-        &self,
-        request: Request<pb::DeletePreverifiedNumberRequest>,
-    ) -> Result<Response<pb::DeletePreverifiedNumberResponse>, Status> {
-        let deadline = deadline::of(&request);
-        let req = request.into_inner();
-        Checks::default()
-            .graph_id("preverified_id", &req.preverified_id)
-            .finish()?;
-        let id = &req.preverified_id;
-        let outcome = self.numbers.delete_preverified(id, deadline).await;
-        tracing::info!(preverified_id = %id, ok = outcome.is_ok(), "delete pre-verified number");
-        outcome?;
-        Ok(Response::new(pb::DeletePreverifiedNumberResponse {}))
+        })
+        .await?;
+        Ok(Response::new(pb::RequestDisplayNameChangeResponse {}))
     }
 }

@@ -7,6 +7,7 @@ mod deadline;
 mod lifecycle;
 mod metrics;
 pub mod page_token;
+mod preverified;
 pub mod status;
 pub mod transport;
 mod validate;

@@ -21,7 +21,8 @@ const REGISTER_BLOCK: Duration = Duration::from_secs(72 * 3600);
 impl From<numbers::Error> for Status {
     fn from(err: numbers::Error) -> Self {
         match err {
-            numbers::Error::Upstream(e) => upstream(&e),
+            numbers::Error::Upstream(e) => upstream(&e, false),
+            numbers::Error::WriteFailed(e) => upstream(&e, true),
             numbers::Error::RequestIdReused => invalid_argument(vec![FieldViolation::new(
                 "request_id",
                 "was already used for a different request of this kind in the last 24 hours",
@@ -100,11 +101,15 @@ pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
     )
 }
 
-fn upstream(err: &graph::Error) -> Status {
+/// Meta's error (or one on the way to Meta) as a status. For a write, `UNAVAILABLE`
+/// carries no `RetryInfo`: trying again is a decision (another SMS, another of the 10
+/// register attempts), not a reflex; only Meta's explicit "wait five minutes" (133015)
+/// keeps its delay.
+fn upstream(err: &graph::Error, write: bool) -> Status {
     use graph::Error as E;
     let (code, reason, retry) = match err {
-        E::Graph(g) => return from_graph(g),
-        E::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", None),
+        E::Graph(g) => return from_graph(g, write),
+        E::DeadlineExceeded | E::TooLate => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", None),
         E::Token(_) => (Code::Internal, "ACCESS_TOKEN_UNAVAILABLE", None),
         E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
         _ if err.is_transient() => (
@@ -134,9 +139,10 @@ fn upstream(err: &graph::Error) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-fn from_graph(g: &GraphError) -> Status {
+fn from_graph(g: &GraphError, write: bool) -> Status {
     let (code, reason) = classify(g);
     let retry = match code {
+        Code::Unavailable if write && g.code != 133015 => None,
         Code::ResourceExhausted => Some(g.retry_after.unwrap_or(match g.code {
             133016 => REGISTER_BLOCK,
             _ => Duration::from_secs(60),
@@ -298,6 +304,20 @@ mod tests {
     }
 
     #[test]
+    fn metas_unavailable_answer_to_a_write_invites_no_retry_but_a_stated_wait() {
+        let read = from_graph(&graph(2, None), false);
+        assert!(read.get_details_retry_info().is_some());
+        let write = from_graph(&graph(2, None), true);
+        assert_eq!(write.code(), Code::Unavailable);
+        assert!(write.get_details_retry_info().is_none());
+        let wait = from_graph(&graph(133015, None), true);
+        assert_eq!(
+            wait.get_details_retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
     fn missing_appsecret_proof_is_a_configuration_problem() {
         let mut g = graph(100, None);
         g.message = "API calls from the server require an appsecret_proof argument".into();
@@ -308,18 +328,18 @@ mod tests {
     fn rate_limits_carry_retry_info_from_usage_headers_or_the_72h_block() {
         let mut g = graph(80007, None);
         g.retry_after = Some(Duration::from_secs(19 * 60));
-        let status = from_graph(&g);
+        let status = from_graph(&g, false);
         assert_eq!(
             status.get_details_retry_info().unwrap().retry_delay,
             g.retry_after
         );
-        let status = from_graph(&graph(133016, None));
+        let status = from_graph(&graph(133016, None), false);
         assert_eq!(
             status.get_details_retry_info().unwrap().retry_delay,
             Some(REGISTER_BLOCK)
         );
         assert!(
-            from_graph(&graph(100, None))
+            from_graph(&graph(100, None), false)
                 .get_details_retry_info()
                 .is_none()
         );

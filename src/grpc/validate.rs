@@ -26,7 +26,7 @@ impl Checks {
             let problem = if value.is_empty() {
                 "is required"
             } else {
-                "must be digits only"
+                "must be digits only, without a leading zero"
             };
             self.fail(
                 field,

@@ -102,10 +102,11 @@ pub struct NumbersPage {
     pub next_cursor: Option<String>,
 }
 
-/// Whether `s` can be a Graph object id: digits only. Ids go into URL paths, so
-/// anything else (`123/../me`) must never reach Meta.
+/// Whether `s` can be a Graph object id: digits only, no leading zero. Ids go into URL
+/// paths, so anything else (`123/../me`) must never reach Meta; and one object has one
+/// spelling, so `0123` cannot pass for a number with a budget of its own.
 pub fn is_graph_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
+    !s.is_empty() && s.len() <= 32 && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl PhoneNumber {

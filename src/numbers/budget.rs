@@ -9,7 +9,7 @@
 //! memory for now (a restart forgets the count).
 
 use crate::model::RegisterBudget;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -46,20 +46,44 @@ pub const DISPLAY_NAME_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Above this many numbers tracked, numbers with nothing left to remember are swept.
 const SWEEP_ABOVE: usize = 10_000;
 
+/// A moment on both clocks: the monotonic one decides, the wall clock is what people
+/// are told (taken once, so a budget read twice says the same).
+#[derive(Debug, Clone, Copy)]
+struct Moment {
+    at: Instant,
+    wall: DateTime<Utc>,
+}
+
+impl Moment {
+    fn now() -> Self {
+        Moment {
+            at: Instant::now(),
+            wall: Utc::now(),
+        }
+    }
+
+    fn plus(self, d: Duration) -> Self {
+        Moment {
+            at: self.at + d,
+            wall: self.wall + chrono::Duration::from_std(d).unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Count {
     /// When each attempt in the window was sent, oldest first.
-    attempts: VecDeque<Instant>,
+    attempts: VecDeque<Moment>,
     /// Meta blocked the number until then.
-    blocked_until: Option<Instant>,
+    blocked_until: Option<Moment>,
 }
 
 impl Count {
     fn forget_before(&mut self, now: Instant, window: Duration) {
-        while self.attempts.front().is_some_and(|&at| at + window <= now) {
+        while self.attempts.front().is_some_and(|a| a.at + window <= now) {
             self.attempts.pop_front();
         }
-        if self.blocked_until.is_some_and(|until| until <= now) {
+        if self.blocked_until.is_some_and(|until| until.at <= now) {
             self.blocked_until = None;
         }
     }
@@ -67,6 +91,23 @@ impl Count {
     fn is_empty(&self) -> bool {
         self.attempts.is_empty() && self.blocked_until.is_none()
     }
+
+    /// When an attempt is allowed again with `reserve` kept back, if not now.
+    fn refused_until(&self, allowed: u32, reserve: u32, window: Duration) -> Option<Moment> {
+        let used = self.attempts.len() as u32;
+        if used + reserve < allowed {
+            return None;
+        }
+        // Once enough attempts have left the window.
+        let freeing = (used + reserve + 1 - allowed) as usize;
+        Some(self.attempts[freeing.min(self.attempts.len()) - 1].plus(window))
+    }
+}
+
+/// An attempt counted by [`Ledger::spend`], to give back if it was never sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Spent {
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -96,71 +137,81 @@ impl Ledger {
     }
 
     /// Counts an attempt about to be sent, or refuses it: atomic, so concurrent attempts
-    /// cannot both take the last one.
-    pub fn spend(&self, id: &str) -> Result<(), Refusal> {
-        let now = Instant::now();
+    /// cannot both take the last one. `spend_reserve`: a person's deliberate attempt,
+    /// which may use the attempts kept back (never Meta's own block).
+    pub fn spend(&self, id: &str, spend_reserve: bool) -> Result<Spent, Refusal> {
+        let now = Moment::now();
         let mut counts = self.lock();
         if counts.len() > SWEEP_ABOVE {
             counts.retain(|_, c| {
-                c.forget_before(now, self.window);
+                c.forget_before(now.at, self.window);
                 !c.is_empty()
             });
         }
         let count = counts.entry(id.to_owned()).or_default();
-        count.forget_before(now, self.window);
-        let used = count.attempts.len() as u32;
-        let refused = |retry_after: Duration, blocked_by_meta| Refusal {
+        count.forget_before(now.at, self.window);
+        let refused = |until: Moment, blocked_by_meta| Refusal {
             limit: self.limit,
             phone_number_id: id.to_owned(),
-            retry_after,
-            used,
+            retry_after: until.at - now.at,
+            used: count.attempts.len() as u32,
             allowed: self.allowed,
             window: self.window,
             blocked_by_meta,
         };
         if let Some(until) = count.blocked_until {
-            return Err(refused(until - now, true));
+            return Err(refused(until, true));
         }
-        if used + self.reserve >= self.allowed {
-            // Allowed again once enough attempts have left the window.
-            let freeing = (used + self.reserve + 1 - self.allowed) as usize;
-            let at = count.attempts[freeing.min(count.attempts.len()) - 1] + self.window;
-            return Err(refused(at - now, false));
+        let reserve = if spend_reserve { 0 } else { self.reserve };
+        if let Some(until) = count.refused_until(self.allowed, reserve, self.window) {
+            return Err(refused(until, false));
         }
         count.attempts.push_back(now);
-        Ok(())
+        Ok(Spent { at: now.at })
+    }
+
+    /// Gives back an attempt that was never sent (no token, too late to send).
+    pub fn refund(&self, id: &str, spent: Spent) {
+        if let Some(count) = self.lock().get_mut(id)
+            && let Some(i) = count.attempts.iter().rposition(|a| a.at == spent.at)
+        {
+            count.attempts.remove(i);
+        }
     }
 
     /// Meta said the number is blocked (133016): refused here until `for_` has passed.
     pub fn block(&self, id: &str, for_: Duration) {
-        let until = Instant::now() + for_;
+        let until = Moment::now().plus(for_);
         let mut counts = self.lock();
         let count = counts.entry(id.to_owned()).or_default();
-        count.blocked_until = Some(count.blocked_until.map_or(until, |u| u.max(until)));
+        if count.blocked_until.is_none_or(|b| b.at < until.at) {
+            count.blocked_until = Some(until);
+        }
     }
 
     /// The number's budget as counted now.
     pub fn budget(&self, id: &str) -> RegisterBudget {
         let now = Instant::now();
         let mut counts = self.lock();
-        let (used, blocked_until) = match counts.get_mut(id) {
+        let (attempts_left, blocked_until) = match counts.get_mut(id) {
             Some(count) => {
                 count.forget_before(now, self.window);
-                let used = count.attempts.len() as u32;
-                let guard_until = (used + self.reserve >= self.allowed).then(|| {
-                    let freeing = (used + self.reserve + 1 - self.allowed) as usize;
-                    count.attempts[freeing.min(count.attempts.len()) - 1] + self.window
-                });
-                (used, count.blocked_until.max(guard_until))
+                let left = self.allowed.saturating_sub(count.attempts.len() as u32);
+                match count.blocked_until {
+                    // Meta blocks the number: nothing is left, whatever was counted.
+                    Some(until) => (0, Some(until)),
+                    None => (
+                        left,
+                        count.refused_until(self.allowed, self.reserve, self.window),
+                    ),
+                }
             }
-            None => (0, None),
+            None => (self.allowed, None),
         };
         RegisterBudget {
-            attempts_left: self.allowed.saturating_sub(used),
+            attempts_left,
             reserve: self.reserve,
-            blocked_until: blocked_until.map(|until| {
-                Utc::now() + chrono::Duration::from_std(until - now).unwrap_or_default()
-            }),
+            blocked_until: blocked_until.map(|m| m.wall),
         }
     }
 
@@ -177,10 +228,10 @@ mod tests {
     async fn refuses_once_only_the_reserve_is_left_until_the_oldest_attempt_leaves() {
         let ledger = Ledger::new(Limit::Register, 1);
         for _ in 0..9 {
-            ledger.spend("1").unwrap();
+            ledger.spend("1", false).unwrap();
             tokio::time::advance(Duration::from_secs(3600)).await;
         }
-        let refusal = ledger.spend("1").unwrap_err();
+        let refusal = ledger.spend("1", false).unwrap_err();
         assert_eq!((refusal.used, refusal.allowed), (9, 10));
         assert!(!refusal.blocked_by_meta);
         // The first attempt was 9 hours ago: it leaves the window in 63 hours.
@@ -189,12 +240,12 @@ mod tests {
         assert_eq!((budget.attempts_left, budget.reserve), (1, 1));
         assert!(budget.blocked_until.is_some());
         ledger
-            .spend("2")
+            .spend("2", false)
             .expect("other numbers have their own budget");
 
         tokio::time::advance(refusal.retry_after).await;
         ledger
-            .spend("1")
+            .spend("1", false)
             .expect("the oldest attempt left the window");
         assert_eq!(ledger.budget("1").attempts_left, 1);
     }
@@ -203,12 +254,20 @@ mod tests {
     async fn metas_block_is_kept_until_it_ends() {
         let ledger = Ledger::new(Limit::Register, 0);
         ledger.block("1", REGISTER_WINDOW);
-        let refusal = ledger.spend("1").unwrap_err();
+        let refusal = ledger.spend("1", false).unwrap_err();
         assert!(refusal.blocked_by_meta);
         assert_eq!(refusal.retry_after, REGISTER_WINDOW);
-        assert_eq!(ledger.budget("1").attempts_left, 10);
+        assert_eq!(
+            ledger.budget("1").attempts_left,
+            0,
+            "Meta's block leaves nothing"
+        );
+        assert!(
+            ledger.spend("1", true).is_err(),
+            "not even a person's deliberate attempt"
+        );
         tokio::time::advance(REGISTER_WINDOW).await;
-        ledger.spend("1").unwrap();
+        ledger.spend("1", false).unwrap();
         assert_eq!(ledger.budget("1").blocked_until, None);
     }
 
@@ -216,9 +275,9 @@ mod tests {
     async fn without_a_reserve_all_ten_may_be_spent() {
         let ledger = Ledger::new(Limit::DisplayName, 0);
         for _ in 0..10 {
-            ledger.spend("1").unwrap();
+            ledger.spend("1", false).unwrap();
         }
-        let refusal = ledger.spend("1").unwrap_err();
+        let refusal = ledger.spend("1", false).unwrap_err();
         assert_eq!(refusal.retry_after, DISPLAY_NAME_WINDOW);
         assert_eq!(ledger.budget("1").attempts_left, 0);
     }

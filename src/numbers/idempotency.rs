@@ -19,7 +19,9 @@ use std::future::Future;
 use std::time::Duration;
 
 const REMEMBER_FOR: Duration = Duration::from_secs(24 * 3600);
-const MAX_KEYS: u64 = 100_000;
+/// Far more keys than a day of writes within Meta's limits needs: a key evicted while its
+/// attempt is remembered could send the write again.
+const MAX_KEYS: u64 = 1_000_000;
 
 type Attempt<T> = Shared<BoxFuture<'static, Result<T, Error>>>;
 

@@ -3,13 +3,14 @@
 //! Every read, by an RPC or a watcher, goes through the read path (`read.rs`: cache,
 //! single-flight, throttle memory). Every write (`writes.rs`) is sent once, through
 //! the idempotency guard and, where Meta limits it, a budget guard; it drops what the
-//! cache knew of the number. Snapshots carry the number's windows (`lifecycle.rs`).
+//! cache knew of the number. Snapshots carry the number's windows (`deadlines.rs`).
 
 mod budget;
+mod deadlines;
 mod directory;
 mod flight;
 mod idempotency;
-mod lifecycle;
+mod preverified;
 mod read;
 mod throttle;
 mod writes;
@@ -23,8 +24,8 @@ pub use writes::{NewNumber, Registration};
 use crate::graph::{self, GraphClient};
 use crate::model::{Deadline, Snapshot, digits};
 use budget::Ledger;
+use deadlines::Deadlines;
 use idempotency::Idempotent;
-use lifecycle::Lifecycle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub const DEFAULT_REGISTER_RESERVE: u32 = 1;
 pub enum Error {
     #[error(transparent)]
     Upstream(#[from] graph::Error),
+    /// Meta answered a write with an error (or it was never sent): a definite no, and
+    /// never an invitation to send it again at once.
+    #[error(transparent)]
+    WriteFailed(graph::Error),
     #[error("request_id was already used for a different request in the last 24 hours")]
     RequestIdReused,
     /// A write got no answer (timeout, connection lost, 5xx without a body): Meta may
@@ -120,7 +125,7 @@ pub struct Numbers {
 struct Guards {
     register_budget: Arc<Ledger>,
     display_names: Ledger,
-    lifecycle: Arc<Lifecycle>,
+    deadlines: Arc<Deadlines>,
     add: Idempotent<String>,
     request_code: Idempotent<()>,
     register: Idempotent<bool>,
@@ -134,14 +139,14 @@ impl Numbers {
     /// many the guard keeps for a person.
     pub fn new(graph: Arc<GraphClient>, cache: &CacheSettings, register_reserve: u32) -> Self {
         let register_budget = Arc::new(Ledger::new(Limit::Register, register_reserve));
-        let lifecycle = Arc::new(Lifecycle::new(register_budget.clone()));
+        let deadlines = Arc::new(Deadlines::new(register_budget.clone()));
         Self {
-            reads: ReadPath::new(graph.clone(), cache, lifecycle.clone()),
+            reads: ReadPath::new(graph.clone(), cache, deadlines.clone()),
             graph,
             guards: Arc::new(Guards {
                 register_budget,
                 display_names: Ledger::new(Limit::DisplayName, 0),
-                lifecycle,
+                deadlines,
                 add: Idempotent::new(Write::AddNumber),
                 request_code: Idempotent::new(Write::RequestCode),
                 register: Idempotent::new(Write::Register),
@@ -171,7 +176,9 @@ impl Numbers {
     }
 
     /// The WABA's numbers whose display digits are `wanted` (normally one): every page
-    /// is read (from cache while fresh), since Meta has no such filter.
+    /// is read (from cache while fresh; a WABA holds a few dozen numbers at most, one
+    /// page). Meta's own `display_phone_number` filter is reported by one secondary
+    /// source only, and its formatting rules are unknown.
     pub async fn find(
         &self,
         waba_id: &str,

@@ -15,9 +15,9 @@
 //! may predate them.
 
 use super::Error;
+use super::deadlines::Deadlines;
 use super::directory::{Accepted, Directory};
 use super::flight::Flights;
-use super::lifecycle::Lifecycle;
 use super::throttle::{Scope, Throttle};
 use crate::graph::{GraphClient, UsageTracker};
 use crate::model::{Deadline, PhoneNumber, Push, PushKind, Snapshot};
@@ -102,14 +102,14 @@ struct Inner {
     /// generation is not served. One counter per WABA ever pushed or written to.
     generations: Mutex<HashMap<String, u64>>,
     /// Stamps every snapshot with the number's windows.
-    lifecycle: Arc<Lifecycle>,
+    deadlines: Arc<Deadlines>,
 }
 
 impl ReadPath {
     pub fn new(
         graph: Arc<GraphClient>,
         settings: &CacheSettings,
-        lifecycle: Arc<Lifecycle>,
+        deadlines: Arc<Deadlines>,
     ) -> Self {
         // With the cache disabled nothing is inserted (see `keep`).
         let keep_idle = settings.keep_idle.max(settings.ttl);
@@ -138,7 +138,7 @@ impl ReadPath {
                     .time_to_live(TOUCH_MEMORY)
                     .build(),
                 generations: Mutex::default(),
-                lifecycle,
+                deadlines,
             }),
         }
     }
@@ -255,6 +255,7 @@ impl ReadPath {
             return Some(accepted);
         }
         let id = &accepted.id;
+        inner.note_decision(id, push);
         inner.touched.insert(id.clone(), Instant::now());
         inner.number_reads.forget(id);
         // Atomic per number: concurrent pushes (or a write) do not undo each other.
@@ -278,22 +279,9 @@ impl ReadPath {
     /// Applies a push to a number and stamps its windows again; tells whether anything
     /// changed.
     pub fn apply(&self, push: &Push, number: &mut PhoneNumber) -> bool {
-        // A webhook approving the requested new name starts its re-registration window.
-        if let PushKind::NameDecision {
-            decision,
-            requested_name: Some(name),
-            ..
-        } = &push.kind
-            && decision == "APPROVED"
-            && !name.is_empty()
-            && *name == number.new_display_name
-            && let Some(at) = chrono::DateTime::from_timestamp(push.time, 0)
-        {
-            self.inner.lifecycle.approved(&number.id, name, at);
-        }
         let before = number.windows.clone();
         let changed = push.apply(number);
-        self.inner.lifecycle.stamp(number);
+        self.inner.deadlines.stamp(number);
         changed || number.windows != before
     }
 
@@ -323,6 +311,34 @@ impl ReadPath {
 }
 
 impl Inner {
+    /// A webhook's word on a requested display name: an approval starts its window to
+    /// register again (from the webhook's time, whether or not the number is cached); a
+    /// rejection ends any.
+    fn note_decision(&self, id: &str, push: &Push) {
+        let PushKind::NameDecision {
+            decision,
+            requested_name: Some(name),
+            ..
+        } = &push.kind
+        else {
+            return;
+        };
+        let cached = self.numbers.get(id);
+        // An approval of the name the number already has is its first review, no change.
+        let first_review = cached
+            .as_ref()
+            .is_some_and(|s| s.number.verified_name == *name && s.number.new_display_name != *name);
+        match decision.as_str() {
+            "APPROVED" if !name.is_empty() && !first_review => {
+                if let Some(at) = chrono::DateTime::from_timestamp(push.time, 0) {
+                    self.deadlines.approved(id, name, at);
+                }
+            }
+            "REJECTED" if !first_review => self.deadlines.requested(id),
+            _ => {}
+        }
+    }
+
     fn scope_of(&self, phone_number_id: &str) -> Scope {
         match self.directory.waba_of(phone_number_id) {
             Some(waba_id) => Scope::Waba(waba_id),
@@ -433,7 +449,7 @@ impl Inner {
 
     /// A snapshot of what a read that started at `started` found, with its windows.
     fn snapshot(&self, mut number: PhoneNumber, started: Instant) -> Snapshot {
-        self.lifecycle.stamp(&mut number);
+        self.deadlines.stamp(&mut number);
         Snapshot::read(number, started)
     }
 

@@ -9,10 +9,11 @@
 //!   processed and counted it;
 //! - whatever Meta answered, what the cache knew of the number is dropped.
 
+use super::budget::Ledger;
 use super::idempotency::spawned;
 use super::{Error, Numbers, Write};
 use crate::graph;
-use crate::model::{CodeMethod, Deadline, PreverifiedNumber, PreverifiedPage};
+use crate::model::{CodeMethod, Deadline};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 
@@ -25,14 +26,17 @@ pub struct Registration {
     pub data_localization_region: Option<String>,
     /// The client's idempotency key.
     pub request_id: Option<String>,
+    /// A person's deliberate attempt: may spend the attempts the guard keeps back.
+    pub spend_reserve: bool,
 }
 
-/// A request to add a number to a WABA (digits only, checked by the caller).
+/// A request to add a number to a WABA (digits only, checked by the caller; the number
+/// may be left out when claiming a pre-verified one).
 #[derive(Debug, Clone)]
 pub struct NewNumber {
     pub waba_id: String,
-    pub country_code: String,
-    pub phone_number: String,
+    pub country_code: Option<String>,
+    pub phone_number: Option<String>,
     pub verified_name: Option<String>,
     pub migrate: bool,
     pub preverified_id: Option<String>,
@@ -51,8 +55,8 @@ impl Numbers {
         let attempt = async move {
             let request = graph::NewNumber {
                 waba_id: &owned.waba_id,
-                country_code: &owned.country_code,
-                phone_number: &owned.phone_number,
+                country_code: owned.country_code.as_deref(),
+                phone_number: owned.phone_number.as_deref(),
                 verified_name: owned.verified_name.as_deref(),
                 migrate: owned.migrate,
                 preverified_id: owned.preverified_id.as_deref(),
@@ -65,8 +69,8 @@ impl Numbers {
         let migrate = if n.migrate { "migrate" } else { "" };
         let request = [
             n.waba_id.as_str(),
-            &n.country_code,
-            &n.phone_number,
+            n.country_code.as_deref().unwrap_or_default(),
+            n.phone_number.as_deref().unwrap_or_default(),
             n.verified_name.as_deref().unwrap_or_default(),
             migrate,
             n.preverified_id.as_deref().unwrap_or_default(),
@@ -119,14 +123,15 @@ impl Numbers {
         let (graph, guards) = (self.graph.clone(), self.guards.clone());
         let (pin, region) = (r.pin.clone(), r.data_localization_region.clone());
         let id = r.phone_number_id.clone();
+        let spend_reserve = r.spend_reserve;
         let attempt = self.to_number(&id, move |id| async move {
-            guards.spend_register_attempt(&id)?;
-            let outcome = graph.register(&id, &pin, region.as_deref(), deadline).await;
-            guards.after_register_attempt(&id, &outcome);
+            let sent = graph.register(&id, &pin, region.as_deref(), deadline);
+            let budget = &guards.register_budget;
+            let outcome = within_budget(budget, &id, spend_reserve, Write::Register, sent).await;
             if outcome.as_ref().is_ok_and(|&success| success) {
-                guards.lifecycle.registered(&id);
+                guards.deadlines.registered(&id);
             }
-            outcome.map_err(|e| unanswered(Write::Register, e))
+            outcome
         });
         let request = [
             id.as_str(),
@@ -140,18 +145,20 @@ impl Numbers {
     }
 
     /// Takes the number off the Cloud API, within its register/deregister budget.
+    /// `spend_reserve`: a person's deliberate attempt, which may spend the attempts the
+    /// guard keeps back.
     pub async fn deregister(
         &self,
         id: &str,
+        spend_reserve: bool,
         request_id: Option<&str>,
         deadline: Deadline,
     ) -> Result<(), Error> {
         let (graph, guards) = (self.graph.clone(), self.guards.clone());
         let attempt = self.to_number(id, move |id| async move {
-            guards.spend_register_attempt(&id)?;
-            let outcome = graph.deregister(&id, deadline).await;
-            guards.after_register_attempt(&id, &outcome);
-            outcome.map_err(|e| unanswered(Write::Deregister, e))
+            let sent = graph.deregister(&id, deadline);
+            let budget = &guards.register_budget;
+            within_budget(budget, &id, spend_reserve, Write::Deregister, sent).await
         });
         self.guards
             .deregister
@@ -194,75 +201,19 @@ impl Numbers {
         let (graph, guards) = (self.graph.clone(), self.guards.clone());
         let name = display_name.to_owned();
         let attempt = self.to_number(id, move |id| async move {
-            guards
-                .display_names
-                .spend(&id)
-                .map_err(|r| Error::Refused(Box::new(r)))?;
             let sent = graph.request_display_name(&id, &name, deadline);
-            sent.await.map_err(|e| unanswered(Write::DisplayName, e))
+            let outcome =
+                within_budget(&guards.display_names, &id, false, Write::DisplayName, sent).await;
+            if outcome.as_ref().is_ok_and(|&success| success) {
+                // A new request supersedes an approved change still awaiting registration.
+                guards.deadlines.requested(&id);
+            }
+            outcome
         });
         self.guards
             .display_name
             .run(request_id, &[id, display_name], succeeded(attempt))
             .await
-    }
-
-    /// Adds a number to a business's pre-verified pool, then reads it back (Meta answers
-    /// only its id); if that read fails, what is known without it.
-    pub async fn add_preverified(
-        &self,
-        business_id: &str,
-        phone_number: &str,
-        deadline: Deadline,
-    ) -> Result<PreverifiedNumber, Error> {
-        let graph = self.graph.clone();
-        let (business, phone) = (business_id.to_owned(), phone_number.to_owned());
-        let added = spawned(Write::AddPreverified, async move {
-            graph
-                .add_preverified_number(&business, &phone, deadline)
-                .await
-                .map_err(|e| unanswered(Write::AddPreverified, e))
-        })
-        .await?;
-        match self.graph.preverified_number(&added, deadline).await {
-            Ok(number) => Ok(number),
-            Err(e) => {
-                tracing::warn!(preverified_id = %added, error = %e, "cannot read back the pre-verified number just added");
-                Ok(PreverifiedNumber {
-                    id: added,
-                    phone_number: phone_number.to_owned(),
-                    ..PreverifiedNumber::default()
-                })
-            }
-        }
-    }
-
-    /// One page of a business's pre-verified pool (`status`: only numbers in it).
-    pub async fn list_preverified(
-        &self,
-        business_id: &str,
-        page_size: u32,
-        cursor: Option<&str>,
-        status: Option<&str>,
-        deadline: Deadline,
-    ) -> Result<PreverifiedPage, Error> {
-        Ok(self
-            .graph
-            .list_preverified_numbers(business_id, page_size, cursor, status, deadline)
-            .await?)
-    }
-
-    /// Removes a number from its business's pre-verified pool.
-    pub async fn delete_preverified(&self, id: &str, deadline: Deadline) -> Result<(), Error> {
-        let graph = self.graph.clone();
-        let id = id.to_owned();
-        let deleted = spawned(Write::DeletePreverified, async move {
-            graph
-                .delete_preverified_number(&id, deadline)
-                .await
-                .map_err(|e| unanswered(Write::DeletePreverified, e))
-        });
-        succeeded(deleted).await
     }
 
     /// A write to the number `id`: whatever Meta answered, what the cache knew of the
@@ -287,38 +238,45 @@ impl Numbers {
     }
 }
 
-impl super::Guards {
-    fn spend_register_attempt(&self, id: &str) -> Result<(), Error> {
-        self.register_budget
-            .spend(id)
-            .map_err(|r| Error::Refused(Box::new(r)))
-    }
-
-    /// Meta's own block (133016) is kept, so the next attempts are refused here.
-    fn after_register_attempt<T>(&self, id: &str, outcome: &Result<T, graph::Error>) {
-        if let Err(e) = outcome
-            && e.graph().is_some_and(|g| g.code == REGISTER_LIMIT_REACHED)
-        {
-            self.register_budget
-                .block(id, super::budget::REGISTER_WINDOW);
+/// Sends a write within `budget`: counted before it is sent (or refused), given back if it
+/// never left the service, and Meta's own block (133016) kept, so the next attempts are
+/// refused here.
+async fn within_budget<T>(
+    budget: &Ledger,
+    id: &str,
+    spend_reserve: bool,
+    write: Write,
+    send: impl Future<Output = Result<T, graph::Error>>,
+) -> Result<T, Error> {
+    let spent = budget
+        .spend(id, spend_reserve)
+        .map_err(|r| Error::Refused(Box::new(r)))?;
+    let outcome = send.await;
+    if let Err(e) = &outcome {
+        if e.was_not_sent() {
+            budget.refund(id, spent);
+        }
+        if e.graph().is_some_and(|g| g.code == REGISTER_LIMIT_REACHED) {
+            budget.block(id, super::budget::REGISTER_WINDOW);
         }
     }
+    outcome.map_err(|e| unanswered(write, e))
 }
 
 /// A failed write: no readable answer means nobody knows whether Meta processed it.
-fn unanswered(write: Write, e: graph::Error) -> Error {
+pub(super) fn unanswered(write: Write, e: graph::Error) -> Error {
     if e.outcome_unknown() {
         Error::OutcomeUnknown {
             write,
             cause: e.to_string(),
         }
     } else {
-        e.into()
+        Error::WriteFailed(e)
     }
 }
 
 /// A write whose answer is Meta's `{"success": ...}`: `false` is no success.
-async fn succeeded(
+pub(super) async fn succeeded(
     attempt: impl Future<Output = Result<bool, Error>> + Send + 'static,
 ) -> Result<(), Error> {
     match attempt.await? {

@@ -13,6 +13,7 @@
 use super::budget::Ledger;
 use crate::model::{PhoneNumber, Windows};
 use chrono::{DateTime, Duration, Utc};
+use moka::ops::compute::{CompResult, Op};
 use std::sync::Arc;
 
 /// Embedded Signup's window to register a number.
@@ -27,7 +28,7 @@ const APPROVALS_KEPT: u64 = 100_000;
 const APPROVALS_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(60 * 24 * 3600);
 
 #[derive(Debug, Clone)]
-struct Approval {
+pub struct Approval {
     /// The approved new display name.
     name: String,
     at: DateTime<Utc>,
@@ -36,15 +37,15 @@ struct Approval {
 }
 
 #[derive(Debug)]
-pub struct Lifecycle {
+pub struct Deadlines {
     register: Arc<Ledger>,
     /// Phone number id → the approved display-name change awaiting re-registration.
     approvals: moka::sync::Cache<String, Approval>,
 }
 
-impl Lifecycle {
+impl Deadlines {
     pub fn new(register: Arc<Ledger>) -> Self {
-        Lifecycle {
+        Deadlines {
             register,
             approvals: moka::sync::Cache::builder()
                 .max_capacity(APPROVALS_KEPT)
@@ -53,22 +54,44 @@ impl Lifecycle {
         }
     }
 
-    /// A webhook said the number's new display name `name` was approved at `at`.
-    pub fn approved(&self, id: &str, name: &str, at: DateTime<Utc>) {
-        self.approvals
-            .entry_by_ref(id)
-            .and_compute_with(|current| match current {
-                // The first word on this approval stands.
-                Some(c) if c.value().name == name => moka::ops::compute::Op::Nop,
-                _ => moka::ops::compute::Op::Put(Approval {
+    /// The number's new display name `name` was approved at `at` (a webhook's time, or
+    /// when a read first showed it). The earliest word on an approval stands: a
+    /// deadline must never show later than Meta's.
+    pub fn approved(&self, id: &str, name: &str, at: DateTime<Utc>) -> Approval {
+        let entry = self.approvals.entry_by_ref(id).and_compute_with(|current| {
+            let approval = match current.map(|c| c.into_value()) {
+                Some(c) if c.name == name && c.at <= at => return Op::Nop,
+                Some(c) if c.name == name => Approval { at, ..c },
+                _ => Approval {
                     name: name.to_owned(),
                     at,
                     reregistered: false,
-                }),
-            });
+                },
+            };
+            Op::Put(approval)
+        });
+        match entry {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
+                e.into_value()
+            }
+            // Not kept (the memory is full): the answer stands for this read all the same.
+            _ => Approval {
+                name: name.to_owned(),
+                at,
+                reregistered: false,
+            },
+        }
     }
 
-    /// The number was registered: an approved change it awaited took effect.
+    /// A new display name was requested, or Meta declined the requested one: no approved
+    /// change awaits registration any more.
+    pub fn requested(&self, id: &str) {
+        self.approvals.invalidate(id);
+    }
+
+    /// The number was registered: an approved change it awaited took effect. (Only an
+    /// approval this service saw: one registered elsewhere, or before a restart, shows
+    /// its window until Meta's `new_name_status` moves on.)
     pub fn registered(&self, id: &str) {
         if let Some(mut approval) = self.approvals.get(id) {
             approval.reregistered = true;
@@ -85,19 +108,18 @@ impl Lifecycle {
         };
     }
 
+    /// Reads nothing but the number and the approvals (a stale read must not undo what a
+    /// newer push said), except that a first sight of an approval is remembered.
     fn reregister_deadline(&self, number: &PhoneNumber) -> Option<DateTime<Utc>> {
-        let awaiting = number.new_name_status == "APPROVED";
-        if !awaiting {
-            self.approvals.invalidate(&number.id);
+        let name = number.new_display_name.as_str();
+        if number.new_name_status != "APPROVED" || name.is_empty() {
             return None;
         }
-        let name = number.new_display_name.as_str();
-        let approval = self.approvals.get(&number.id).filter(|a| a.name == name);
-        let approval = approval.unwrap_or_else(|| {
+        let approval = match self.approvals.get(&number.id).filter(|a| a.name == name) {
+            Some(approval) => approval,
             // First seen by a read: the approval is at most this old.
-            self.approved(&number.id, name, Utc::now());
-            self.approvals.get(&number.id).expect("just inserted")
-        });
+            None => self.approved(&number.id, name, Utc::now()),
+        };
         (!approval.reregistered).then(|| approval.at + REREGISTER_WINDOW)
     }
 }
@@ -121,8 +143,8 @@ mod tests {
     use super::*;
     use crate::numbers::budget::Limit;
 
-    fn lifecycle() -> Lifecycle {
-        Lifecycle::new(Arc::new(Ledger::new(Limit::Register, 1)))
+    fn deadlines() -> Deadlines {
+        Deadlines::new(Arc::new(Ledger::new(Limit::Register, 1)))
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -137,7 +159,7 @@ mod tests {
             last_onboarded_time: Some(at("2026-11-20T10:00:00Z")),
             ..PhoneNumber::default()
         };
-        let l = lifecycle();
+        let l = deadlines();
         l.stamp(&mut n);
         assert_eq!(
             n.windows.register_deadline,
@@ -157,7 +179,7 @@ mod tests {
 
     #[test]
     fn reregister_deadline_runs_from_the_approval_until_registered_again() {
-        let l = lifecycle();
+        let l = deadlines();
         let mut n = PhoneNumber {
             id: "1".into(),
             new_display_name: "Shop Plus".into(),
@@ -189,7 +211,7 @@ mod tests {
 
     #[test]
     fn an_approval_first_seen_by_a_read_counts_from_then() {
-        let l = lifecycle();
+        let l = deadlines();
         let mut n = PhoneNumber {
             id: "2".into(),
             new_display_name: "New".into(),
@@ -205,5 +227,35 @@ mod tests {
         n.new_name_status = "NONE".into();
         l.stamp(&mut n);
         assert_eq!(n.windows.reregister_deadline, None);
+    }
+
+    #[test]
+    fn the_earliest_word_on_an_approval_stands() {
+        let l = deadlines();
+        let mut n = PhoneNumber {
+            id: "3".into(),
+            new_display_name: "New".into(),
+            new_name_status: "APPROVED".into(),
+            ..PhoneNumber::default()
+        };
+        l.stamp(&mut n); // a poll saw it first...
+        l.approved("3", "New", at("2026-12-01T08:00:00Z")); // ...the webhook was earlier
+        l.stamp(&mut n);
+        assert_eq!(
+            n.windows.reregister_deadline,
+            Some(at("2026-12-15T08:00:00Z"))
+        );
+        // A stale read still showing the review does not undo the approval.
+        n.new_name_status = "PENDING_REVIEW".into();
+        l.stamp(&mut n);
+        n.new_name_status = "APPROVED".into();
+        l.stamp(&mut n);
+        assert_eq!(
+            n.windows.reregister_deadline,
+            Some(at("2026-12-15T08:00:00Z"))
+        );
+        l.requested("3");
+        l.stamp(&mut n);
+        assert!(n.windows.reregister_deadline.unwrap() > at("2026-12-15T08:00:00Z"));
     }
 }

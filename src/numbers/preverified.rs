@@ -1,0 +1,68 @@
+//! A business portfolio's pool of pre-verified numbers: its writes are sent once, like a
+//! number's (see `writes.rs`); its reads go straight to Meta (the pool is read rarely,
+//! by people, and changes under them).
+
+use super::idempotency::spawned;
+use super::writes::{succeeded, unanswered};
+use super::{Error, Numbers, Write};
+use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
+
+impl Numbers {
+    /// Adds a number to a business's pre-verified pool, then reads it back (Meta answers
+    /// only its id); if that read fails, what is known without it.
+    pub async fn add_preverified(
+        &self,
+        business_id: &str,
+        phone_number: &str,
+        deadline: Deadline,
+    ) -> Result<PreverifiedNumber, Error> {
+        let graph = self.graph.clone();
+        let (business, phone) = (business_id.to_owned(), phone_number.to_owned());
+        let added = spawned(Write::AddPreverified, async move {
+            graph
+                .add_preverified_number(&business, &phone, deadline)
+                .await
+                .map_err(|e| unanswered(Write::AddPreverified, e))
+        })
+        .await?;
+        match self.graph.preverified_number(&added, deadline).await {
+            Ok(number) => Ok(number),
+            Err(e) => {
+                tracing::warn!(preverified_id = %added, error = %e, "cannot read back the pre-verified number just added");
+                Ok(PreverifiedNumber {
+                    id: added,
+                    phone_number: phone_number.to_owned(),
+                    ..PreverifiedNumber::default()
+                })
+            }
+        }
+    }
+
+    /// One page of a business's pre-verified pool (`status`: only numbers in it).
+    pub async fn list_preverified(
+        &self,
+        business_id: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+        status: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<PreverifiedPage, Error> {
+        Ok(self
+            .graph
+            .list_preverified_numbers(business_id, page_size, cursor, status, deadline)
+            .await?)
+    }
+
+    /// Removes a number from its business's pre-verified pool.
+    pub async fn delete_preverified(&self, id: &str, deadline: Deadline) -> Result<(), Error> {
+        let graph = self.graph.clone();
+        let id = id.to_owned();
+        let deleted = spawned(Write::DeletePreverified, async move {
+            graph
+                .delete_preverified_number(&id, deadline)
+                .await
+                .map_err(|e| unanswered(Write::DeletePreverified, e))
+        });
+        succeeded(deleted).await
+    }
+}

@@ -11,7 +11,8 @@ use waba_numbers::config::{
 use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::WEBHOOK_PATH;
 use waba_numbers::sandbox::{
-    self, BENCH_WABA_ID, CALLS_PATH, DEMO_PIN, DEMO_WABA_ID, SandboxOptions, bench_number_id,
+    self, BENCH_WABA_ID, CALLS_PATH, DEMO_BUSINESS_ID, DEMO_PIN, DEMO_WABA_ID, SandboxOptions,
+    bench_number_id,
 };
 use waba_numbers::server::{self, BoxError, Settings};
 
@@ -86,7 +87,8 @@ async fn sandboxed(
     let version = &args.graph_version;
     println!(
         "sandbox: simulated Graph API at {url}/{version}, delivering webhooks to port {http_port}\n\
-         sandbox: demo WABA id {DEMO_WABA_ID} (two-step verification PIN of its registered numbers: {DEMO_PIN})"
+         sandbox: demo WABA id {DEMO_WABA_ID} (two-step verification PIN of its registered numbers: {DEMO_PIN}), \
+         demo business id {DEMO_BUSINESS_ID}"
     );
     let mut graph = GraphSettings::new(url, version, TokenSource::Static(token));
     graph.app_secret = Some(app_secret);
@@ -105,7 +107,8 @@ async fn sandbox_graph(args: SandboxGraphArgs, secrets: Secrets) -> Result<(), B
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     println!(
-        "sandbox-graph: simulated Graph API at http://{addr}/{DEFAULT_GRAPH_VERSION}, demo WABA id {DEMO_WABA_ID}"
+        "sandbox-graph: simulated Graph API at http://{addr}/{DEFAULT_GRAPH_VERSION}, demo WABA id {DEMO_WABA_ID}, \
+         demo business id {DEMO_BUSINESS_ID}"
     );
     if args.bench_numbers > 0 {
         println!(

@@ -1,4 +1,5 @@
-//! Every RPC through a real client against the embedded sandbox, as a new user would.
+//! Every RPC through a real client against the embedded sandbox, as a new user would;
+//! then the simulated Graph API alone, as any Graph client calls Meta.
 
 use crate::support::{
     APP_SECRET, Service, TOKEN, assert_invalid, error_info, get_status, list_numbers,
@@ -58,12 +59,12 @@ async fn list_numbers_walks_every_page_of_the_demo_waba() {
         }
         token = page.next_page_token;
     }
-    assert_eq!((pages, ids.len()), (4, 32));
+    assert_eq!((pages, ids.len()), (4, 34));
 
     let first = list_page(&service, 0, "").await;
     assert_eq!(first.phone_numbers.len(), 25, "page_size 0 means 25");
     let capped = list_page(&service, 1000, "").await;
-    assert_eq!(capped.phone_numbers.len(), 32, "page_size is capped at 100");
+    assert_eq!(capped.phone_numbers.len(), 34, "page_size is capped at 100");
     assert!(capped.next_page_token.is_empty());
 }
 
@@ -202,13 +203,13 @@ async fn watch_status_on_the_demo_waba_starts_with_every_numbers_snapshot() {
     let service = Service::on_sandbox().await;
     let mut events = service.watch(waba(DEMO_WABA_ID)).await;
     let mut ids = BTreeSet::new();
-    for _ in 0..32 {
+    for _ in 0..34 {
         let event = unbounded::next(&mut events).await;
         assert_eq!(event.source(), pb::EventSource::Initial);
         assert!(event.changed_fields.is_empty());
         ids.insert(event.phone_number.unwrap().id);
     }
-    assert_eq!(ids.len(), 32);
+    assert_eq!(ids.len(), 34);
 }
 
 /// The simulated Graph API alone (checking the test token and app secret), and the
@@ -253,7 +254,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let (url, service) = on_own_sandbox(SandboxOptions::default()).await;
     let zero = json!({
         "total": 0, "requests": 0,
-        "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "batch": 0, "batch_items": 0, "other": 0 },
+        "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "writes": 0,
+            "preverified_numbers": 0, "batch": 0, "batch_items": 0, "other": 0 },
     });
     assert_eq!(
         calls(&url).await,
@@ -286,7 +288,7 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
         .await
         .unwrap();
     let message = unknown["error"]["message"].as_str().unwrap();
-    assert!(message.contains("Unsupported request"), "{unknown}");
+    assert!(message.contains("Unsupported get request"), "{unknown}");
     // Refused before any endpoint: not counted. Only the counter needs no token.
     let no_token = http.get(format!("{url}/v25.0/{REGISTERED}")).send().await;
     let no_token: Value = no_token.unwrap().json().await.unwrap();
@@ -303,7 +305,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
 
     let expected = json!({
         "total": 8, "requests": 6,
-        "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "batch": 1, "batch_items": 3, "other": 1 },
+        "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "writes": 0,
+            "preverified_numbers": 0, "batch": 1, "batch_items": 3, "other": 1 },
     });
     assert_eq!(calls(&url).await, expected);
 }
@@ -447,4 +450,565 @@ async fn the_bench_waba_lists_and_reads_its_generated_numbers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+// The simulated Graph API alone, called as any Graph client calls Meta: query strings,
+// form bodies, JSON bodies, trailing slashes, the token in a header or in the body.
+
+/// A Graph client of a sandbox that checks `TOKEN` and the app secret.
+struct Graph {
+    url: String,
+    http: reqwest::Client,
+}
+
+/// A Graph answer: its HTTP status and JSON body.
+type Answered = (u16, Value);
+
+impl Graph {
+    async fn start(options: SandboxOptions) -> Graph {
+        let url = sandbox::spawn(SandboxOptions {
+            access_token: Some(TOKEN.into()),
+            app_secret: Some(APP_SECRET.into()),
+            ..options
+        })
+        .await
+        .unwrap();
+        Graph {
+            url: format!("{url}/v25.0"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `method` on `path` with the token as a bearer and its proof in the query.
+    fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let proof = crate::support::proof_for(TOKEN);
+        self.http
+            .request(method, format!("{}/{path}", self.url))
+            .bearer_auth(TOKEN)
+            .query(&[("appsecret_proof", proof)])
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Answered {
+        answered(self.call(reqwest::Method::GET, path).query(query)).await
+    }
+
+    /// A POST with its parameters in the query string.
+    async fn post_query(&self, path: &str, query: &[(&str, &str)]) -> Answered {
+        answered(self.call(reqwest::Method::POST, path).query(query)).await
+    }
+
+    /// A POST with a JSON body.
+    async fn post_json(&self, path: &str, body: Value) -> Answered {
+        answered(self.call(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// A POST with a form body carrying the token and its proof too, and no header.
+    async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Answered {
+        let proof = crate::support::proof_for(TOKEN);
+        let mut form = form.to_vec();
+        form.extend([("access_token", TOKEN), ("appsecret_proof", &proof)]);
+        let request = self.http.post(format!("{}/{path}", self.url)).form(&form);
+        answered(request).await
+    }
+
+    async fn delete(&self, path: &str) -> Answered {
+        answered(self.call(reqwest::Method::DELETE, path)).await
+    }
+
+    /// The fields of the node `id`, read through a trailing-slash path.
+    async fn node(&self, id: &str, fields: &str) -> Value {
+        let (status, body) = self.get(&format!("{id}/"), &[("fields", fields)]).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+async fn answered(request: reqwest::RequestBuilder) -> Answered {
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap())
+}
+
+/// Asserts `answer` is Meta's error envelope with `code` (and `subcode` if given).
+fn assert_error(answer: &Answered, code: i64, subcode: Option<i64>) {
+    let (status, body) = answer;
+    assert_eq!(*status, 400, "{body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert_eq!(error["error_subcode"].as_i64(), subcode, "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        error["type"].is_string() && error["fbtrace_id"].is_string(),
+        "{body}"
+    );
+}
+
+fn assert_success(answer: &Answered) {
+    assert_eq!(answer, &(200, json!({ "success": true })));
+}
+
+const STATE: &str = "code_verification_status,platform_type,status,name_status,verified_name";
+
+#[tokio::test]
+async fn a_new_number_is_added_verified_registered_and_deregistered() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let edge = format!("{DEMO_WABA_ID}/phone_numbers");
+    let add = [
+        ("cc", "1"),
+        ("phone_number", "5550100777"),
+        ("verified_name", "Lucky Shrub"),
+    ];
+    let (status, added) = graph.post_form(&edge, &add).await;
+    assert_eq!(status, 200, "{added}");
+    // The id is a documented function of the WABA and the digits: the README's walk.
+    let id = "106406749783033";
+    assert_eq!(added, json!({ "id": id }));
+    assert_eq!(id, sandbox::phone_number_id(DEMO_WABA_ID, "15550100777"));
+    let fresh = graph.node(id, STATE).await;
+    assert_eq!(fresh["code_verification_status"], "NOT_VERIFIED");
+    assert_eq!(fresh["platform_type"], "NOT_APPLICABLE");
+    assert_eq!(fresh["status"], "PENDING");
+    // The same digits again (with the country code this time): Meta's 2388012.
+    let again = json!({ "cc": "1", "phone_number": "15550100777", "verified_name": "Lucky Shrub" });
+    assert_error(&graph.post_json(&edge, again).await, 100, Some(2388012));
+
+    let request_code = format!("{id}/request_code");
+    let verify_code = format!("{id}/verify_code");
+    let code = sandbox::VERIFICATION_CODE;
+    // No code sent yet; then a wrong one, and the right one hyphenated: 136025.
+    assert_error(
+        &graph.post_form(&verify_code, &[("code", code)]).await,
+        136025,
+        None,
+    );
+    let sms = [("code_method", "SMS"), ("language", "en_US")];
+    assert_error(&graph.post_query(&request_code, &sms[..1]).await, 100, None);
+    assert_success(&graph.post_query(&request_code, &sms).await);
+    for wrong in ["111111", "424-242"] {
+        let answer = graph
+            .post_json(&verify_code, json!({ "code": wrong }))
+            .await;
+        assert_error(&answer, 136025, None);
+    }
+    assert_success(&graph.post_form(&verify_code, &[("code", code)]).await);
+    assert_eq!(
+        graph.node(id, STATE).await["code_verification_status"],
+        "VERIFIED"
+    );
+
+    let register = json!({ "messaging_product": "whatsapp", "pin": "246810" });
+    assert_success(&graph.post_json(&format!("{id}/register"), register).await);
+    let registered = graph.node(id, STATE).await;
+    assert_eq!(
+        (&registered["platform_type"], &registered["status"]),
+        (&json!("CLOUD_API"), &json!("CONNECTED"))
+    );
+    assert_success(&graph.post_form(&format!("{id}/deregister"), &[]).await);
+    let deregistered = graph.node(id, STATE).await;
+    assert_eq!(
+        (&deregistered["platform_type"], &deregistered["status"]),
+        (&json!("NOT_APPLICABLE"), &json!("DISCONNECTED"))
+    );
+}
+
+#[tokio::test]
+async fn a_number_migrates_into_the_demo_waba() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let edge = format!("{DEMO_WABA_ID}/phone_numbers");
+    let (cc, national) = sandbox::MIGRATABLE_NUMBER;
+    // Without migrate_phone_number it is another WABA's number.
+    let plain = [
+        ("cc", cc),
+        ("phone_number", national),
+        ("verified_name", "Mine"),
+    ];
+    assert_error(&graph.post_form(&edge, &plain).await, 100, Some(2388103));
+    let migrate = json!({ "cc": cc, "phone_number": national, "migrate_phone_number": true });
+    let (status, added) = graph.post_json(&edge, migrate).await;
+    assert_eq!(status, 200, "{added}");
+    let id = added["id"].as_str().unwrap();
+    let moved = graph.node(id, STATE).await;
+    assert_eq!(moved["verified_name"], "Moving Shop");
+    assert_eq!(moved["code_verification_status"], "NOT_VERIFIED");
+
+    let sms = [("code_method", "SMS"), ("language", "en")];
+    assert_success(&graph.post_form(&format!("{id}/request_code"), &sms).await);
+    let code = [("code", sandbox::VERIFICATION_CODE)];
+    assert_success(&graph.post_form(&format!("{id}/verify_code"), &code).await);
+    let register = [("messaging_product", "whatsapp"), ("pin", "246810")];
+    assert_success(&graph.post_form(&format!("{id}/register"), &register).await);
+    assert_eq!(graph.node(id, STATE).await["status"], "CONNECTED");
+    // The source number has left: MIGRATED, off the Cloud API.
+    let (_, source) = graph
+        .get(
+            &format!("{}/phone_numbers", sandbox::MIGRATION_WABA_ID),
+            &[("fields", STATE)],
+        )
+        .await;
+    assert_eq!(source["data"][0]["status"], "MIGRATED", "{source}");
+    assert_eq!(source["data"][0]["platform_type"], "NOT_APPLICABLE");
+
+    // A number with a two-step PIN cannot be migrated: 2388001.
+    let with_pin = [
+        ("cc", "1"),
+        ("phone_number", "5550100001"),
+        ("migrate_phone_number", "true"),
+    ];
+    let edge = format!("{}/phone_numbers", sandbox::MIGRATION_WABA_ID);
+    assert_error(&graph.post_form(&edge, &with_pin).await, 100, Some(2388001));
+}
+
+#[tokio::test]
+async fn the_preverified_pool_lists_pages_verifies_claims_and_deletes() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let business = sandbox::DEMO_BUSINESS_ID;
+    let pool = format!("{business}/preverified_numbers");
+    let (status, added) = graph
+        .post_form(
+            &format!("{business}/add_phone_numbers"),
+            &[("phone_number", "15550100803")],
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    let added = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(added, sandbox::preverified_id(business, "15550100803"));
+    let twice = graph
+        .post_query(
+            &format!("{business}/add_phone_numbers"),
+            &[("phone_number", "15550100803")],
+        )
+        .await;
+    assert_error(&twice, 100, None);
+
+    // Three entries, one a page, both ways.
+    let (_, first) = graph
+        .get(&pool, &[("limit", "1"), ("summary", "true")])
+        .await;
+    assert_eq!(first["summary"]["total_count"], 3);
+    assert!(first["paging"].get("previous").is_none(), "{first}");
+    let after = first["paging"]["cursors"]["after"].as_str().unwrap();
+    let (_, second) = graph.get(&pool, &[("limit", "1"), ("after", after)]).await;
+    assert!(second["paging"]["next"].is_string(), "{second}");
+    let previous = second["paging"]["previous"].as_str().unwrap();
+    let (_, back) = answered(
+        graph
+            .http
+            .get(previous)
+            .bearer_auth(TOKEN)
+            .query(&[("appsecret_proof", crate::support::proof_for(TOKEN))]),
+    )
+    .await;
+    assert_eq!(back["data"], first["data"], "{back}");
+    let verified = first["data"][0].clone();
+    assert_eq!(verified["code_verification_status"], "VERIFIED");
+    let time = verified["code_verification_time"].as_str().unwrap();
+    assert!(time.ends_with("+0000") && time.len() == 24, "{time}");
+    assert!(verified["verification_expiry_time"].is_string());
+
+    let filtered = [
+        ("code_verification_status", "NOT_VERIFIED"),
+        ("fields", "id,phone_number"),
+    ];
+    let (_, unverified) = graph.get(&pool, &filtered).await;
+    let phones: Vec<&Value> = unverified["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["phone_number"])
+        .collect();
+    assert_eq!(phones, [&json!("15550100802"), &json!("15550100803")]);
+    assert!(
+        unverified["data"][0]
+            .get("code_verification_status")
+            .is_none()
+    );
+
+    // The added one is verified by IVR, then deleted.
+    let ivr = [("code_method", "IVR"), ("language", "en_US")];
+    assert_success(
+        &graph
+            .post_query(&format!("{added}/request_code"), &ivr)
+            .await,
+    );
+    let code = [("code", sandbox::VERIFICATION_CODE)];
+    assert_success(
+        &graph
+            .post_form(&format!("{added}/verify_code"), &code)
+            .await,
+    );
+    let read = graph
+        .node(&added, "code_verification_status,verification_expiry_time")
+        .await;
+    assert_eq!(read["code_verification_status"], "VERIFIED");
+    assert_success(&graph.delete(&added).await);
+    assert_error(&graph.delete(&added).await, 100, Some(33));
+
+    // The verified one is claimed into the demo WABA: a new phone number, out of the pool.
+    let pv = verified["id"].as_str().unwrap();
+    let claim = [("preverified_id", pv), ("verified_name", "Claimed Shop")];
+    let (status, claimed) = graph
+        .post_form(&format!("{DEMO_WABA_ID}/phone_numbers"), &claim)
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    let number = graph
+        .node(
+            claimed["id"].as_str().unwrap(),
+            "is_preverified_number,code_verification_status,display_phone_number",
+        )
+        .await;
+    assert_eq!(number["is_preverified_number"], true);
+    assert_eq!(number["code_verification_status"], "VERIFIED");
+    assert_eq!(number["display_phone_number"], "+1 555-010-0801");
+    assert_error(&graph.get(pv, &[]).await, 100, Some(33));
+}
+
+#[tokio::test]
+async fn a_display_name_change_is_approved_by_the_script_with_its_webhook() {
+    let hooks = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&hooks)
+        .await;
+    let graph = Graph::start(SandboxOptions {
+        webhook_url: Some(hooks.uri()),
+        pace: Duration::from_millis(100),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let rename = [("new_display_name", "Lucky Shrub")];
+    assert_success(&graph.post_query(REGISTERED, &rename).await);
+    let names = "verified_name,new_display_name,new_name_status";
+    assert_eq!(
+        graph.node(REGISTERED, names).await["new_name_status"],
+        "PENDING_REVIEW"
+    );
+
+    let approved = async {
+        loop {
+            let requests = hooks.received_requests().await.unwrap();
+            let found = requests.iter().find_map(|r| {
+                let body: Value = serde_json::from_slice(&r.body).ok()?;
+                let value = &body["entry"][0]["changes"][0]["value"];
+                (value["requested_verified_name"] == "Lucky Shrub").then(|| body.clone())
+            });
+            if let Some(found) = found {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let webhook = tokio::time::timeout(Duration::from_secs(10), approved).await;
+    let webhook = webhook.expect("no name-update webhook within 10 s");
+    let change = &webhook["entry"][0]["changes"][0];
+    assert_eq!(change["field"], "phone_number_name_update");
+    assert_eq!(change["value"]["decision"], "APPROVED");
+    assert_eq!(change["value"]["display_phone_number"], "15550100001");
+    let decided = graph.node(REGISTERED, names).await;
+    assert_eq!(
+        (&decided["verified_name"], &decided["new_name_status"]),
+        (&json!("Demo Shop 01"), &json!("APPROVED"))
+    );
+    // Registering again applies it.
+    let register = json!({ "messaging_product": "whatsapp", "pin": DEMO_PIN });
+    assert_success(
+        &graph
+            .post_json(&format!("{REGISTERED}/register"), register)
+            .await,
+    );
+    let renamed = graph.node(REGISTERED, names).await;
+    assert_eq!(renamed["verified_name"], "Lucky Shrub");
+    assert_eq!(renamed["new_name_status"], "NONE");
+    assert!(renamed.get("new_display_name").is_none(), "{renamed}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_life_script_approves_names_and_the_register_budget_is_shared() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    // Within a minute of start, the demo's pending change is approved, awaiting a register.
+    let added = [
+        ("cc", "1"),
+        ("phone_number", "5550100778"),
+        ("verified_name", "Late Shop"),
+    ];
+    let (_, added) = graph
+        .post_form(&format!("{DEMO_WABA_ID}/phone_numbers"), &added)
+        .await;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let awaiting = graph
+        .node("106540352242934", "new_name_status,platform_type")
+        .await;
+    assert_eq!(awaiting["new_name_status"], "APPROVED");
+    assert_eq!(awaiting["platform_type"], "CLOUD_API");
+    let new = graph
+        .node(added["id"].as_str().unwrap(), "name_status")
+        .await;
+    assert_eq!(new["name_status"], "APPROVED");
+    let tomorrow = graph
+        .node("106540352242933", "last_onboarded_time,platform_type")
+        .await;
+    assert_eq!(tomorrow["platform_type"], "NOT_APPLICABLE");
+
+    // Five registers and five deregisters spend the 10 per 72 hours; the 11th of either is refused.
+    let register = [("messaging_product", "whatsapp"), ("pin", DEMO_PIN)];
+    for _ in 0..5 {
+        assert_success(
+            &graph
+                .post_form(&format!("{REGISTERED}/register"), &register)
+                .await,
+        );
+        assert_success(
+            &graph
+                .post_form(&format!("{REGISTERED}/deregister"), &[])
+                .await,
+        );
+    }
+    assert_error(
+        &graph
+            .post_form(&format!("{REGISTERED}/deregister"), &[])
+            .await,
+        133016,
+        None,
+    );
+    assert_error(
+        &graph
+            .post_form(&format!("{REGISTERED}/register"), &register)
+            .await,
+        133016,
+        None,
+    );
+    tokio::time::advance(Duration::from_secs(72 * 3600)).await;
+    assert_success(
+        &graph
+            .post_form(&format!("{REGISTERED}/register"), &register)
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn every_documented_field_is_served_and_username_refused() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let fields = [
+        "id",
+        "display_phone_number",
+        "verified_name",
+        "code_verification_status",
+        "name_status",
+        "new_name_status",
+        "quality_rating",
+        "quality_score",
+        "status",
+        "platform_type",
+        "throughput",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "is_official_business_account",
+        "account_mode",
+        "is_pin_enabled",
+        "is_on_biz_app",
+        "is_preverified_number",
+        "last_onboarded_time",
+        "health_status",
+        "certificate",
+        "search_visibility",
+        "eligibility_for_api_business_global_search",
+        "webhook_configuration",
+        "conversational_automation",
+        "country_code",
+        "country_dial_code",
+    ];
+    // new_display_name and new_certificate only when a change is requested / approved.
+    let asked = format!("{},new_display_name,new_certificate", fields.join(","));
+    let node = graph.node(REGISTERED, &asked).await;
+    for field in fields {
+        assert!(node.get(field).is_some(), "{field} missing from {node}");
+    }
+    assert_eq!(node["health_status"]["can_send_message"], "AVAILABLE");
+    assert_eq!(
+        node["health_status"]["entities"][0]["entity_type"],
+        "PHONE_NUMBER"
+    );
+    assert_eq!(node["country_code"], "US");
+    assert!(node["webhook_configuration"]["application"].is_string());
+    let blocked = graph.node(UNREGISTERED, "health_status").await;
+    assert_eq!(blocked["health_status"]["can_send_message"], "BLOCKED");
+
+    let refused = graph.get(REGISTERED, &[("fields", "id,username")]).await;
+    assert_error(&refused, 100, None);
+    let message = refused.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nonexisting field (username)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn generic_clients_get_metas_paths_paging_and_errors() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let edge = format!("{DEMO_WABA_ID}/phone_numbers/");
+    // summary=true, and paging both ways.
+    let (_, first) = graph
+        .get(
+            &edge,
+            &[("limit", "10"), ("summary", "true"), ("fields", "id")],
+        )
+        .await;
+    assert_eq!(first["summary"]["total_count"], 34);
+    assert!(first["paging"].get("previous").is_none());
+    let after = first["paging"]["cursors"]["after"].as_str().unwrap();
+    let (_, second) = graph
+        .get(
+            &edge,
+            &[("limit", "10"), ("after", after), ("fields", "id")],
+        )
+        .await;
+    let before = second["paging"]["cursors"]["before"].as_str().unwrap();
+    assert!(
+        second["paging"]["previous"]
+            .as_str()
+            .unwrap()
+            .contains("before=")
+    );
+    let (_, back) = graph
+        .get(
+            &edge,
+            &[("limit", "10"), ("before", before), ("fields", "id")],
+        )
+        .await;
+    assert_eq!(back["data"], first["data"]);
+
+    // Unknown paths and unsupported methods: Meta's envelope, never a bare 404 or 405.
+    assert_error(
+        &graph.get(&format!("{REGISTERED}/nope"), &[]).await,
+        100,
+        Some(33),
+    );
+    assert_error(&graph.get("1/2/3", &[]).await, 100, Some(33));
+    assert_error(&graph.delete(REGISTERED).await, 100, Some(33));
+    let put = answered(graph.call(reqwest::Method::PUT, REGISTERED)).await;
+    assert_error(&put, 100, Some(33));
+    assert_error(&graph.post_form(REGISTERED, &[]).await, 100, None);
+
+    // A batch with trailing-slash reads and a write, its body form-encoded.
+    let batch = json!([
+        { "method": "GET", "relative_url": format!("{REGISTERED}/?fields=id,status") },
+        { "method": "POST", "relative_url": format!("{UNREGISTERED}/"), "body": "pin=246810" },
+        { "method": "GET", "relative_url": format!("/{UNREGISTERED}?fields=is_pin_enabled") },
+    ]);
+    let (status, items) = graph.post_form("", &[("batch", &batch.to_string())]).await;
+    assert_eq!(status, 200, "{items}");
+    let bodies: Vec<Value> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            assert_eq!(item["code"], 200, "{item}");
+            serde_json::from_str(item["body"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        bodies[0],
+        json!({ "id": REGISTERED, "status": "CONNECTED" })
+    );
+    assert_eq!(bodies[1], json!({ "success": true }));
+    assert_eq!(bodies[2]["is_pin_enabled"], true);
 }

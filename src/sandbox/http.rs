@@ -1,29 +1,39 @@
 //! The simulated Graph API over HTTP: Meta's paths, JSON, error envelope and headers.
+//!
+//! Every path under `/{version}/` is resolved here, not by axum's router, so that a
+//! trailing slash, a batch operation's `relative_url`, an unknown path and an
+//! unsupported method are all treated as Meta treats them (the last two: error 100 in
+//! Meta's envelope, never a bare 404 or 405).
 
 use super::SandboxOptions;
-use super::state::{Announcement, Fault, Number, RegisterParams, World};
-use axum::extract::{Form, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use super::lifecycle::RegisterParams;
+use super::params::Params;
+use super::render::{self, Context, Link, Node};
+use super::state::{Announcement, Fault, World};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::Sha256;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-type Params = Query<HashMap<String, String>>;
-
 /// The call counter: outside Meta's versioned paths, answered without a token.
 pub const CALLS_PATH: &str = "/_sandbox/calls";
+/// `webhook_configuration.application` when no webhook URL is configured.
+const PLACEHOLDER_WEBHOOK: &str = "https://example.com/webhooks/whatsapp";
+/// The largest request body read (a batch of 50 operations fits many times over).
+const MAX_BODY: usize = 1 << 20;
 
 pub struct Shared {
     world: Mutex<World>,
@@ -42,10 +52,15 @@ struct Calls {
     phone_numbers: AtomicU64,
     /// `POST /{id}/register`.
     register: AtomicU64,
+    /// Every other write: adding a number, codes, deregister, PIN, display name, the
+    /// pre-verified pool's additions and deletions.
+    writes: AtomicU64,
+    /// `GET /{business}/preverified_numbers`.
+    preverified_numbers: AtomicU64,
     /// `POST /` batch requests, and the operations in them.
     batch: AtomicU64,
     batch_items: AtomicU64,
-    /// Unknown paths.
+    /// Unknown paths and unsupported methods.
     other: AtomicU64,
 }
 
@@ -54,26 +69,46 @@ impl Calls {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    fn of(&self, endpoint: &Endpoint) -> &AtomicU64 {
+        match endpoint {
+            Endpoint::Read(_) => &self.node,
+            Endpoint::ListNumbers(_) => &self.phone_numbers,
+            Endpoint::Register(_) => &self.register,
+            Endpoint::ListPreverified(_) => &self.preverified_numbers,
+            Endpoint::Batch => &self.batch,
+            Endpoint::Unsupported(_) => &self.other,
+            _ => &self.writes,
+        }
+    }
+
     /// `total` counts calls as Meta's rate limits do (each batch operation is one);
     /// `requests` counts HTTP requests (a batch is one).
     fn json(&self) -> Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (node, list, register) = (
-            get(&self.node),
-            get(&self.phone_numbers),
-            get(&self.register),
-        );
-        let (batch, items, other) = (get(&self.batch), get(&self.batch_items), get(&self.other));
+        let served = [
+            &self.node,
+            &self.phone_numbers,
+            &self.register,
+            &self.writes,
+            &self.preverified_numbers,
+            &self.other,
+        ]
+        .into_iter()
+        .map(get)
+        .sum::<u64>();
+        let (batch, items) = (get(&self.batch), get(&self.batch_items));
         json!({
-            "total": node + list + register + items + other,
-            "requests": node + list + register + batch + other,
+            "total": served + items,
+            "requests": served + batch,
             "endpoints": {
-                "node": node,
-                "phone_numbers": list,
-                "register": register,
+                "node": get(&self.node),
+                "phone_numbers": get(&self.phone_numbers),
+                "register": get(&self.register),
+                "writes": get(&self.writes),
+                "preverified_numbers": get(&self.preverified_numbers),
                 "batch": batch,
                 "batch_items": items,
-                "other": other,
+                "other": get(&self.other),
             },
         })
     }
@@ -101,22 +136,19 @@ impl Shared {
         }
         world
     }
+
+    fn webhook_url(&self) -> &str {
+        self.options
+            .webhook_url
+            .as_deref()
+            .unwrap_or(PLACEHOLDER_WEBHOOK)
+    }
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/{version}/", post(batch))
-        .route("/{version}/{node}", get(read_node))
-        .route("/{version}/{node}/phone_numbers", get(list_numbers))
-        .route("/{version}/{node}/register", post(register))
         .route(CALLS_PATH, get(calls))
-        .fallback(|State(shared): State<Arc<Shared>>| async move {
-            Calls::count(&shared.calls.other, 1);
-            failure(
-                Fault::invalid_parameter("Unsupported request: unknown path components"),
-                None,
-            )
-        })
+        .fallback(graph)
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
 }
@@ -127,14 +159,10 @@ async fn calls(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// Meta's checks before any endpoint: a versioned path, an access token, and the
-/// `appsecret_proof` when the app requires one. The configured latency passes first.
-/// Only the call counter is exempt from both.
-async fn authenticate(
-    State(shared): State<Arc<Shared>>,
-    Query(params): Params,
-    request: Request,
-    next: Next,
-) -> Response {
+/// `appsecret_proof` when the app requires one, each from the query string or the body
+/// (whose parameters are merged once, here, for the endpoint). The configured latency
+/// passes first. Only the call counter is exempt.
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     if request.uri().path() == CALLS_PATH {
         return next.run(request).await;
     }
@@ -146,13 +174,31 @@ async fn authenticate(
         let message = format!("Unknown path components: /{version}");
         return failure(Fault::new(2500, "OAuthException", message), None);
     }
-    let bearer = request
-        .headers()
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return failure(
+            Fault::invalid_parameter("The request body is too large"),
+            None,
+        );
+    };
+    let mut params = Params::from_query(parts.uri.query());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(fault) = params.merge_body(content_type, &bytes) {
+        return failure(fault, None);
+    }
+    let bearer = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
         .map(str::to_owned);
-    let Some(token) = bearer.or_else(|| params.get("access_token").cloned()) else {
+    let Some(token) = bearer.or_else(|| params.get("access_token").map(str::to_owned)) else {
         let message = "An access token is required to request this resource.";
         return failure(Fault::new(104, "OAuthException", message), None);
     };
@@ -186,66 +232,288 @@ async fn authenticate(
             Some(_) => {}
         }
     }
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(params);
     next.run(request).await
 }
 
-async fn read_node(
-    State(shared): State<Arc<Shared>>,
-    Path((_version, node)): Path<(String, String)>,
-    Query(params): Params,
-) -> Response {
-    Calls::count(&shared.calls.node, 1);
-    match read_number(&shared, &node, params.get("fields")) {
-        Ok(read) => success(read.body, &read.waba_id, read.usage),
-        Err(e) => failure(e.fault, e.waba_id.as_deref()),
+/// What a path and method ask for.
+enum Endpoint<'a> {
+    /// `POST /` with `batch`.
+    Batch,
+    /// `GET /{id}`: a phone number or a pre-verified number.
+    Read(&'a str),
+    /// `POST /{id}`: `pin`, `new_display_name`.
+    Update(&'a str),
+    /// `DELETE /{pre-verified id}`.
+    Delete(&'a str),
+    ListNumbers(&'a str),
+    AddNumber(&'a str),
+    Register(&'a str),
+    Deregister(&'a str),
+    RequestCode(&'a str),
+    VerifyCode(&'a str),
+    /// `POST /{business}/add_phone_numbers`.
+    AddPreverified(&'a str),
+    ListPreverified(&'a str),
+    Unsupported(Fault),
+}
+
+impl<'a> Endpoint<'a> {
+    /// `segments`: the path after the version, empty segments (trailing slashes) dropped.
+    fn resolve(method: &Method, segments: &[&'a str]) -> Self {
+        let m = method.as_str();
+        match (m, segments) {
+            ("POST", []) => Endpoint::Batch,
+            ("GET", [id]) => Endpoint::Read(id),
+            ("POST", [id]) => Endpoint::Update(id),
+            ("DELETE", [id]) => Endpoint::Delete(id),
+            ("GET", [id, "phone_numbers"]) => Endpoint::ListNumbers(id),
+            ("POST", [id, "phone_numbers"]) => Endpoint::AddNumber(id),
+            ("POST", [id, "register"]) => Endpoint::Register(id),
+            ("POST", [id, "deregister"]) => Endpoint::Deregister(id),
+            ("POST", [id, "request_code"]) => Endpoint::RequestCode(id),
+            ("POST", [id, "verify_code"]) => Endpoint::VerifyCode(id),
+            ("POST", [id, "add_phone_numbers"]) => Endpoint::AddPreverified(id),
+            ("GET", [id, "preverified_numbers"]) => Endpoint::ListPreverified(id),
+            (_, [id, ..]) => Endpoint::Unsupported(Fault::unsupported(m, id)),
+            (_, []) => Endpoint::Unsupported(Fault::new(
+                100,
+                "GraphMethodException",
+                format!("Unsupported {} request.", m.to_ascii_lowercase()),
+            )),
+        }
     }
 }
 
-/// A number as read: its JSON, its WABA and the WABA's usage in percent.
-struct Read {
+/// A served call: its JSON, and the WABA whose budget it drew on, with the usage.
+struct Answer {
     body: Value,
-    waba_id: String,
-    usage: u32,
+    usage: Option<(String, u32)>,
 }
 
-/// A failed read, with the WABA when its rate limit is the cause.
+/// A failed call, with the WABA when its rate limit is the cause.
 struct Failed {
     fault: Fault,
     waba_id: Option<String>,
 }
 
-fn failed(fault: Fault, waba_id: Option<String>) -> Box<Failed> {
-    Box::new(Failed { fault, waba_id })
+type Outcome = Result<Answer, Box<Failed>>;
+
+impl From<Fault> for Box<Failed> {
+    fn from(fault: Fault) -> Self {
+        Box::new(Failed {
+            fault,
+            waba_id: None,
+        })
+    }
 }
 
-/// `GET /{id}?fields=`.
-fn read_number(shared: &Shared, id: &str, fields: Option<&String>) -> Result<Read, Box<Failed>> {
-    let mut world = shared.world();
-    let number = world.number(id).map_err(|f| failed(f, None))?.clone();
-    let waba_id = number.waba_id.clone();
-    let usage = match world.charge(&waba_id, Instant::now()) {
-        Ok(usage) => usage,
-        Err(fault) => return Err(failed(fault, Some(waba_id))),
-    };
-    drop(world);
-    let fields = requested_fields(fields).map_err(|f| failed(f, None))?;
-    Ok(Read {
-        body: number_json(&number, &fields),
-        waba_id,
-        usage,
-    })
+fn answer(body: Value, usage: Option<(String, u32)>) -> Outcome {
+    Ok(Answer { body, usage })
 }
 
-/// `POST /` with `batch`: up to 50 GETs of number nodes, each answered on its own.
-async fn batch(
+fn succeeded() -> Value {
+    json!({ "success": true })
+}
+
+/// Every Graph path: resolved, counted, answered.
+async fn graph(
     State(shared): State<Arc<Shared>>,
-    Form(params): Form<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    Extension(params): Extension<Params>,
+    request: Request,
 ) -> Response {
-    Calls::count(&shared.calls.batch, 1);
-    let operations = match params
-        .get("batch")
-        .map(|b| serde_json::from_str::<Vec<Value>>(b))
-    {
+    let path = request.uri().path().to_owned();
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let version = segments.next().unwrap_or_default();
+    let segments: Vec<&str> = segments.collect();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}/{version}");
+    let endpoint = Endpoint::resolve(&method, &segments);
+    Calls::count(shared.calls.of(&endpoint), 1);
+    if let Endpoint::Batch = endpoint {
+        return batch(&shared, &params, &base);
+    }
+    match dispatch(&shared, endpoint, &params, &base) {
+        Ok(Answer { body, usage }) => success(body, usage),
+        Err(failed) => failure(failed.fault, failed.waba_id.as_deref()),
+    }
+}
+
+/// Counts a management call against `waba_id`'s hourly budget.
+fn charge(world: &mut World, waba_id: &str) -> Result<Option<(String, u32)>, Box<Failed>> {
+    match world.charge(waba_id, Instant::now()) {
+        Ok(usage) => Ok(Some((waba_id.to_owned(), usage))),
+        Err(fault) => Err(Box::new(Failed {
+            fault,
+            waba_id: Some(waba_id.to_owned()),
+        })),
+    }
+}
+
+/// The WABA of the phone number `id`, if it is one.
+fn waba_of(world: &World, id: &str) -> Option<String> {
+    world.number(id).ok().map(|n| n.waba_id.clone())
+}
+
+fn dispatch(shared: &Shared, endpoint: Endpoint, params: &Params, base: &str) -> Outcome {
+    let now = Instant::now();
+    match endpoint {
+        Endpoint::Batch => Err(Fault::invalid_parameter("A batch cannot hold a batch").into()),
+        Endpoint::Unsupported(fault) => Err(fault.into()),
+        Endpoint::Read(id) => read(shared, id, params),
+        Endpoint::ListNumbers(waba_id) => list_numbers(shared, waba_id, params, base),
+        Endpoint::ListPreverified(business) => list_preverified(shared, business, params, base),
+        Endpoint::AddNumber(waba_id) => {
+            let mut world = shared.world();
+            let usage = match world.is_waba(waba_id) {
+                true => charge(&mut world, waba_id)?,
+                false => None,
+            };
+            let id = world.add_number(waba_id, params, now)?;
+            let mut body = json!({ "id": id });
+            // Read-after-write: `fields` returns the new node too.
+            if params.get("fields").is_some() {
+                let fields = render::requested_fields(params.get("fields"), Node::PhoneNumber)?;
+                let number = world.number(&id)?;
+                body = render::number_json(number, &fields, &context(shared, &world, number));
+            }
+            answer(body, usage)
+        }
+        Endpoint::Register(id) => {
+            let register = RegisterParams {
+                messaging_product: params.get("messaging_product").map(str::to_owned),
+                pin: params.get("pin").map(str::to_owned),
+                data_localization_region: params.get("data_localization_region").map(str::to_owned),
+            };
+            number_write(shared, id, |world| world.register(id, register, now))
+        }
+        Endpoint::Deregister(id) => number_write(shared, id, |world| world.deregister(id, now)),
+        Endpoint::Update(id) => {
+            number_write(shared, id, |world| world.update_number(id, params, now))
+        }
+        Endpoint::RequestCode(id) => number_write(shared, id, |world| {
+            let sent = world.request_code(id, params, now)?;
+            // The sandbox plays the phone: the code "arrives" in the log.
+            tracing::info!("{}", sent.message());
+            Ok(())
+        }),
+        Endpoint::VerifyCode(id) => {
+            number_write(shared, id, |world| world.verify_code(id, params, now))
+        }
+        Endpoint::AddPreverified(business) => {
+            let mut world = shared.world();
+            let phone_number = params.required("phone_number")?;
+            let id = world.add_preverified(business, phone_number, now)?;
+            answer(json!({ "id": id }), None)
+        }
+        Endpoint::Delete(id) => {
+            shared.world().delete_preverified(id)?;
+            answer(succeeded(), None)
+        }
+    }
+}
+
+/// A write to the node `id` answered `{"success": true}`; a phone number's WABA is
+/// charged for it (a pre-verified number belongs to no WABA).
+fn number_write(
+    shared: &Shared,
+    id: &str,
+    write: impl FnOnce(&mut World) -> Result<(), Fault>,
+) -> Outcome {
+    let mut world = shared.world();
+    let waba_id = waba_of(&world, id);
+    let usage = match &waba_id {
+        Some(waba_id) => charge(&mut world, waba_id)?,
+        None => None,
+    };
+    write(&mut world).map_err(|fault| {
+        Box::new(Failed {
+            fault,
+            waba_id: waba_id.clone(),
+        })
+    })?;
+    answer(succeeded(), usage)
+}
+
+fn context<'a>(shared: &'a Shared, world: &'a World, number: &super::state::Number) -> Context<'a> {
+    Context {
+        webhook_url: shared.webhook_url(),
+        business_id: world.business_of(&number.waba_id),
+    }
+}
+
+/// `GET /{id}?fields=`: a phone number (charged to its WABA) or a pre-verified number.
+fn read(shared: &Shared, id: &str, params: &Params) -> Outcome {
+    let mut world = shared.world();
+    if let Ok(entry) = world.preverified_number(id) {
+        let fields = render::requested_fields(params.get("fields"), Node::PreVerified)?;
+        return answer(render::preverified_json(entry, &fields), None);
+    }
+    let waba_id = world.number(id)?.waba_id.clone();
+    let usage = charge(&mut world, &waba_id)?;
+    let fields = render::requested_fields(params.get("fields"), Node::PhoneNumber)?;
+    let number = world.number(id)?;
+    answer(
+        render::number_json(number, &fields, &context(shared, &world, number)),
+        usage,
+    )
+}
+
+fn list_numbers(shared: &Shared, waba_id: &str, params: &Params, base: &str) -> Outcome {
+    let fields = render::requested_fields(params.get("fields"), Node::PhoneNumber)?;
+    let mut world = shared.world();
+    if !world.is_waba(waba_id) {
+        return Err(Fault::unknown_object(waba_id).into());
+    }
+    let total = world.count(waba_id);
+    let window = render::window(params, total)?;
+    let usage = charge(&mut world, waba_id)?;
+    let (numbers, _) = world.page(waba_id, window.start, window.end - window.start)?;
+    let context = Context {
+        webhook_url: shared.webhook_url(),
+        business_id: world.business_of(waba_id),
+    };
+    let data = numbers
+        .iter()
+        .map(|n| render::number_json(n, &fields, &context))
+        .collect();
+    let link = Link {
+        url: format!("{base}/{waba_id}/phone_numbers"),
+        params,
+    };
+    answer(render::edge(data, window, total, &link), usage)
+}
+
+fn list_preverified(shared: &Shared, business: &str, params: &Params, base: &str) -> Outcome {
+    let fields = render::requested_fields(params.get("fields"), Node::PreVerified)?;
+    let world = shared.world();
+    let entries = world.preverified_numbers(
+        business,
+        params.get("code_verification_status"),
+        params.get("phone_number"),
+    )?;
+    let window = render::window(params, entries.len())?;
+    let data = entries[window.start..window.end]
+        .iter()
+        .map(|e| render::preverified_json(e, &fields))
+        .collect();
+    let link = Link {
+        url: format!("{base}/{business}/preverified_numbers"),
+        params,
+    };
+    answer(render::edge(data, window, entries.len(), &link), None)
+}
+
+/// `POST /` with `batch`: up to 50 operations, each answered on its own as if called
+/// alone (`relative_url` with its query, `body` form-encoded for writes).
+fn batch(shared: &Shared, params: &Params, base: &str) -> Response {
+    let operations = match params.get("batch").map(serde_json::from_str::<Vec<Value>>) {
         Some(Ok(operations)) => operations,
         Some(Err(_)) => return failure(Fault::invalid_parameter("Invalid batch parameter"), None),
         None => {
@@ -263,233 +531,51 @@ async fn batch(
     let items: Vec<Value> = operations
         .iter()
         .map(|op| {
-            let method = op.get("method").and_then(Value::as_str).unwrap_or("GET");
-            let relative = op.get("relative_url").and_then(Value::as_str).unwrap_or_default();
-            let url = reqwest::Url::parse(&format!("http://graph/{}", relative.trim_start_matches('/')));
-            let answer = match url {
-                Ok(url) if method == "GET" && url.path_segments().is_some_and(|s| s.count() == 1) => {
-                    let id = url.path().trim_start_matches('/').to_owned();
-                    let fields = url.query_pairs().find(|(k, _)| k == "fields").map(|(_, v)| v.into_owned());
-                    read_number(&shared, &id, fields.as_ref())
-                        .map(|read| read.body)
-                        .map_err(|e| e.fault)
-                }
-                _ => Err(Fault::invalid_parameter("Unsupported batch operation")),
-            };
+            let answer = operation(shared, op, base);
             match answer {
-                Ok(body) => json!({ "code": 200, "body": body.to_string() }),
-                Err(fault) => json!({ "code": fault.http_status, "body": error_json(&fault, &trace_id()).to_string() }),
+                Ok(Answer { body, .. }) => json!({ "code": 200, "body": body.to_string() }),
+                Err(failed) => json!({
+                    "code": failed.fault.http_status,
+                    "body": error_json(&failed.fault, &trace_id()).to_string(),
+                }),
             }
         })
         .collect();
     (StatusCode::OK, Json(Value::Array(items))).into_response()
 }
 
-async fn list_numbers(
-    State(shared): State<Arc<Shared>>,
-    Path((version, waba_id)): Path<(String, String)>,
-    Query(params): Params,
-    headers: HeaderMap,
-) -> Response {
-    Calls::count(&shared.calls.phone_numbers, 1);
-    let fields = match requested_fields(params.get("fields")) {
-        Ok(fields) => fields,
-        Err(fault) => return failure(fault, None),
-    };
-    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
-        None => 25,
-        Some(Ok(n)) if n > 0 => n.min(100),
-        Some(_) => {
-            return failure(
-                Fault::invalid_parameter("Param limit must be a positive integer"),
-                None,
-            );
-        }
-    };
-    let offset = match params.get("after").map(|c| decode_cursor(c)) {
-        None => 0,
-        Some(Some(offset)) => offset,
-        Some(None) => return failure(Fault::invalid_parameter("Invalid cursor"), None),
-    };
-
-    let mut world = shared.world();
-    if !world.is_waba(&waba_id) {
-        return failure(Fault::unknown_object(&waba_id), None);
+/// One batch operation.
+fn operation(shared: &Shared, op: &Value, base: &str) -> Outcome {
+    let method = op.get("method").and_then(Value::as_str).unwrap_or("GET");
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| Fault::invalid_parameter("Unsupported batch operation method"))?;
+    let relative = op
+        .get("relative_url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let url = reqwest::Url::parse(&format!(
+        "http://graph/{}",
+        relative.trim_start_matches('/')
+    ))
+    .map_err(|_| Fault::invalid_parameter("Invalid relative_url in batch operation"))?;
+    let mut params = Params::from_query(url.query());
+    if let Some(body) = op.get("body").and_then(Value::as_str) {
+        params.merge_body(None, body.as_bytes())?;
     }
-    let usage = match world.charge(&waba_id, Instant::now()) {
-        Ok(usage) => usage,
-        Err(fault) => return failure(fault, Some(&waba_id)),
-    };
-    let (numbers, more) = match world.page(&waba_id, offset, limit) {
-        Ok(page) => page,
-        Err(fault) => return failure(fault, None),
-    };
-    let data: Vec<Value> = numbers.iter().map(|n| number_json(n, &fields)).collect();
-    let count = data.len();
-    drop(world);
-
-    let mut body = json!({ "data": data });
-    if count > 0 {
-        let after = encode_cursor(offset + count);
-        body["paging"] = json!({
-            "cursors": { "before": encode_cursor(offset), "after": after },
-        });
-        if more {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            let mut query = vec![("limit", limit.to_string()), ("after", after)];
-            if let Some(fields) = params.get("fields") {
-                query.insert(0, ("fields", fields.clone()));
-            }
-            let base = format!("http://{host}/{version}/{waba_id}/phone_numbers");
-            if let Ok(next) = reqwest::Url::parse_with_params(&base, &query) {
-                body["paging"]["next"] = next.as_str().into();
-            }
-        }
+    let mut segments: Vec<&str> = url.path().split('/').filter(|s| !s.is_empty()).collect();
+    if segments.first().is_some_and(|s| is_version(s)) {
+        segments.remove(0);
     }
-    if params
-        .get("summary")
-        .is_some_and(|s| s.split(',').any(|f| f == "total_count"))
-    {
-        let total = shared
-            .world()
-            .page(&waba_id, 0, usize::MAX)
-            .map_or(0, |p| p.0.len());
-        body["summary"] = json!({ "total_count": total });
-    }
-    success(body, &waba_id, usage)
+    dispatch(shared, Endpoint::resolve(&method, &segments), &params, base)
 }
 
-async fn register(
-    State(shared): State<Arc<Shared>>,
-    Path((_version, node)): Path<(String, String)>,
-    Query(mut params): Params,
-    body: axum::body::Bytes,
-) -> Response {
-    Calls::count(&shared.calls.register, 1);
-    // Meta takes the parameters as a JSON body or as query/form parameters.
-    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) {
-        for (key, value) in fields {
-            let text = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            params.insert(key, text);
-        }
-    }
-    let register = RegisterParams {
-        messaging_product: params.remove("messaging_product"),
-        pin: params.remove("pin"),
-        data_localization_region: params.remove("data_localization_region"),
-    };
-    let now = Instant::now();
-    let mut world = shared.world();
-    let waba_id = match world.number(&node) {
-        Ok(n) => n.waba_id.clone(),
-        Err(fault) => return failure(fault, None),
-    };
-    let usage = match world.charge(&waba_id, now) {
-        Ok(usage) => usage,
-        Err(fault) => return failure(fault, Some(&waba_id)),
-    };
-    match world.register(&node, register, now) {
-        Ok(()) => success(json!({ "success": true }), &waba_id, usage),
-        Err(fault) => failure(fault, Some(&waba_id)),
-    }
-}
-
-/// Fields a phone-number node has in the sandbox. Any other is refused with error 100
-/// "nonexisting field", as Meta refuses `username` since v24.0.
-const FIELDS: &[&str] = &[
-    "id",
-    "display_phone_number",
-    "verified_name",
-    "name_status",
-    "new_name_status",
-    "new_display_name",
-    "code_verification_status",
-    "quality_rating",
-    "quality_score",
-    "status",
-    "platform_type",
-    "throughput",
-    "messaging_limit_tier",
-    "whatsapp_business_manager_messaging_limit",
-    "account_mode",
-    "is_official_business_account",
-    "is_pin_enabled",
-    "last_onboarded_time",
-];
-
-/// What Meta returns when `fields` is absent.
-const DEFAULT_FIELDS: &[&str] = &[
-    "verified_name",
-    "code_verification_status",
-    "display_phone_number",
-    "quality_rating",
-    "platform_type",
-    "throughput",
-    "last_onboarded_time",
-    "id",
-];
-
-fn requested_fields(param: Option<&String>) -> Result<Vec<&'static str>, Fault> {
-    let Some(param) = param.filter(|p| !p.is_empty()) else {
-        return Ok(DEFAULT_FIELDS.to_vec());
-    };
-    param
-        .split(',')
-        .map(str::trim)
-        .map(|name| {
-            FIELDS.iter().copied().find(|f| *f == name).ok_or_else(|| {
-                Fault::invalid_parameter(format!(
-                    "Tried accessing nonexisting field ({name}) on node type (WhatsAppBusinessPhoneNumber)"
-                ))
-            })
-        })
-        .collect()
-}
-
-fn number_json(n: &Number, fields: &[&str]) -> Value {
-    let mut map = Map::new();
-    let text = |s: &str| (!s.is_empty()).then(|| Value::from(s));
-    for &field in fields {
-        let value = match field {
-            "id" => text(&n.id),
-            "display_phone_number" => text(&n.display_phone_number),
-            "verified_name" => text(&n.verified_name),
-            "name_status" => text(&n.name_status),
-            "new_name_status" => text(&n.new_name_status),
-            "new_display_name" => text(&n.new_display_name),
-            "code_verification_status" => text(&n.code_verification_status),
-            "quality_rating" => text(&n.quality_rating),
-            "quality_score" => Some(json!({ "score": n.quality_rating })),
-            "status" => text(&n.status),
-            "platform_type" => text(&n.platform_type),
-            "throughput" => Some(json!({ "level": n.throughput_level })),
-            "messaging_limit_tier" => text(&n.messaging_limit_tier),
-            "whatsapp_business_manager_messaging_limit" => text(&n.messaging_limit),
-            "account_mode" => text(&n.account_mode),
-            "is_official_business_account" => Some(n.is_official_business_account.into()),
-            "is_pin_enabled" => Some(n.is_pin_enabled().into()),
-            "last_onboarded_time" => text(&n.last_onboarded_time),
-            _ => None,
-        };
-        if let Some(value) = value {
-            map.insert(field.to_owned(), value);
-        }
-    }
-    // Meta always answers with the id.
-    map.insert("id".into(), n.id.clone().into());
-    Value::Object(map)
-}
-
-fn success(body: Value, waba_id: &str, usage_percent: u32) -> Response {
+/// A 200 with `body`; with the usage header when the call drew on a WABA's budget.
+fn success(body: Value, usage: Option<(String, u32)>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("x-fb-trace-id", trace_id());
-    if let Ok(usage) = HeaderValue::from_str(&usage_json(waba_id, usage_percent, 0)) {
+    if let Some((waba_id, percent)) = usage
+        && let Ok(usage) = HeaderValue::from_str(&usage_json(&waba_id, percent, 0))
+    {
         headers.insert("x-business-use-case-usage", usage);
     }
     (StatusCode::OK, headers, Json(body)).into_response()
@@ -540,21 +626,6 @@ fn usage_json(waba_id: &str, percent: u32, regain_minutes: u64) -> String {
 fn trace_id() -> HeaderValue {
     let bytes: [u8; 12] = rand::random();
     HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(bytes)).expect("base64 is a valid header")
-}
-
-const CURSOR_PREFIX: &str = "sandbox:";
-
-fn encode_cursor(offset: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{offset}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<usize> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix(CURSOR_PREFIX)?
-        .parse()
-        .ok()
 }
 
 fn is_version(segment: &str) -> bool {

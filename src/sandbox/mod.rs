@@ -1,23 +1,55 @@
 //! The embedded sandbox: a simulated Graph API on a real HTTP server.
 //!
-//! It speaks Meta's paths, JSON, error envelope and usage headers, seeded with a demo
-//! WABA of numbers in varied states, and behaves like Meta where it matters: cursor
-//! pagination, `fields=`, batch requests, register PIN rules and the 10-per-72-hours
-//! budget, unknown ids → 100/33. Its numbers change by themselves (display names get
-//! decided, verification completes, quality moves), and it delivers signed webhooks.
+//! It speaks Meta's paths, JSON, error envelope and usage headers, and simulates the
+//! whole life of a phone number as Meta's contract describes it:
+//!
+//! - a demo business ([`DEMO_BUSINESS_ID`]) owning the demo WABA ([`DEMO_WABA_ID`], 34
+//!   numbers in varied states), a second WABA holding one number ready to migrate
+//!   ([`MIGRATION_WABA_ID`], [`MIGRATABLE_NUMBER`]) and a pool of pre-verified numbers;
+//! - adding a number (`POST /{WABA_ID}/phone_numbers`: new, `migrate_phone_number`, or
+//!   `preverified_id`), with deterministic ids ([`phone_number_id`]);
+//! - `request_code` (the code, always [`VERIFICATION_CODE`], is logged as the phone
+//!   would receive it) and `verify_code`, on numbers and pre-verified numbers;
+//! - `register` (PIN rules, verification required, applies an approved display-name
+//!   change, completes a migration) and `deregister`, sharing 10 attempts per 72 hours;
+//! - `POST /{ID}` with `pin` or `new_display_name` (10 per 30 days);
+//! - the pre-verified pool: `add_phone_numbers`, `preverified_numbers`, read, delete;
+//! - `GET /{ID}` with every documented field (`username` refused as on v24.0+),
+//!   `GET /{WABA_ID}/phone_numbers` with cursor paging both ways and `summary`, batch
+//!   requests of any operation, unknown ids, paths and methods answered 100/33.
+//!
+//! Parameters are read from the query string, a form body or a JSON body alike, paths
+//! with a trailing slash work, and the access token and `appsecret_proof` may come in
+//! a header, the query or the body: any generic Graph client works against it.
+//!
+//! Its numbers change by themselves (the life script: display names and requested new
+//! names get decided, verification completes, quality moves, approved new names lapse
+//! after 14 days without a register), and it delivers signed webhooks.
 //!
 //! For benchmarks it can answer slowly, drop the quota, hold a WABA of generated
 //! numbers, and count the calls it answers (`GET /_sandbox/calls`, no token needed).
+//!
+//! Layout: `state` (the world, its demo and the life script: pure, `now` passed in),
+//! `lifecycle` (the writes' rules), `preverified` (the pool), `params` (one parser for
+//! every call's parameters), `render` (nodes and edges as Meta's JSON), `http` (paths,
+//! authentication, envelope, batch), `webhooks` (signed delivery).
 //!
 //! It never imports `graph/` (nor the reverse): it is a second, independent reading of
 //! Meta's contract, so a misunderstanding of Meta cannot pass every test unnoticed.
 
 mod http;
+pub mod lifecycle;
+mod params;
+pub mod preverified;
+mod render;
 pub mod state;
 mod webhooks;
 
 pub use http::CALLS_PATH;
-pub use state::{BENCH_WABA_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, bench_number_id};
+pub use state::{
+    BENCH_WABA_ID, DEMO_BUSINESS_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, MIGRATABLE_NUMBER,
+    MIGRATION_WABA_ID, VERIFICATION_CODE, bench_number_id, phone_number_id, preverified_id,
+};
 
 use secrecy::SecretString;
 use std::future::Future;
@@ -66,7 +98,10 @@ pub async fn serve(
     options: SandboxOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut world = state::World::demo(Instant::now(), options.pace);
+    // Before anything answers: the webhook client needs it, and so does any client
+    // built in the same process once the sandbox is up.
+    crate::tls::install_provider();
+    let mut world = state::World::demo(Instant::now(), chrono::Utc::now(), options.pace);
     world.add_bench_waba(options.bench_numbers);
     world.unlimited = !options.quota;
     let (outbox, announcements) = tokio::sync::mpsc::unbounded_channel();
@@ -101,6 +136,7 @@ pub async fn serve(
 /// Starts the simulated Graph API on a free loopback port, in the background for the
 /// life of the runtime; returns its base URL (without version).
 pub async fn spawn(options: SandboxOptions) -> std::io::Result<String> {
+    crate::tls::install_provider();
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

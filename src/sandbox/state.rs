@@ -1,12 +1,28 @@
 //! The simulated world: WABAs, their numbers, and Meta's rules about them.
 //!
-//! Pure state: every method takes `now`, so the rules are tested without clocks.
+//! Pure state: every method takes `now` (and the world knows the wall-clock time it
+//! started at), so the rules are tested without clocks. The lifecycle writes live in
+//! `lifecycle.rs`, the business's pre-verified pool in `preverified.rs`.
 
+use super::preverified::PreVerified;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
 pub const DEMO_WABA_ID: &str = "102290129340398";
+/// The business portfolio that owns the demo WABA, the migration WABA and a pool of
+/// pre-verified numbers.
+pub const DEMO_BUSINESS_ID: &str = "104996122399160";
+/// A second WABA of the demo business, holding one number ready to migrate into the
+/// demo WABA ([`MIGRATABLE_NUMBER`]).
+pub const MIGRATION_WABA_ID: &str = "102290129340411";
+/// The migratable number as `(cc, phone_number)`: registered on [`MIGRATION_WABA_ID`],
+/// no two-step PIN, display name approved, displayed `+1 555-010-0900`.
+pub const MIGRATABLE_NUMBER: (&str, &str) = ("1", "5550100900");
+/// The one code `request_code` "sends", by SMS, voice call or IVR, to every number.
+pub const VERIFICATION_CODE: &str = "424242";
 /// The two-step verification PIN of the demo numbers that have one.
 pub const DEMO_PIN: &str = "123456";
 const DEMO_NUMBERS: usize = 32;
@@ -20,14 +36,53 @@ pub fn bench_number_id(i: usize) -> String {
     format!("109{i:012}")
 }
 
-const REGISTER_WINDOW: Duration = Duration::from_secs(72 * 3600);
-const REGISTER_LIMIT: usize = 10;
+/// The id a number added to `waba_id` gets (`POST /{WABA_ID}/phone_numbers`), from its
+/// full digits (country code first, e.g. `15550100777`): `106` and 12 digits of
+/// SHA-256(`"{waba_id}/{digits}"`) (its first 8 bytes, big-endian, modulo 10^12,
+/// zero-padded). Deterministic, so a walk through the sandbox can use the id literally;
+/// the demo numbers' ids (`1065403522429xx`) are skipped by rehashing with `#1`, `#2`...
+pub fn phone_number_id(waba_id: &str, digits: &str) -> String {
+    hashed_id("106", &format!("{waba_id}/{digits}"))
+}
+
+/// The id a number added to `business_id`'s pre-verified pool gets: `107` and 12 digits
+/// of SHA-256(`"{business_id}/{digits}"`), as for [`phone_number_id`].
+pub fn preverified_id(business_id: &str, digits: &str) -> String {
+    hashed_id("107", &format!("{business_id}/{digits}"))
+}
+
+fn hashed_id(prefix: &str, key: &str) -> String {
+    (0u32..)
+        .map(|salt| {
+            let input = if salt == 0 {
+                key.to_owned()
+            } else {
+                format!("{key}#{salt}")
+            };
+            let hash = Sha256::digest(input.as_bytes());
+            let n = u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"));
+            format!("{prefix}{:012}", n % 1_000_000_000_000)
+        })
+        .find(|id| !id.starts_with("1065403522429"))
+        .expect("a free id")
+}
+
+/// Meta's datetime format: `2025-02-04T17:40:07+0000`.
+pub fn graph_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%z").to_string()
+}
+
+pub(super) const REGISTER_WINDOW: Duration = Duration::from_secs(72 * 3600);
+pub(super) const REGISTER_LIMIT: usize = 10;
+pub(super) const DAY: Duration = Duration::from_secs(24 * 3600);
+/// An approved display-name change must be registered within 14 days.
+const NAME_CHANGE_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
 const USAGE_WINDOW: Duration = Duration::from_secs(3600);
 /// Management calls per app per WABA per hour: 200 until a number is registered.
 const CALLS_PER_HOUR_NEW: usize = 200;
 const CALLS_PER_HOUR_ACTIVE: usize = 5000;
 /// Local Storage regions per Meta's OpenAPI description.
-const REGIONS: &[&str] = &[
+pub(super) const REGIONS: &[&str] = &[
     "AE", "AU", "BH", "BR", "CA", "CH", "DE", "GB", "ID", "IN", "JP", "KR", "SG", "ZA",
 ];
 
@@ -76,19 +131,39 @@ impl Fault {
         }
     }
 
-    fn with_details(mut self, details: impl Into<String>) -> Self {
+    /// Meta's answer for an id it does not know, or a call the object does not
+    /// support, naming the HTTP method as Meta does ("Unsupported post request...").
+    pub fn unsupported(method: &str, id: &str) -> Self {
+        let mut fault = Fault::unknown_object(id);
+        fault.message = fault.message.replacen(
+            "Unsupported get request",
+            &format!("Unsupported {} request", method.to_ascii_lowercase()),
+            1,
+        );
+        fault
+    }
+
+    pub(super) fn with_subcode(mut self, subcode: i64) -> Self {
+        self.subcode = Some(subcode);
+        self
+    }
+
+    pub(super) fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = Some(details.into());
         self
     }
 }
 
-/// What happens to a demo number by itself, as time passes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scripted {
+/// What happens to a number by itself, as time passes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Scripted {
     /// The display name under review is decided.
     Name { approve: bool },
-    /// A requested new display name is decided.
-    NewName { approve: bool },
+    /// A requested new display name is decided: `name` if it is still the one
+    /// requested (`None`: whichever is pending).
+    NewName { approve: bool, name: Option<String> },
+    /// An approved new display name not re-registered within 14 days lapses.
+    NewNameLapses { name: String },
     /// OTP verification completes.
     Verified,
     /// Quality moves between red (flagged) and yellow, again and again.
@@ -137,11 +212,21 @@ pub struct Number {
     pub messaging_limit: String,
     pub account_mode: String,
     pub is_official_business_account: bool,
+    pub is_preverified_number: bool,
     pub last_onboarded_time: String,
-    pin: Option<String>,
-    register_attempts: VecDeque<Instant>,
+    /// The country dial code, e.g. `1`.
+    pub country_dial_code: String,
+    pub(super) pin: Option<String>,
+    /// Register and deregister attempts (they share one budget) in the last 72 hours.
+    pub(super) register_attempts: VecDeque<Instant>,
     /// After the 11th attempt in 72 hours, registration is blocked for 72 hours.
-    register_blocked_until: Option<Instant>,
+    pub(super) register_blocked_until: Option<Instant>,
+    /// A code was sent and not used yet.
+    pub(super) code_requested: bool,
+    /// Display-name change requests in the last 30 days.
+    pub(super) name_requests: VecDeque<Instant>,
+    /// The number this one is migrating from; registering here completes the move.
+    pub(super) migrating_from: Option<String>,
 }
 
 impl Number {
@@ -149,43 +234,81 @@ impl Number {
         self.pin.is_some()
     }
 
+    /// Digits only, country code first, as webhooks name numbers.
+    pub fn digits(&self) -> String {
+        self.display_phone_number
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect()
+    }
+
+    /// A number that has left for another WABA no longer counts as being here.
+    pub fn is_migrated(&self) -> bool {
+        self.status == "MIGRATED"
+    }
+
     pub fn is_registered(&self) -> bool {
         self.platform_type == "CLOUD_API"
     }
 }
 
-/// What a register call carries.
-#[derive(Debug, Default)]
-pub struct RegisterParams {
-    pub messaging_product: Option<String>,
-    pub pin: Option<String>,
-    pub data_localization_region: Option<String>,
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct World {
     /// WABA id → its numbers' ids, in the order they were added.
-    wabas: BTreeMap<String, Vec<String>>,
-    numbers: BTreeMap<String, Number>,
+    pub(super) wabas: BTreeMap<String, Vec<String>>,
+    /// WABA id → the business portfolio that owns it.
+    pub(super) owners: BTreeMap<String, String>,
+    pub(super) numbers: BTreeMap<String, Number>,
+    /// Business id → its pre-verified numbers' ids, in the order they were added.
+    pub(super) pools: BTreeMap<String, Vec<String>>,
+    pub(super) preverified: BTreeMap<String, PreVerified>,
     /// Management calls per WABA in the last hour.
     calls: BTreeMap<String, VecDeque<Instant>>,
     /// Scripted changes: when, to which number, what.
-    script: Vec<(Instant, String, Scripted)>,
+    pub(super) script: Vec<(Instant, String, Scripted)>,
     /// Time between scripted changes.
-    pace: Duration,
+    pub(super) pace: Duration,
+    /// The instant the world started, and the wall-clock time it was then.
+    started: (Instant, DateTime<Utc>),
     /// No hourly budget: calls are neither counted against it nor refused (load tests).
     pub unlimited: bool,
 }
 
+impl Default for World {
+    fn default() -> Self {
+        Self {
+            wabas: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            preverified: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            script: Vec::new(),
+            pace: Duration::from_secs(4),
+            started: (Instant::now(), DateTime::UNIX_EPOCH),
+            unlimited: false,
+        }
+    }
+}
+
 impl World {
-    /// The demo WABA: numbers in varied states that change by themselves, one change
-    /// every `pace` or so from `now` on: display names get decided, verification
-    /// completes, and some numbers' quality keeps moving.
-    pub fn demo(now: Instant, pace: Duration) -> Self {
+    /// The demo business and its WABA: numbers in varied states that change by
+    /// themselves, one change every `pace` or so from `now` (when the wall clock says
+    /// `wall`) on: display names get decided, verification completes, and some numbers'
+    /// quality keeps moving. Besides the 32 numbers of eight kinds, two more: one
+    /// onboarded 13 days ago and not registered (its 14-day deadline is tomorrow), and
+    /// one registered with a new display name in review, approved 1.5 × `pace` after
+    /// start. The business also has the migration WABA and a pool of two pre-verified
+    /// numbers, one verified three days ago and one not verified.
+    pub fn demo(now: Instant, wall: DateTime<Utc>, pace: Duration) -> Self {
         let mut world = World {
             pace,
+            started: (now, wall),
             ..World::default()
         };
+        for waba in [DEMO_WABA_ID, MIGRATION_WABA_ID] {
+            world.owners.insert(waba.into(), DEMO_BUSINESS_ID.into());
+        }
         let mut step = 0u32;
         for i in 1..=DEMO_NUMBERS {
             let n = demo_number(i);
@@ -197,7 +320,47 @@ impl World {
             }
             world.add(n);
         }
+
+        let mut deadline_tomorrow = healthy_number(DEMO_NUMBERS + 1);
+        unregister(&mut deadline_tomorrow, "PENDING");
+        deadline_tomorrow.last_onboarded_time = graph_time(wall - chrono::Duration::days(13));
+        world.add(deadline_tomorrow);
+
+        let mut renamed = healthy_number(DEMO_NUMBERS + 2);
+        renamed.new_display_name = format!("{} Express", renamed.verified_name);
+        renamed.new_name_status = "PENDING_REVIEW".into();
+        renamed.name_requests.push_back(now);
+        let review = Scripted::NewName {
+            approve: true,
+            name: Some(renamed.new_display_name.clone()),
+        };
         world
+            .script
+            .push((now + pace * 3 / 2, renamed.id.clone(), review));
+        world.add(renamed);
+
+        let mut movable = healthy_number(1);
+        let (cc, national) = MIGRATABLE_NUMBER;
+        movable.id = "106540352243900".into();
+        movable.waba_id = MIGRATION_WABA_ID.into();
+        movable.display_phone_number = display_number(cc, national);
+        movable.verified_name = "Moving Shop".into();
+        movable.pin = None;
+        world.add(movable);
+
+        world.pools.insert(DEMO_BUSINESS_ID.into(), Vec::new());
+        let added = wall - chrono::Duration::days(10);
+        let mut verified = PreVerified::new(DEMO_BUSINESS_ID, "15550100801", added);
+        verified.verified_at(wall - chrono::Duration::days(3));
+        world.add_preverified_entry(verified);
+        world.add_preverified_entry(PreVerified::new(DEMO_BUSINESS_ID, "15550100802", added));
+        world
+    }
+
+    /// The wall-clock time at `now`.
+    pub fn wall(&self, now: Instant) -> DateTime<Utc> {
+        let since = now.saturating_duration_since(self.started.0);
+        self.started.1 + chrono::Duration::from_std(since).unwrap_or_default()
     }
 
     /// Adds the bench WABA with `count` generated numbers (at most
@@ -223,13 +386,27 @@ impl World {
         self.wabas.contains_key(id)
     }
 
+    /// The business portfolio owning `waba_id` (the demo business for the bench WABA).
+    pub fn business_of(&self, waba_id: &str) -> &str {
+        self.owners
+            .get(waba_id)
+            .map_or(DEMO_BUSINESS_ID, String::as_str)
+    }
+
+    /// How many numbers `waba_id` lists.
+    pub fn count(&self, waba_id: &str) -> usize {
+        self.wabas.get(waba_id).map_or(0, Vec::len)
+    }
+
     /// Applies every scripted change due by `now`; returns those Meta would announce.
     pub fn settle(&mut self, now: Instant) -> Vec<Announcement> {
         let mut announced = Vec::new();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.script)
+        let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.script)
             .into_iter()
             .partition(|(at, _, _)| *at <= now);
         self.script = later;
+        due.sort_by_key(|(at, _, _)| *at);
+        self.expire_preverified(now);
         for (at, id, scripted) in due {
             let Some(n) = self.numbers.get_mut(&id) else {
                 continue;
@@ -244,12 +421,32 @@ impl World {
                         requested_verified_name: n.verified_name.clone(),
                     })
                 }
-                Scripted::NewName { approve } => {
+                Scripted::NewName { approve, name } => {
+                    if name
+                        .as_ref()
+                        .is_some_and(|name| *name != n.new_display_name)
+                        || n.new_name_status != "PENDING_REVIEW"
+                    {
+                        continue; // superseded by a later request
+                    }
                     n.new_name_status = status(approve).into();
+                    if approve {
+                        let lapses = Scripted::NewNameLapses {
+                            name: n.new_display_name.clone(),
+                        };
+                        self.script
+                            .push((at + NAME_CHANGE_WINDOW, id.clone(), lapses));
+                    }
                     Some(Announced::NameDecision {
                         decision: decision(approve),
                         requested_verified_name: n.new_display_name.clone(),
                     })
+                }
+                Scripted::NewNameLapses { name } => {
+                    if n.new_name_status == "APPROVED" && n.new_display_name == name {
+                        n.new_name_status = "EXPIRED".into();
+                    }
+                    None
                 }
                 Scripted::Verified => {
                     n.code_verification_status = "VERIFIED".into();
@@ -273,11 +470,7 @@ impl World {
             if let Some(what) = what {
                 announced.push(Announcement {
                     waba_id: n.waba_id.clone(),
-                    display_phone_number: n
-                        .display_phone_number
-                        .chars()
-                        .filter(char::is_ascii_digit)
-                        .collect(),
+                    display_phone_number: n.digits(),
                     what,
                 });
             }
@@ -351,106 +544,11 @@ impl World {
         calls.push_back(now);
         Ok((calls.len() * 100 / limit) as u32)
     }
-
-    /// `POST /{id}/register`, with Meta's rules: every attempt counts against 10 per
-    /// 72 hours; a number with two-step verification needs its PIN.
-    pub fn register(
-        &mut self,
-        id: &str,
-        params: RegisterParams,
-        now: Instant,
-    ) -> Result<(), Fault> {
-        let n = self
-            .numbers
-            .get_mut(id)
-            .ok_or_else(|| Fault::unknown_object(id))?;
-        match params.messaging_product.as_deref() {
-            Some("whatsapp") => {}
-            Some(other) => {
-                return Err(Fault::invalid_parameter(format!(
-                    "Invalid messaging_product: {other}"
-                )));
-            }
-            None => {
-                return Err(Fault::invalid_parameter(
-                    "The parameter messaging_product is required.",
-                ));
-            }
-        }
-        let pin = params
-            .pin
-            .ok_or_else(|| Fault::invalid_parameter("The parameter pin is required."))?;
-        if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Fault::invalid_parameter(
-                "Param pin must be a 6-digit number.",
-            ));
-        }
-        if let Some(region) = params.data_localization_region.as_deref()
-            && !REGIONS.contains(&region)
-        {
-            return Err(Fault::invalid_parameter(format!(
-                "Param data_localization_region must be one of {}",
-                REGIONS.join(", ")
-            )));
-        }
-
-        let attempts = &mut n.register_attempts;
-        while attempts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= REGISTER_WINDOW)
-        {
-            attempts.pop_front();
-        }
-        if attempts.len() >= REGISTER_LIMIT {
-            n.register_blocked_until = Some(now + REGISTER_WINDOW);
-        }
-        if n.register_blocked_until.is_some_and(|until| now < until) {
-            return Err(Fault::new(
-                133016,
-                "OAuthException",
-                "(#133016) Account register deregister rate limit exceeded",
-            )
-            .with_details(
-                "Too many register or deregister requests for this phone number; registration is \
-                 blocked for 72 hours.",
-            ));
-        }
-        attempts.push_back(now);
-
-        if n.code_verification_status != "VERIFIED" {
-            return Err(Fault::new(
-                133006,
-                "OAuthException",
-                "(#133006) Phone number re-verification needed",
-            )
-            .with_details(
-                "Verify the phone number (request_code, verify_code) before registering it.",
-            ));
-        }
-        if n.pin.as_deref().is_some_and(|set| set != pin) {
-            return Err(Fault::new(
-                133005,
-                "OAuthException",
-                "(#133005) Two step verification PIN Mismatch",
-            )
-            .with_details(
-                "The PIN does not match the two-step verification PIN set on this number.",
-            ));
-        }
-        n.pin = Some(pin);
-        n.platform_type = "CLOUD_API".into();
-        n.status = "CONNECTED".into();
-        n.throughput_level = "STANDARD".into();
-        if n.quality_rating == "UNKNOWN" {
-            n.quality_rating = "GREEN".into();
-        }
-        Ok(())
-    }
 }
 
-/// Eight kinds of number, cycled through the demo WABA.
-fn demo_number(i: usize) -> Number {
-    let mut n = Number {
+/// The healthy demo number `i`: registered, name approved, two-step verification on.
+pub(super) fn healthy_number(i: usize) -> Number {
+    Number {
         id: format!("1065403522429{i:02}"),
         waba_id: DEMO_WABA_ID.into(),
         display_phone_number: format!("+1 555-010-{i:04}"),
@@ -467,32 +565,59 @@ fn demo_number(i: usize) -> Number {
         messaging_limit: "TIER_2K".into(),
         account_mode: "LIVE".into(),
         is_official_business_account: false,
+        is_preverified_number: false,
         last_onboarded_time: format!("2026-{:02}-{:02}T09:{i:02}:00+0000", 1 + i % 9, 1 + i % 27),
+        country_dial_code: "1".into(),
         pin: Some(DEMO_PIN.into()),
         register_attempts: VecDeque::new(),
         register_blocked_until: None,
-    };
-    let unregistered = |n: &mut Number, status: &str| {
-        n.pin = None;
-        n.platform_type = "NOT_APPLICABLE".into();
-        n.throughput_level = "NOT_APPLICABLE".into();
-        n.quality_rating = "UNKNOWN".into();
-        n.messaging_limit_tier = "TIER_250".into();
-        n.messaging_limit = "TIER_250".into();
-        n.status = status.into();
-    };
+        code_requested: false,
+        name_requests: VecDeque::new(),
+        migrating_from: None,
+    }
+}
+
+/// What an unregistered number looks like.
+pub(super) fn unregister(n: &mut Number, status: &str) {
+    n.pin = None;
+    n.platform_type = "NOT_APPLICABLE".into();
+    n.throughput_level = "NOT_APPLICABLE".into();
+    n.quality_rating = "UNKNOWN".into();
+    n.messaging_limit_tier = "TIER_250".into();
+    n.messaging_limit = "TIER_250".into();
+    n.status = status.into();
+}
+
+/// `+1 555-010-0777` for cc `1` and `5550100777` (North American grouping); other
+/// countries as `+{cc} {national}`.
+pub(super) fn display_number(cc: &str, national: &str) -> String {
+    if cc == "1" && national.len() == 10 {
+        format!(
+            "+1 {}-{}-{}",
+            &national[..3],
+            &national[3..6],
+            &national[6..]
+        )
+    } else {
+        format!("+{cc} {national}")
+    }
+}
+
+/// Eight kinds of number, cycled through the demo WABA.
+fn demo_number(i: usize) -> Number {
+    let mut n = healthy_number(i);
     match (i - 1) % 8 {
         // Registered, approved, two-step verification on: the healthy number.
         0 => {}
         // Display name under review, verified, not registered yet.
         1 => {
             n.name_status = "PENDING_REVIEW".into();
-            unregistered(&mut n, "PENDING");
+            unregister(&mut n, "PENDING");
         }
         // Code not verified yet.
         2 => {
             n.code_verification_status = "NOT_VERIFIED".into();
-            unregistered(&mut n, "PENDING");
+            unregister(&mut n, "PENDING");
         }
         3 => {
             n.name_status = "AVAILABLE_WITHOUT_REVIEW".into();
@@ -501,7 +626,7 @@ fn demo_number(i: usize) -> Number {
         }
         4 => {
             n.name_status = "DECLINED".into();
-            unregistered(&mut n, "DISCONNECTED");
+            unregister(&mut n, "DISCONNECTED");
         }
         // A new display name requested on a registered official business account.
         5 => {
@@ -513,7 +638,7 @@ fn demo_number(i: usize) -> Number {
         }
         6 => {
             n.code_verification_status = "EXPIRED".into();
-            unregistered(&mut n, "DISCONNECTED");
+            unregister(&mut n, "DISCONNECTED");
         }
         _ => {
             n.quality_rating = "RED".into();
@@ -535,10 +660,18 @@ fn demo_script(i: usize) -> Option<Scripted> {
         2 => Some(Scripted::Verified),
         5 => Some(Scripted::NewName {
             approve: i % 16 != 14,
+            name: None,
         }),
         7 => Some(Scripted::Quality),
         _ => None,
     }
+}
+
+/// The demo world, started at a fixed wall-clock time (2026-11-30T00:53:20Z).
+#[cfg(test)]
+pub(super) fn test_world(now: Instant, pace: Duration) -> World {
+    let wall = DateTime::from_timestamp(1_796_000_000, 0).expect("a valid time");
+    World::demo(now, wall, pace)
 }
 
 #[cfg(test)]
@@ -546,24 +679,15 @@ mod tests {
     use super::*;
 
     const ID: &str = "106540352242902"; // verified, unregistered, no PIN
-    const WITH_PIN: &str = "106540352242901";
-
-    fn register(world: &mut World, id: &str, pin: &str, now: Instant) -> Result<(), Fault> {
-        let params = RegisterParams {
-            messaging_product: Some("whatsapp".into()),
-            pin: Some(pin.into()),
-            data_localization_region: None,
-        };
-        world.register(id, params, now)
-    }
+    use super::test_world as demo;
 
     #[test]
     fn demo_waba_is_varied_and_paginates() {
-        let world = World::demo(Instant::now(), Duration::from_secs(20));
+        let world = demo(Instant::now(), Duration::from_secs(20));
         let (first, more) = world.page(DEMO_WABA_ID, 0, 25).unwrap();
         assert_eq!((first.len(), more), (25, true));
         let (rest, more) = world.page(DEMO_WABA_ID, 25, 25).unwrap();
-        assert_eq!((rest.len(), more), (7, false));
+        assert_eq!((rest.len(), more), (9, false));
         let all: Vec<_> = first.iter().chain(&rest).collect();
         for status in [
             "APPROVED",
@@ -590,7 +714,7 @@ mod tests {
     #[test]
     fn the_demo_changes_by_itself_and_announces_what_meta_would() {
         let start = Instant::now();
-        let mut world = World::demo(start, Duration::from_secs(20));
+        let mut world = demo(start, Duration::from_secs(20));
         assert_eq!(world.number(ID).unwrap().name_status, "PENDING_REVIEW");
         assert!(world.settle(start + Duration::from_secs(19)).is_empty());
         let first = world.settle(start + Duration::from_secs(20));
@@ -638,75 +762,6 @@ mod tests {
     }
 
     #[test]
-    fn register_sets_the_pin_then_requires_it() {
-        let now = Instant::now();
-        let mut world = World::demo(now, Duration::from_secs(20));
-        register(&mut world, ID, "654321", now).unwrap();
-        let n = world.number(ID).unwrap();
-        assert!(n.is_registered() && n.is_pin_enabled());
-        assert_eq!(
-            register(&mut world, ID, "111111", now).unwrap_err().code,
-            133005
-        );
-        assert_eq!(
-            register(&mut world, WITH_PIN, "000000", now)
-                .unwrap_err()
-                .code,
-            133005
-        );
-        register(&mut world, WITH_PIN, DEMO_PIN, now).unwrap();
-    }
-
-    #[test]
-    fn the_eleventh_register_attempt_in_72_hours_is_refused() {
-        let start = Instant::now();
-        let mut world = World::demo(start, Duration::from_secs(20));
-        for i in 0..10 {
-            let at = start + Duration::from_secs(i * 60);
-            let _ = register(
-                &mut world,
-                WITH_PIN,
-                if i % 2 == 0 { "000000" } else { DEMO_PIN },
-                at,
-            );
-        }
-        let refused_at = start + Duration::from_secs(3600);
-        let eleventh = register(&mut world, WITH_PIN, DEMO_PIN, refused_at);
-        assert_eq!(eleventh.unwrap_err().code, 133016);
-        // Blocked for 72 hours from the refusal, not from the first attempt.
-        let still_blocked = register(&mut world, WITH_PIN, DEMO_PIN, start + REGISTER_WINDOW);
-        assert_eq!(still_blocked.unwrap_err().code, 133016);
-        register(&mut world, WITH_PIN, DEMO_PIN, refused_at + REGISTER_WINDOW).unwrap();
-    }
-
-    #[test]
-    fn register_checks_its_parameters_and_the_verification() {
-        let now = Instant::now();
-        let mut world = World::demo(now, Duration::from_secs(20));
-        let missing = world
-            .register(ID, RegisterParams::default(), now)
-            .unwrap_err();
-        assert_eq!(missing.code, 100);
-        assert_eq!(
-            register(&mut world, ID, "12345", now).unwrap_err().code,
-            100
-        );
-        let not_verified = "106540352242903";
-        assert_eq!(
-            register(&mut world, not_verified, "123456", now)
-                .unwrap_err()
-                .code,
-            133006
-        );
-        assert_eq!(
-            register(&mut world, "999", "123456", now)
-                .unwrap_err()
-                .subcode,
-            Some(33)
-        );
-    }
-
-    #[test]
     fn hourly_call_budget_throttles_with_80007() {
         let now = Instant::now();
         let mut world = World::default();
@@ -740,7 +795,7 @@ mod tests {
     #[test]
     fn the_bench_waba_holds_the_generated_numbers_unchanging() {
         let start = Instant::now();
-        let mut world = World::demo(start, Duration::from_secs(1));
+        let mut world = demo(start, Duration::from_secs(1));
         world.add_bench_waba(1000);
         let (numbers, more) = world.page(BENCH_WABA_ID, 0, usize::MAX).unwrap();
         assert_eq!((numbers.len(), more), (1000, false));
@@ -751,7 +806,7 @@ mod tests {
         assert_eq!(displays.len(), 1000, "display numbers are distinct");
         assert!(numbers.iter().all(|n| n.is_registered()));
         // The demo WABA is still there, and only its numbers change.
-        assert_eq!(world.page(DEMO_WABA_ID, 0, 100).unwrap().0.len(), 32);
+        assert_eq!(world.page(DEMO_WABA_ID, 0, 100).unwrap().0.len(), 34);
         let announced = world.settle(start + Duration::from_secs(3600));
         assert!(announced.iter().all(|a| a.waba_id == DEMO_WABA_ID));
         assert_eq!(

@@ -4,6 +4,7 @@ mod support;
 
 mod cache;
 mod fields;
+mod lifecycle;
 mod operations;
 mod sandbox;
 mod secrets;
@@ -11,3 +12,4 @@ mod server;
 mod upstream;
 mod watch;
 mod webhooks;
+mod windows;

@@ -2,14 +2,13 @@
 //! then the simulated Graph API alone, as any Graph client calls Meta.
 
 use crate::support::{
-    APP_SECRET, Service, TOKEN, assert_invalid, error_info, get_status, list_numbers,
-    paused_clock_settings, register, settings, unbounded, waba,
+    APP_SECRET, Service, TOKEN, assert_invalid, assert_register_guard, error_info, get_status,
+    list_numbers, paused_clock_settings, register, settings, unbounded, waba,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tonic::Code;
-use tonic_types::StatusExt;
 use waba_numbers::pb::{
     self, ConnectionStatus, GetStatusRequest, ListNumbersRequest, NameStatus, PlatformType,
     VerificationStatus,
@@ -154,10 +153,10 @@ async fn an_unverified_number_cannot_be_registered() {
 }
 
 #[tokio::test]
-async fn the_eleventh_register_in_72_hours_is_resource_exhausted_with_retry_info() {
+async fn the_guard_keeps_the_last_of_ten_register_attempts_for_a_person() {
     let service = Service::on_sandbox().await;
     let mut client = service.client();
-    for _ in 0..10 {
+    for _ in 0..9 {
         client
             .register(register(REGISTERED, DEMO_PIN))
             .await
@@ -167,10 +166,16 @@ async fn the_eleventh_register_in_72_hours_is_resource_exhausted_with_retry_info
         .register(register(REGISTERED, DEMO_PIN))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted);
-    assert_eq!(error_info(&err).metadata["graph_code"], "133016");
-    let retry = err.get_details_retry_info().unwrap().retry_delay;
-    assert_eq!(retry, Some(Duration::from_secs(72 * 3600)));
+    assert_register_guard(&err, REGISTERED, 71);
+
+    let number = client
+        .get_status(get_status(REGISTERED))
+        .await
+        .unwrap()
+        .into_inner();
+    let budget = number.register_budget.unwrap();
+    assert_eq!((budget.attempts_left, budget.reserve), (1, 1));
+    assert!(budget.blocked_until.is_some());
 }
 
 #[tokio::test]
@@ -428,6 +433,7 @@ async fn the_bench_waba_lists_and_reads_its_generated_numbers() {
             waba_id: BENCH_WABA_ID.into(),
             page_size: 100,
             page_token,
+            ..ListNumbersRequest::default()
         };
         let page = client.list_numbers(request).await.unwrap().into_inner();
         ids.extend(page.phone_numbers.into_iter().map(|n| n.id));

@@ -1,5 +1,6 @@
 //! The real binary, as operators run it: what it logs and answers must never carry the
-//! access token, app secret, appsecret_proof or a PIN; startup and SIGTERM behave.
+//! access token, app secret, appsecret_proof, a PIN or a verification code; startup and
+//! SIGTERM behave.
 
 use crate::support::{
     APP_SECRET, Client, NUMBER, TOKEN, VERSION, channel, fake_graph, get_status, graph_error_body,
@@ -13,10 +14,14 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tonic::Code;
 use tonic_types::StatusExt;
+use waba_numbers::pb::{SetTwoStepPinRequest, VerifyCodeRequest};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PIN: &str = "975310";
+/// The two-step PIN SetTwoStepPin sets, and the code VerifyCode checks.
+const NEW_PIN: &str = "864201";
+const CODE: &str = "531642";
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_waba-numbers"));
@@ -109,14 +114,25 @@ async fn secrets_never_reach_logs_or_error_messages() {
     let proof = proof_for(TOKEN);
     let bearer = format!("Bearer {TOKEN}");
     // A careless upstream that echoes credentials back must not carry them any further.
-    let mut echo = graph_error_body(133005, None, &format!("PIN {PIN} wrong for token {TOKEN}"));
-    echo["error"]["error_data"] =
-        json!({ "details": format!("proof {proof}, secret {APP_SECRET}") });
+    let echo = |secret: &str| {
+        let mut echo = graph_error_body(133005, None, &format!("{secret} wrong for token {TOKEN}"));
+        echo["error"]["error_data"] =
+            json!({ "details": format!("proof {proof}, secret {APP_SECRET}") });
+        ResponseTemplate::new(400).set_body_json(echo)
+    };
     let graph = fake_graph([
         read(NUMBER)
             .and(header("authorization", bearer.as_str()))
             .respond_with(ok(number_json(NUMBER))),
-        Mock::given(method("POST")).respond_with(ResponseTemplate::new(400).set_body_json(echo)),
+        Mock::given(method("POST"))
+            .and(path(format!("/{VERSION}/{NUMBER}/register")))
+            .respond_with(echo(PIN)),
+        Mock::given(method("POST"))
+            .and(path(format!("/{VERSION}/{NUMBER}")))
+            .respond_with(echo(NEW_PIN)),
+        Mock::given(method("POST"))
+            .and(path(format!("/{VERSION}/{NUMBER}/verify_code")))
+            .respond_with(echo(CODE)),
     ])
     .await;
 
@@ -127,6 +143,22 @@ async fn secrets_never_reach_logs_or_error_messages() {
     assert_eq!(err.code(), Code::InvalidArgument);
     let bad_pin = register(NUMBER, &format!("{PIN}9"));
     let invalid = client.register(bad_pin).await.unwrap_err();
+    let set_pin = SetTwoStepPinRequest {
+        phone_number_id: NUMBER.into(),
+        pin: NEW_PIN.into(),
+        request_id: String::new(),
+    };
+    let pin_err = client.set_two_step_pin(set_pin).await.unwrap_err();
+    let verify = VerifyCodeRequest {
+        phone_number_id: NUMBER.into(),
+        code: CODE.into(),
+    };
+    let code_err = client.verify_code(verify).await.unwrap_err();
+    let bad_code = VerifyCodeRequest {
+        phone_number_id: NUMBER.into(),
+        code: format!("{CODE}7"),
+    };
+    let invalid_code = client.verify_code(bad_code).await.unwrap_err();
 
     let (_, logs) = terminate(child).await;
     assert!(
@@ -134,13 +166,11 @@ async fn secrets_never_reach_logs_or_error_messages() {
         "debug logs were captured:\n{logs}"
     );
     let info = err.get_details_error_info().unwrap();
-    let answered = format!(
-        "{} {:?} {}",
-        err.message(),
-        info.metadata,
-        invalid.message()
-    );
-    for secret in [TOKEN, APP_SECRET, proof.as_str(), PIN] {
+    let answered = [&err, &invalid, &pin_err, &code_err, &invalid_code]
+        .map(|e| format!("{} {:?}", e.message(), e.get_details_error_info()))
+        .join(" ");
+    assert!(info.metadata.contains_key("graph_code"));
+    for secret in [TOKEN, APP_SECRET, proof.as_str(), PIN, NEW_PIN, CODE] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
         assert!(
             !answered.contains(secret),

@@ -17,7 +17,8 @@ use waba_numbers::pb::phone_number_service_server::{PhoneNumberService, PhoneNum
 /// The field list the service asks Meta for on every read.
 pub const FIELDS: &str = "id,display_phone_number,verified_name,name_status,new_name_status,\
 new_display_name,code_verification_status,quality_rating,status,platform_type,throughput,\
-messaging_limit_tier,account_mode,is_official_business_account,is_pin_enabled,last_onboarded_time";
+messaging_limit_tier,whatsapp_business_manager_messaging_limit,account_mode,\
+is_official_business_account,is_pin_enabled,last_onboarded_time,is_preverified_number,is_on_biz_app";
 
 pub const TOKEN: &str = "bench-token";
 
@@ -27,39 +28,54 @@ struct Echo {
 
 type Never<T> = tokio_stream::Pending<Result<T, Status>>;
 
-#[tonic::async_trait]
-impl PhoneNumberService for Echo {
-    async fn list_numbers(
-        &self,
-        _: Request<pb::ListNumbersRequest>,
-    ) -> Result<Response<pb::ListNumbersResponse>, Status> {
-        Err(Status::unimplemented("echo"))
-    }
+/// Implements the service for `Echo`: GetStatus answered, every other RPC (named with
+/// its request and response types) refused as unimplemented.
+macro_rules! echo_service {
+    ($($rpc:ident($request:ident) -> $response:ident;)*) => {
+        #[tonic::async_trait]
+        impl PhoneNumberService for Echo {
+            async fn get_status(
+                &self,
+                request: Request<pb::GetStatusRequest>,
+            ) -> Result<Response<pb::PhoneNumber>, Status> {
+                let mut number = self.number.clone();
+                number.id = request.into_inner().phone_number_id;
+                Ok(Response::new(number))
+            }
 
-    async fn get_status(
-        &self,
-        request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::PhoneNumber>, Status> {
-        let mut number = self.number.clone();
-        number.id = request.into_inner().phone_number_id;
-        Ok(Response::new(number))
-    }
+            type WatchStatusStream = Never<pb::StatusEvent>;
 
-    async fn register(
-        &self,
-        _: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::RegisterResponse>, Status> {
-        Err(Status::unimplemented("echo"))
-    }
+            async fn watch_status(
+                &self,
+                _: Request<pb::WatchStatusRequest>,
+            ) -> Result<Response<Self::WatchStatusStream>, Status> {
+                Err(Status::unimplemented("echo"))
+            }
 
-    type WatchStatusStream = Never<pb::StatusEvent>;
+            $(
+                async fn $rpc(
+                    &self,
+                    _: Request<pb::$request>,
+                ) -> Result<Response<pb::$response>, Status> {
+                    Err(Status::unimplemented("echo"))
+                }
+            )*
+        }
+    };
+}
 
-    async fn watch_status(
-        &self,
-        _: Request<pb::WatchStatusRequest>,
-    ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        Err(Status::unimplemented("echo"))
-    }
+echo_service! {
+    list_numbers(ListNumbersRequest) -> ListNumbersResponse;
+    register(RegisterRequest) -> RegisterResponse;
+    add_number(AddNumberRequest) -> AddNumberResponse;
+    request_verification_code(RequestVerificationCodeRequest) -> RequestVerificationCodeResponse;
+    verify_code(VerifyCodeRequest) -> VerifyCodeResponse;
+    deregister(DeregisterRequest) -> DeregisterResponse;
+    set_two_step_pin(SetTwoStepPinRequest) -> SetTwoStepPinResponse;
+    request_display_name_change(RequestDisplayNameChangeRequest) -> RequestDisplayNameChangeResponse;
+    add_preverified_number(AddPreverifiedNumberRequest) -> PreverifiedNumber;
+    list_preverified_numbers(ListPreverifiedNumbersRequest) -> ListPreverifiedNumbersResponse;
+    delete_preverified_number(DeletePreverifiedNumberRequest) -> DeletePreverifiedNumberResponse;
 }
 
 /// A number as the service answers it for the bench WABA.

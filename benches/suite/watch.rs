@@ -146,6 +146,7 @@ async fn waba_size(client: &mut Client) -> usize {
                 waba_id: DEMO_WABA_ID.into(),
                 page_size: 100,
                 page_token,
+                ..ListNumbersRequest::default()
             })
             .await
             .unwrap()

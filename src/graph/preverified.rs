@@ -8,7 +8,8 @@ use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
 use reqwest::Method;
 
 /// The fields of a pre-verified number the service reads.
-const FIELDS: &str = "id,phone_number,code_verification_status,code_verification_time,verification_expiry_time";
+const FIELDS: &str =
+    "id,phone_number,code_verification_status,code_verification_time,verification_expiry_time";
 
 impl GraphClient {
     /// `POST /{business_id}/add_phone_numbers`: the pre-verified number's id. Sent once.

@@ -1,5 +1,6 @@
 //! The handlers of a number's writes and of the pre-verified pool: validate, call the
-//! domain, log one line for the audit trail (ids and outcome, never a secret), answer.
+//! domain, log one line for the audit trail (ids and outcome, never a secret), have the
+//! number's watchers re-read it, answer.
 
 use super::validate::Checks;
 use super::{Api, deadline, pb};
@@ -46,6 +47,7 @@ impl Api {
             phone_number_id = outcome.as_deref().unwrap_or_default(),
             ok = outcome.is_ok(), "add number"
         );
+        self.hub.written(Some(&new.waba_id), None);
         Ok(Response::new(pb::AddNumberResponse {
             phone_number_id: outcome?,
         }))
@@ -76,6 +78,7 @@ impl Api {
             .request_code(id, method, &language, request_id.as_deref(), deadline)
             .await;
         tracing::info!(phone_number_id = %id, method = method.as_meta(), %language, ok = outcome.is_ok(), "request verification code");
+        self.hub.written(None, Some(id));
         outcome?;
         Ok(Response::new(pb::RequestVerificationCodeResponse {}))
     }
@@ -93,6 +96,7 @@ impl Api {
         let id = &req.phone_number_id;
         let outcome = self.numbers.verify_code(id, code, deadline).await;
         tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "verify code");
+        self.hub.written(None, Some(id));
         outcome?;
         Ok(Response::new(pb::VerifyCodeResponse {}))
     }
@@ -118,6 +122,7 @@ impl Api {
         let outcome = self.numbers.register(&registration, deadline).await;
         let id = registration.phone_number_id;
         tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), success = outcome.as_ref().is_ok_and(|s| *s), "register");
+        self.hub.written(None, Some(&id));
         Ok(Response::new(pb::RegisterResponse {
             success: outcome?,
             phone_number_id: id,
@@ -141,6 +146,7 @@ impl Api {
             .deregister(id, request_id.as_deref(), deadline)
             .await;
         tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "deregister");
+        self.hub.written(None, Some(id));
         outcome?;
         Ok(Response::new(pb::DeregisterResponse {}))
     }
@@ -164,6 +170,7 @@ impl Api {
             .set_two_step_pin(id, pin, request_id.as_deref(), deadline)
             .await;
         tracing::info!(phone_number_id = %id, ok = outcome.is_ok(), "set two-step PIN");
+        self.hub.written(None, Some(id));
         outcome?;
         Ok(Response::new(pb::SetTwoStepPinResponse {}))
     }
@@ -186,6 +193,7 @@ impl Api {
             .request_display_name(id, &req.display_name, request_id.as_deref(), deadline)
             .await;
         tracing::info!(phone_number_id = %id, display_name = %req.display_name, ok = outcome.is_ok(), "request display name change");
+        self.hub.written(None, Some(id));
         outcome?;
         Ok(Response::new(pb::RequestDisplayNameChangeResponse {}))
     }

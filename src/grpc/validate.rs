@@ -97,7 +97,10 @@ impl Checks {
     pub fn country_code(&mut self, field: &str, value: &str) -> String {
         let code = value.trim().strip_prefix('+').unwrap_or(value.trim());
         if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            self.fail(field, "must be a country calling code of 1 to 3 digits, e.g. 1 or 44");
+            self.fail(
+                field,
+                "must be a country calling code of 1 to 3 digits, e.g. 1 or 44",
+            );
         }
         code.to_owned()
     }
@@ -135,7 +138,10 @@ impl Checks {
                 self.fail(field, "must not be empty");
             }
         } else if value.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            self.fail(field, format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters"));
+            self.fail(
+                field,
+                format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
+            );
         } else if value.chars().any(char::is_control) {
             self.fail(field, "must not contain control characters");
         }
@@ -150,7 +156,10 @@ impl Checks {
             _ => value.trim().to_owned(),
         };
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            self.fail(field, "must be the 6-digit code the number received (123456 or 123-456)");
+            self.fail(
+                field,
+                "must be the 6-digit code the number received (123456 or 123-456)",
+            );
         }
         code
     }

@@ -181,7 +181,10 @@ impl PhoneNumber {
             "reregister_deadline",
             now.reregister_deadline != then.reregister_deadline,
         );
-        check("register_budget", now.register_budget != then.register_budget);
+        check(
+            "register_budget",
+            now.register_budget != then.register_budget,
+        );
         changed
     }
 
@@ -214,6 +217,22 @@ mod tests {
         assert_eq!(
             after.changed_fields(&before),
             ["name_status", "is_pin_enabled"]
+        );
+    }
+
+    #[test]
+    fn the_windows_are_named_when_they_appear_or_move() {
+        let before = PhoneNumber::default();
+        let mut after = before.clone();
+        after.windows.reregister_deadline = Some(DateTime::<Utc>::UNIX_EPOCH);
+        after.windows.register_budget = Some(RegisterBudget {
+            attempts_left: 9,
+            reserve: 1,
+            blocked_until: None,
+        });
+        assert_eq!(
+            after.changed_fields(&before),
+            ["reregister_deadline", "register_budget"]
         );
     }
 

@@ -188,10 +188,14 @@ mod tests {
         let budget = ledger.budget("1");
         assert_eq!((budget.attempts_left, budget.reserve), (1, 1));
         assert!(budget.blocked_until.is_some());
-        ledger.spend("2").expect("other numbers have their own budget");
+        ledger
+            .spend("2")
+            .expect("other numbers have their own budget");
 
         tokio::time::advance(refusal.retry_after).await;
-        ledger.spend("1").expect("the oldest attempt left the window");
+        ledger
+            .spend("1")
+            .expect("the oldest attempt left the window");
         assert_eq!(ledger.budget("1").attempts_left, 1);
     }
 

@@ -199,7 +199,9 @@ mod tests {
         let before = Utc::now();
         l.stamp(&mut n);
         let deadline = n.windows.reregister_deadline.unwrap();
-        assert!(deadline >= before + REREGISTER_WINDOW && deadline <= Utc::now() + REREGISTER_WINDOW);
+        assert!(
+            deadline >= before + REREGISTER_WINDOW && deadline <= Utc::now() + REREGISTER_WINDOW
+        );
         n.new_name_status = "NONE".into();
         l.stamp(&mut n);
         assert_eq!(n.windows.reregister_deadline, None);

@@ -255,7 +255,6 @@ impl ReadPath {
             return Some(accepted);
         }
         let id = &accepted.id;
-        inner.note_approval(id, push);
         inner.touched.insert(id.clone(), Instant::now());
         inner.number_reads.forget(id);
         // Atomic per number: concurrent pushes (or a write) do not undo each other.
@@ -279,6 +278,19 @@ impl ReadPath {
     /// Applies a push to a number and stamps its windows again; tells whether anything
     /// changed.
     pub fn apply(&self, push: &Push, number: &mut PhoneNumber) -> bool {
+        // A webhook approving the requested new name starts its re-registration window.
+        if let PushKind::NameDecision {
+            decision,
+            requested_name: Some(name),
+            ..
+        } = &push.kind
+            && decision == "APPROVED"
+            && !name.is_empty()
+            && *name == number.new_display_name
+            && let Some(at) = chrono::DateTime::from_timestamp(push.time, 0)
+        {
+            self.inner.lifecycle.approved(&number.id, name, at);
+        }
         let before = number.windows.clone();
         let changed = push.apply(number);
         self.inner.lifecycle.stamp(number);
@@ -311,26 +323,6 @@ impl ReadPath {
 }
 
 impl Inner {
-    /// A webhook approving a requested display name starts its re-registration window.
-    fn note_approval(&self, id: &str, push: &Push) {
-        if let PushKind::NameDecision {
-            decision,
-            requested_name: Some(name),
-            ..
-        } = &push.kind
-            && decision == "APPROVED"
-            && let Some(at) = chrono::DateTime::from_timestamp(push.time, 0)
-        {
-            let renaming = self
-                .numbers
-                .get(id)
-                .is_none_or(|s| s.number.verified_name != *name);
-            if renaming {
-                self.lifecycle.approved(id, name, at);
-            }
-        }
-    }
-
     fn scope_of(&self, phone_number_id: &str) -> Scope {
         match self.directory.waba_of(phone_number_id) {
             Some(waba_id) => Scope::Waba(waba_id),

@@ -299,7 +299,8 @@ impl super::Guards {
         if let Err(e) = outcome
             && e.graph().is_some_and(|g| g.code == REGISTER_LIMIT_REACHED)
         {
-            self.register_budget.block(id, super::budget::REGISTER_WINDOW);
+            self.register_budget
+                .block(id, super::budget::REGISTER_WINDOW);
         }
     }
 }
@@ -317,13 +318,11 @@ fn unanswered(write: Write, e: graph::Error) -> Error {
 }
 
 /// A write whose answer is Meta's `{"success": ...}`: `false` is no success.
-fn succeeded(
+async fn succeeded(
     attempt: impl Future<Output = Result<bool, Error>> + Send + 'static,
-) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    async move {
-        match attempt.await? {
-            true => Ok(()),
-            false => Err(graph::Error::Decode("Meta answered success: false".into()).into()),
-        }
+) -> Result<(), Error> {
+    match attempt.await? {
+        true => Ok(()),
+        false => Err(graph::Error::Decode("Meta answered success: false".into()).into()),
     }
 }

@@ -169,7 +169,7 @@ struct Inner {
 
 struct WabaWatcher {
     tx: ViewSender,
-    /// A webhook asks for a prompt re-read.
+    /// A webhook or a write asks for a prompt re-read.
     nudge: Arc<Notify>,
 }
 
@@ -319,6 +319,27 @@ impl Hub {
         }
         drop(numbers);
         self.inner.poller_wake.notify_one();
+    }
+
+    /// A write to a number (or, with only `waba_id`, to a WABA) went to Meta: its watchers
+    /// re-read it promptly, so subscribers see what the write changed, and the number's
+    /// windows, without waiting for the next poll.
+    pub fn written(&self, waba_id: Option<&str>, phone_number_id: Option<&str>) {
+        let waba_id = waba_id
+            .map(str::to_owned)
+            .or_else(|| phone_number_id.and_then(|id| self.inner.reads.waba_of(id)));
+        if let Some(waba) =
+            waba_id.and_then(|w| lock(&self.inner.wabas).get(&w).map(|w| w.nudge.clone()))
+        {
+            waba.notify_one();
+        }
+        let Some(id) = phone_number_id else { return };
+        let mut numbers = lock(&self.inner.numbers);
+        if let Some(watcher) = numbers.get_mut(id) {
+            watcher.due = true;
+            drop(numbers);
+            self.inner.poller_wake.notify_one();
+        }
     }
 
     /// Stops the number watchers of `targets` that nobody subscribes to any more, at once

@@ -17,7 +17,7 @@ pub const FBTRACE: &str = "AbCdEfGhIjK";
 pub const FIELDS: &str = "id,display_phone_number,verified_name,name_status,new_name_status,\
 new_display_name,code_verification_status,quality_rating,status,platform_type,throughput,\
 messaging_limit_tier,whatsapp_business_manager_messaging_limit,account_mode,\
-is_official_business_account,is_pin_enabled,last_onboarded_time";
+is_official_business_account,is_pin_enabled,last_onboarded_time,is_preverified_number,is_on_biz_app";
 
 /// A fake Graph API with `mocks` mounted in order: where several match, the first one
 /// not used up answers. Dropping it fails the test if a mock's `expect` was not met.

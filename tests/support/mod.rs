@@ -203,6 +203,30 @@ pub fn assert_invalid(status: &Status, field: &str) {
     assert_eq!(violations[0].field, field, "{status:?}");
 }
 
+/// Asserts that `status` is the register guard's refusal for number `id`: ErrorInfo
+/// REGISTER_BUDGET_GUARD in the service's domain, RetryInfo within the 72-hour window (more
+/// than `at_least_hours`), a QuotaFailure naming the number.
+pub fn assert_register_guard(status: &Status, id: &str, at_least_hours: u64) {
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let info = error_info(status);
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("REGISTER_BUDGET_GUARD", "waba-numbers")
+    );
+    let retry = status
+        .get_details_retry_info()
+        .unwrap()
+        .retry_delay
+        .unwrap();
+    assert!(
+        retry > Duration::from_secs(at_least_hours * 3600)
+            && retry <= Duration::from_secs(72 * 3600),
+        "{retry:?}"
+    );
+    let quota = status.get_details_quota_failure().unwrap();
+    assert_eq!(quota.violations[0].subject, format!("phone_number:{id}"));
+}
+
 /// The ErrorInfo detail in `status`; fails the test without one.
 pub fn error_info(status: &Status) -> ErrorInfo {
     status

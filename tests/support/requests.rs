@@ -36,6 +36,7 @@ pub fn list_numbers(waba_id: &str, page_size: i32, page_token: &str) -> ListNumb
         waba_id: waba_id.into(),
         page_size,
         page_token: page_token.into(),
+        ..ListNumbersRequest::default()
     }
 }
 

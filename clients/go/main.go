@@ -4,8 +4,9 @@
 //	example -target localhost:50051 -service-config ../service-config.json
 //
 // Stubs come from proto/ with protoc-gen-go and protoc-gen-go-grpc (see test.sh). The
-// recommended service config retries ListNumbers and GetStatus on UNAVAILABLE, never
-// Register (grpc-go before 1.40 applies retries only with GRPC_GO_RETRY=on).
+// recommended service config retries the reads on UNAVAILABLE, never the writes such as
+// Register, AddNumber or VerifyCode (grpc-go before 1.40 applies retries only with
+// GRPC_GO_RETRY=on).
 package main
 
 import (
@@ -27,6 +28,8 @@ const (
 	service      = "whatsapp.phonenumbers.v1.PhoneNumberService"
 	registered   = "106540352242901" // two-step verification PIN 123456
 	unregistered = "106540352242902" // verified, no PIN yet
+	newNumber    = "5550100782"      // +1 555-010-0782, added by this example (each client its own)
+	sandboxCode  = "424242"          // the one verification code the sandbox sends
 )
 
 func main() {
@@ -65,7 +68,7 @@ func main() {
 			break
 		}
 	}
-	expect(len(numbers) == 32 && pages == 4, "%d numbers in %d pages", len(numbers), pages)
+	expect(len(numbers) == 34 && pages == 4, "%d numbers in %d pages", len(numbers), pages)
 	log.Printf("ListNumbers: %d numbers in %d pages", len(numbers), pages)
 
 	number, err := client.GetStatus(ctx, &pb.GetStatusRequest{PhoneNumberId: unregistered})
@@ -81,27 +84,59 @@ func main() {
 	_, err = client.Register(ctx, &pb.RegisterRequest{PhoneNumberId: registered, Pin: "000000"})
 	st := status.Convert(err)
 	expect(st.Code() == codes.InvalidArgument, "a wrong PIN gave %v", st.Code())
-	var info *errdetails.ErrorInfo
-	for _, detail := range st.Details() {
-		if i, ok := detail.(*errdetails.ErrorInfo); ok {
-			info = i
-		}
-	}
+	info := errorInfo(st)
 	expect(info != nil && info.Domain == "graph.facebook.com" && info.Metadata["graph_code"] == "133005",
 		"no ErrorInfo with graph_code 133005 in %v", st.Details())
 	log.Printf("Register with a wrong PIN: %v %s %v", st.Code(), info.Reason, info.Metadata)
 
+	// A new number's life: add it, have a code sent, verify it, register it.
+	added, err := client.AddNumber(ctx, &pb.AddNumberRequest{
+		WabaId: *waba, CountryCode: "1", PhoneNumber: newNumber, VerifiedName: "Go Example", RequestId: "go-add-1"})
+	check(err)
+	newID := added.PhoneNumberId
+	log.Printf("AddNumber: %s", newID)
+	_, err = client.RequestVerificationCode(ctx, &pb.RequestVerificationCodeRequest{PhoneNumberId: newID})
+	check(err)
+	_, err = client.VerifyCode(ctx, &pb.VerifyCodeRequest{PhoneNumberId: newID, Code: "000000"})
+	st = status.Convert(err)
+	info = errorInfo(st)
+	expect(st.Code() == codes.InvalidArgument && info != nil && info.Reason == "VERIFY_CODE_REJECTED",
+		"a wrong code gave %v %v", st.Code(), st.Details())
+	log.Printf("VerifyCode with a wrong code: %v %s", st.Code(), info.Reason)
+	_, err = client.VerifyCode(ctx, &pb.VerifyCodeRequest{PhoneNumberId: newID, Code: sandboxCode})
+	check(err)
+	reply, err = client.Register(ctx, &pb.RegisterRequest{PhoneNumberId: newID, Pin: "135790", RequestId: "go-2"})
+	check(err)
+	expect(reply.Success, "Register did not succeed")
+	number, err = client.GetStatus(ctx, &pb.GetStatusRequest{PhoneNumberId: newID})
+	check(err)
+	expect(number.CodeVerificationStatus == pb.VerificationStatus_VERIFICATION_STATUS_VERIFIED &&
+		number.PlatformType == pb.PlatformType_PLATFORM_TYPE_CLOUD_API, "the new number is %v", number)
+	log.Printf("GetStatus: %s %v (%d attempts left)", number.DisplayPhoneNumber, number.PlatformType,
+		number.RegisterBudget.GetAttemptsLeft())
+
+	// The demo WABA's 34 numbers and the one added.
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	events, err := client.WatchStatus(watchCtx, &pb.WatchStatusRequest{WabaId: *waba})
 	check(err)
-	for i := 0; i < 32; i++ {
+	for i := 0; i < 35; i++ {
 		event, err := events.Recv()
 		check(err)
 		expect(event.Source == pb.EventSource_EVENT_SOURCE_INITIAL, "event %d is %v", i, event.Source)
 	}
 	stopWatching()
-	log.Printf("WatchStatus: 32 initial snapshots")
+	log.Printf("WatchStatus: 35 initial snapshots")
 	log.Printf("go client: every call behaved as expected")
+}
+
+// errorInfo returns the google.rpc.ErrorInfo among the status details, or nil.
+func errorInfo(st *status.Status) *errdetails.ErrorInfo {
+	for _, detail := range st.Details() {
+		if info, ok := detail.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	return nil
 }
 
 func check(err error) {

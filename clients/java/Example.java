@@ -7,15 +7,20 @@
 
 import com.google.protobuf.Any;
 import com.google.rpc.ErrorInfo;
+import com.wabanumbers.whatsapp.phonenumbers.v1.AddNumberRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.EventSource;
 import com.wabanumbers.whatsapp.phonenumbers.v1.GetStatusRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersResponse;
 import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumber;
 import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumberServiceGrpc;
+import com.wabanumbers.whatsapp.phonenumbers.v1.PlatformType;
 import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterResponse;
+import com.wabanumbers.whatsapp.phonenumbers.v1.RequestVerificationCodeRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.StatusEvent;
+import com.wabanumbers.whatsapp.phonenumbers.v1.VerificationStatus;
+import com.wabanumbers.whatsapp.phonenumbers.v1.VerifyCodeRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.WatchStatusRequest;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
@@ -36,6 +41,8 @@ public final class Example {
   static final String DEMO_WABA = "102290129340398";
   static final String REGISTERED = "106540352242901"; // two-step verification PIN 123456
   static final String UNREGISTERED = "106540352242902"; // verified, no PIN yet
+  static final String NEW_NUMBER = "5550100783"; // +1 555-010-0783, added by this example (each client its own)
+  static final String SANDBOX_CODE = "424242"; // the one verification code the sandbox sends
 
   public static void main(String[] args) throws Exception {
     String target = args.length > 0 ? args[0] : "localhost:50051";
@@ -61,7 +68,7 @@ public final class Example {
         pages++;
         token = page.getNextPageToken();
       } while (!token.isEmpty());
-      expect(all.size() == 32 && pages == 4, all.size() + " numbers in " + pages + " pages");
+      expect(all.size() == 34 && pages == 4, all.size() + " numbers in " + pages + " pages");
       System.out.println("ListNumbers: " + all.size() + " numbers in " + pages + " pages");
 
       PhoneNumber number = numbers.withDeadlineAfter(15, TimeUnit.SECONDS)
@@ -80,33 +87,68 @@ public final class Example {
         throw new AssertionError("a wrong PIN was accepted");
       } catch (StatusRuntimeException e) {
         expect(e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT, "a wrong PIN gave " + e.getStatus());
-        ErrorInfo info = null;
-        for (Any detail : StatusProto.fromThrowable(e).getDetailsList()) {
-          if (detail.is(ErrorInfo.class)) {
-            info = detail.unpack(ErrorInfo.class);
-          }
-        }
+        ErrorInfo info = errorInfo(e);
         expect(info != null && info.getDomain().equals("graph.facebook.com")
             && "133005".equals(info.getMetadataMap().get("graph_code")), "no ErrorInfo with graph_code 133005");
         System.out.println("Register with a wrong PIN: " + e.getStatus().getCode() + " " + info.getReason()
             + " " + info.getMetadataMap());
       }
 
+      // A new number's life: add it, have a code sent, verify it, register it.
+      String newId = numbers.withDeadlineAfter(30, TimeUnit.SECONDS).addNumber(AddNumberRequest.newBuilder()
+          .setWabaId(DEMO_WABA).setCountryCode("1").setPhoneNumber(NEW_NUMBER).setVerifiedName("Java Example")
+          .setRequestId("java-add-1").build()).getPhoneNumberId();
+      System.out.println("AddNumber: " + newId);
+      numbers.withDeadlineAfter(30, TimeUnit.SECONDS).requestVerificationCode(
+          RequestVerificationCodeRequest.newBuilder().setPhoneNumberId(newId).build());
+      try {
+        numbers.withDeadlineAfter(30, TimeUnit.SECONDS).verifyCode(
+            VerifyCodeRequest.newBuilder().setPhoneNumberId(newId).setCode("000000").build());
+        throw new AssertionError("a wrong code was accepted");
+      } catch (StatusRuntimeException e) {
+        ErrorInfo info = errorInfo(e);
+        expect(e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT && info != null
+            && info.getReason().equals("VERIFY_CODE_REJECTED"), "a wrong code gave " + e.getStatus());
+        System.out.println("VerifyCode with a wrong code: " + e.getStatus().getCode() + " " + info.getReason());
+      }
+      numbers.withDeadlineAfter(30, TimeUnit.SECONDS).verifyCode(
+          VerifyCodeRequest.newBuilder().setPhoneNumberId(newId).setCode(SANDBOX_CODE).build());
+      reply = numbers.withDeadlineAfter(30, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
+          .setPhoneNumberId(newId).setPin("135790").setRequestId("java-2").build());
+      expect(reply.getSuccess(), "Register did not succeed");
+      number = numbers.withDeadlineAfter(15, TimeUnit.SECONDS)
+          .getStatus(GetStatusRequest.newBuilder().setPhoneNumberId(newId).build());
+      expect(number.getCodeVerificationStatus() == VerificationStatus.VERIFICATION_STATUS_VERIFIED
+          && number.getPlatformType() == PlatformType.PLATFORM_TYPE_CLOUD_API, "the new number is " + number);
+      System.out.println("GetStatus: " + number.getDisplayPhoneNumber() + " " + number.getPlatformType()
+          + " (" + number.getRegisterBudget().getAttemptsLeft() + " attempts left)");
+
+      // The demo WABA's 34 numbers and the one added.
       Context.CancellableContext watching = Context.current().withCancellation();
       watching.run(() -> {
         Iterator<StatusEvent> events = numbers.withDeadlineAfter(30, TimeUnit.SECONDS).watchStatus(
             WatchStatusRequest.newBuilder().setWabaId(DEMO_WABA).build());
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < 35; i++) {
           StatusEvent event = events.next();
           expect(event.getSource() == EventSource.EVENT_SOURCE_INITIAL, "event " + i + " is " + event.getSource());
         }
       });
       watching.cancel(null);
-      System.out.println("WatchStatus: 32 initial snapshots");
+      System.out.println("WatchStatus: 35 initial snapshots");
       System.out.println("java client: every call behaved as expected");
     } finally {
       channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
+  }
+
+  /** The google.rpc.ErrorInfo among the status details of a failed call, or null. */
+  static ErrorInfo errorInfo(StatusRuntimeException e) throws Exception {
+    for (Any detail : StatusProto.fromThrowable(e).getDetailsList()) {
+      if (detail.is(ErrorInfo.class)) {
+        return detail.unpack(ErrorInfo.class);
+      }
+    }
+    return null;
   }
 
   static void expect(boolean ok, String message) {

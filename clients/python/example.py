@@ -3,8 +3,8 @@
     python example.py --target localhost:50051      (against `waba-numbers --sandbox`)
 
 Stubs come from proto/ with grpcio-tools (see test.sh). The channel uses the recommended
-service config (../service-config.json): ListNumbers and GetStatus are retried on
-UNAVAILABLE, Register never.
+service config (../service-config.json): the reads are retried on UNAVAILABLE, the writes
+(Register, AddNumber, VerifyCode...) never.
 """
 
 import argparse
@@ -24,6 +24,8 @@ SERVICE = "whatsapp.phonenumbers.v1.PhoneNumberService"
 DEMO_WABA = "102290129340398"
 REGISTERED = "106540352242901"  # two-step verification PIN 123456
 UNREGISTERED = "106540352242902"  # verified, no PIN yet
+NEW_NUMBER = "5550100781"  # +1 555-010-0781, added by this example (each client its own)
+SANDBOX_CODE = "424242"  # the one verification code the sandbox sends
 
 
 def open_channel(target: str) -> grpc.Channel:
@@ -70,7 +72,7 @@ def main() -> None:
             if not token:
                 break
         print(f"ListNumbers: {len(numbers)} numbers in {pages} pages")
-        assert len(numbers) == 32 and pages == 4, (len(numbers), pages)
+        assert len(numbers) == 34 and pages == 4, (len(numbers), pages)
 
         number = stub.GetStatus(pb.GetStatusRequest(phone_number_id=UNREGISTERED), timeout=15)
         print("GetStatus:", number.display_phone_number, pb.NameStatus.Name(number.name_status))
@@ -93,8 +95,45 @@ def main() -> None:
             assert info.domain == "graph.facebook.com" and info.metadata["graph_code"] == "133005"
             assert info.metadata["fbtrace_id"]
 
+        # A new number's life: add it, have a code sent, verify it, register it.
+        added = stub.AddNumber(
+            pb.AddNumberRequest(
+                waba_id=args.waba,
+                country_code="1",
+                phone_number=NEW_NUMBER,
+                verified_name="Python Example",
+                request_id="py-add-1",
+            ),
+            timeout=30,
+        )
+        new_id = added.phone_number_id
+        print("AddNumber:", new_id)
+        stub.RequestVerificationCode(
+            pb.RequestVerificationCodeRequest(phone_number_id=new_id), timeout=30
+        )
+        try:
+            stub.VerifyCode(pb.VerifyCodeRequest(phone_number_id=new_id, code="000000"), timeout=30)
+            raise AssertionError("a wrong code was accepted")
+        except grpc.RpcError as err:
+            info = error_info(err)
+            print("VerifyCode with a wrong code:", err.code().name, info.reason)
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.reason == "VERIFY_CODE_REJECTED", info
+        stub.VerifyCode(pb.VerifyCodeRequest(phone_number_id=new_id, code=SANDBOX_CODE), timeout=30)
+        reply = stub.Register(
+            pb.RegisterRequest(phone_number_id=new_id, pin="135790", request_id="py-2"), timeout=30
+        )
+        assert reply.success
+        number = stub.GetStatus(pb.GetStatusRequest(phone_number_id=new_id), timeout=15)
+        platform = pb.PlatformType.Name(number.platform_type)
+        left = number.register_budget.attempts_left
+        print("GetStatus:", number.display_phone_number, platform, f"({left} attempts left)")
+        assert number.code_verification_status == pb.VERIFICATION_STATUS_VERIFIED, number
+        assert number.platform_type == pb.PLATFORM_TYPE_CLOUD_API, number
+
+        # The demo WABA's 34 numbers and the one added.
         events = stub.WatchStatus(pb.WatchStatusRequest(waba_id=args.waba), timeout=30)
-        first = [next(events) for _ in range(32)]
+        first = [next(events) for _ in range(35)]
         events.cancel()
         assert all(e.source == pb.EVENT_SOURCE_INITIAL for e in first)
         print(f"WatchStatus: {len(first)} initial snapshots")

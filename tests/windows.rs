@@ -229,3 +229,30 @@ async fn a_write_has_the_numbers_watchers_re_read_it_at_once() {
     assert_eq!(n.register_deadline, None);
     assert_eq!(n.register_budget.unwrap().attempts_left, 9);
 }
+
+#[tokio::test]
+async fn a_write_whose_caller_gave_up_still_ends_with_its_watchers_re_reading() {
+    let graph = fake_graph([
+        read(N1).respond_with(ok(unregistered(N1))).up_to_n_times(1),
+        read(N1).respond_with(ok(number_json(N1))),
+        register_call(N1)
+            .respond_with(ok(json!({ "success": true })).set_delay(Duration::from_millis(600)))
+            .expect(1),
+    ])
+    .await;
+    let mut settings = crate::support::settings(&graph.uri());
+    settings.watch.interval = Duration::from_secs(3600);
+    let service = Service::start(settings).await;
+    let mut events = service.watch(numbers(&[N1])).await;
+    next(&mut events).await;
+
+    let mut impatient = tonic::Request::new(register(N1, "123456"));
+    impatient.set_timeout(Duration::from_millis(100));
+    let err = service.client().register(impatient).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    // The register went on to Meta's answer; then the number was re-read for its watchers.
+    let event = next(&mut events).await;
+    let n = event.phone_number.unwrap();
+    assert_eq!(n.register_budget.unwrap().attempts_left, 9);
+    assert_eq!(n.register_deadline, None);
+}

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// are left (0 to 9).
     #[arg(long, env = "WABA_REGISTER_RESERVE", default_value_t = crate::numbers::DEFAULT_REGISTER_RESERVE, value_parser = parse_reserve)]
     pub register_reserve: u32,
+    /// The Meta app's id: with WABA_APP_SECRET, it exchanges Embedded Signup codes for
+    /// customers' business tokens and checks tokens (debug_token).
+    #[arg(long, env = "WABA_APP_ID", value_parser = parse_app_id)]
+    pub app_id: Option<String>,
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
@@ -143,6 +147,7 @@ impl ServeArgs {
         let token = secrets.token_source()?;
         let mut graph = GraphSettings::new(&self.graph_url, &self.graph_version, token);
         graph.app_secret = secrets.app_secret.clone();
+        graph.app_id = self.app_id.clone();
         Ok(self.settings_for(graph, secrets))
     }
 
@@ -179,6 +184,14 @@ fn parse_bench_numbers(s: &str) -> Result<usize, String> {
         _ => Err(format!(
             "expected a number of phone numbers from 0 to {max}"
         )),
+    }
+}
+
+fn parse_app_id(s: &str) -> Result<String, String> {
+    if crate::model::is_graph_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("expected the app's numeric id, e.g. 1234567890123456".into())
     }
 }
 

@@ -9,6 +9,7 @@ mod operations;
 mod sandbox;
 mod secrets;
 mod server;
+mod signup;
 mod upstream;
 mod watch;
 mod webhooks;

@@ -85,6 +85,9 @@ pub enum Error {
     Token(#[from] super::token::TokenError),
     #[error("not a Graph object id")]
     InvalidId,
+    /// Exchanging codes and checking tokens need the app's id and secret.
+    #[error("WABA_APP_ID and WABA_APP_SECRET are needed for this call")]
+    AppCredentialsMissing,
 }
 
 /// What a failed call means, decided here once: the retry policy, the watchers, the
@@ -127,7 +130,11 @@ impl Error {
             | Error::Transport(_)
             | Error::BodyTooLarge { .. }
             | Error::Decode(_) => true,
-            Error::Graph(_) | Error::Token(_) | Error::InvalidId | Error::TooLate => false,
+            Error::Graph(_)
+            | Error::Token(_)
+            | Error::InvalidId
+            | Error::TooLate
+            | Error::AppCredentialsMissing => false,
             Error::Http { .. } => self.is_unanswered_server_error(),
         }
     }
@@ -135,7 +142,10 @@ impl Error {
     /// The request never left the service (no token, an invalid id, too late to send):
     /// Meta saw nothing, and nothing of its limits was spent.
     pub fn was_not_sent(&self) -> bool {
-        matches!(self, Error::Token(_) | Error::InvalidId | Error::TooLate)
+        matches!(
+            self,
+            Error::Token(_) | Error::InvalidId | Error::TooLate | Error::AppCredentialsMissing
+        )
     }
 
     /// Meta said no for good: the same read will fail again (an object that does not
@@ -157,7 +167,9 @@ impl Error {
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),
             Error::Decode(_) | Error::BodyTooLarge { .. } => "bad_response".into(),
-            Error::Token(_) | Error::InvalidId | Error::TooLate => "not_sent".into(),
+            Error::Token(_) | Error::InvalidId | Error::TooLate | Error::AppCredentialsMissing => {
+                "not_sent".into()
+            }
         }
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod fields;
 mod lifecycle;
 mod preverified;
+mod signup;
 pub mod token;
 pub mod usage;
 pub mod webhook;
@@ -45,6 +46,9 @@ pub struct GraphSettings {
     /// How often a token file is checked for changes, at most.
     pub token_recheck: Duration,
     pub app_secret: Option<SecretString>,
+    /// The Meta app's id: with the secret, for exchanging Embedded Signup codes and
+    /// checking tokens.
+    pub app_id: Option<String>,
     /// Upper bound for one attempt; the caller's deadline may shorten it. `None` only
     /// for tests on a paused clock, where any pending timer fires during network waits.
     pub request_timeout: Option<Duration>,
@@ -68,6 +72,7 @@ impl GraphSettings {
             token,
             token_recheck: token::DEFAULT_RECHECK,
             app_secret: None,
+            app_id: None,
             request_timeout: Some(Duration::from_secs(15)),
             connect_timeout: Some(Duration::from_secs(5)),
             read_attempts: 3,
@@ -82,6 +87,7 @@ pub struct GraphClient {
     api_root: String,
     tokens: TokenCache,
     app_secret: Option<SecretString>,
+    app_id: Option<String>,
     request_timeout: Option<Duration>,
     read_attempts: u32,
     max_body_bytes: usize,
@@ -126,7 +132,14 @@ impl<'a> Call<'a> {
             body: None,
             secret: None,
             retry: Retry::Never,
+            auth: Auth::Partner,
         }
+    }
+
+    /// Carries `token` rather than the service's own.
+    fn with_token(mut self, token: &'a SecretString) -> Self {
+        self.auth = Auth::Token(token);
+        self
     }
 
     fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -146,6 +159,17 @@ impl<'a> Call<'a> {
     }
 }
 
+/// Whose credentials a call carries.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    /// The service's own token (the partner's system user), re-read on error 190.
+    Partner,
+    /// Another token: a customer's business token, or the app token (`APP_ID|APP_SECRET`).
+    Token(&'a SecretString),
+    /// None at all: the call authenticates by its parameters (the code exchange).
+    Nobody,
+}
+
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
 struct Call<'a> {
     /// What the call is, for metrics and logs (ids stay out of labels).
@@ -157,6 +181,7 @@ struct Call<'a> {
     /// A secret the body carries (a PIN), scrubbed from whatever Meta answers.
     secret: Option<&'a SecretString>,
     retry: Retry,
+    auth: Auth<'a>,
 }
 
 impl GraphClient {
@@ -180,6 +205,7 @@ impl GraphClient {
             ),
             tokens,
             app_secret: settings.app_secret,
+            app_id: settings.app_id,
             request_timeout: settings.request_timeout,
             read_attempts: settings.read_attempts.max(1),
             max_body_bytes: settings.max_body_bytes,
@@ -219,6 +245,7 @@ impl GraphClient {
                 body: None,
                 secret: None,
                 retry: Retry::Transient,
+                auth: Auth::Partner,
             };
             let list: wire::ListJson = self.call_json(call, deadline).await?;
             Ok(list.into())
@@ -238,6 +265,7 @@ impl GraphClient {
                 body: None,
                 secret: None,
                 retry: Retry::Transient,
+                auth: Auth::Partner,
             };
             let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
             Ok(number.into())
@@ -295,6 +323,7 @@ impl GraphClient {
             ])),
             secret: None,
             retry: Retry::Transient,
+            auth: Auth::Partner,
         };
         let items: Vec<Option<wire::BatchItem>> = self.call_json(call, deadline).await?;
         if items.len() != ids.len() {
@@ -356,12 +385,17 @@ impl GraphClient {
             .build();
         let mut token_refreshed = false;
         loop {
-            let token = self.tokens.current().await?;
+            let token = match call.auth {
+                Auth::Partner => self.tokens.current().await?,
+                Auth::Token(token) => std::sync::Arc::new(token.clone()),
+                Auth::Nobody => std::sync::Arc::new(SecretString::default()),
+            };
             let err = match self.send_once(call, &token, deadline).await {
                 Ok(body) => return Ok(body),
                 Err(err) => err,
             };
-            if err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
+            let partner = matches!(call.auth, Auth::Partner);
+            if partner && err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
                 token_refreshed = true;
                 let refreshed = self.tokens.refresh(&token).await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot re-read the access token after error 190");
@@ -407,7 +441,9 @@ impl GraphClient {
         };
         let timeout = [left, self.request_timeout].into_iter().flatten().min();
         let mut query = call.query.clone();
-        if let Some(secret) = &self.app_secret {
+        let authenticated = !matches!(call.auth, Auth::Nobody);
+        if let Some(secret) = self.app_secret.as_ref().filter(|_| authenticated) {
+            // Per token: a proof is only good for the token it was made from.
             query.push(("appsecret_proof", appsecret_proof(secret, token)));
         }
         let mut request = self
@@ -416,8 +452,10 @@ impl GraphClient {
                 call.method.clone(),
                 format!("{}/{}", self.api_root, call.path),
             )
-            .bearer_auth(token.expose_secret())
             .query(&query);
+        if authenticated {
+            request = request.bearer_auth(token.expose_secret());
+        }
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

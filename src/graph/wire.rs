@@ -1,6 +1,6 @@
 //! Graph API JSON, and its conversion into domain types. Nothing outside `graph/` sees it.
 
-use crate::model::{NumbersPage, PhoneNumber, PreverifiedNumber, PreverifiedPage};
+use crate::model::{NumbersPage, PhoneNumber, PreverifiedNumber, PreverifiedPage, TokenInfo};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -42,6 +42,58 @@ pub struct PreverifiedListJson {
     data: Vec<PreverifiedJson>,
     #[serde(default)]
     paging: Option<PagingJson>,
+}
+
+/// The code exchange's answer.
+#[derive(Deserialize)]
+pub struct AccessTokenJson {
+    pub access_token: String,
+}
+
+/// `debug_token`'s answer (its fields as graph-api.md §6.3 shows them).
+#[derive(Debug, Deserialize)]
+pub struct DebugTokenJson {
+    data: DebugTokenData,
+}
+
+#[derive(Debug, Deserialize)]
+struct DebugTokenData {
+    #[serde(default)]
+    is_valid: bool,
+    /// Unix seconds; 0 for a token that never expires.
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    granular_scopes: Vec<GranularScopeJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GranularScopeJson {
+    scope: String,
+    #[serde(default)]
+    target_ids: Vec<String>,
+}
+
+impl From<DebugTokenJson> for TokenInfo {
+    fn from(j: DebugTokenJson) -> Self {
+        let d = j.data;
+        let targets = |scope: &str| -> Vec<String> {
+            d.granular_scopes
+                .iter()
+                .filter(|s| s.scope == scope)
+                .flat_map(|s| s.target_ids.iter().cloned())
+                .collect()
+        };
+        TokenInfo {
+            is_valid: d.is_valid,
+            expires_at: d
+                .expires_at
+                .filter(|&t| t > 0)
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+            managed_wabas: targets("whatsapp_business_management"),
+            businesses: targets("business_management"),
+        }
+    }
 }
 
 /// What creating an object answers.

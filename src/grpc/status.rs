@@ -112,6 +112,7 @@ fn upstream(err: &graph::Error, write: bool) -> Status {
         E::DeadlineExceeded | E::TooLate => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", None),
         E::Token(_) => (Code::Internal, "ACCESS_TOKEN_UNAVAILABLE", None),
         E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
+        E::AppCredentialsMissing => (Code::FailedPrecondition, "APP_CREDENTIALS_MISSING", None),
         _ if err.is_transient() => (
             Code::Unavailable,
             "GRAPH_UNAVAILABLE",

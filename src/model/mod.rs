@@ -31,3 +31,15 @@ impl CodeMethod {
         }
     }
 }
+
+/// What Meta says of a token (`debug_token`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub is_valid: bool,
+    /// `None`: it never expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The WABAs it may manage (`whatsapp_business_management`'s targets).
+    pub managed_wabas: Vec<String>,
+    /// The business portfolios it reaches (`business_management`'s targets), when listed.
+    pub businesses: Vec<String>,
+}

@@ -9,6 +9,7 @@ mod operations;
 mod sandbox;
 mod secrets;
 mod server;
+mod store;
 mod upstream;
 mod watch;
 mod webhooks;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/whatsapp/phonenumbers/v1/phone_numbers.proto";
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/: rebuild when they change.
+    println!("cargo:rerun-if-changed=migrations");
     let fds = protox::compile([proto], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // Served by gRPC reflection, so grpcurl can describe the service.

@@ -4,6 +4,7 @@
 use crate::graph::{GraphSettings, TokenSource};
 use crate::http::WebhookSettings;
 use crate::server::Settings;
+use crate::store::{self, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -22,7 +23,9 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
     after_help = "Secrets come from the environment only: WABA_ACCESS_TOKEN or \
                   WABA_ACCESS_TOKEN_FILE (re-read when it changes), and WABA_APP_SECRET \
                   (adds appsecret_proof to every Graph call, verifies webhook signatures), \
-                  WABA_WEBHOOK_VERIFY_TOKEN (webhook verification handshake)."
+                  WABA_WEBHOOK_VERIFY_TOKEN (webhook verification handshake), WABA_STORE \
+                  (memory, sqlite:PATH or a postgres:// URL) with WABA_STORE_KEY_FILE and \
+                  WABA_STORE_OLD_KEYS_DIR (the keys its tokens are encrypted under)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,6 +47,22 @@ pub enum LogFormat {
 pub enum Command {
     /// Run only the simulated Graph API, for other services' tests.
     SandboxGraph(SandboxGraphArgs),
+    /// Maintain the store named by WABA_STORE.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Re-encrypt every token under the current key (WABA_STORE_KEY_FILE), reading old
+    /// ones with the keys in WABA_STORE_OLD_KEYS_DIR; prints how many it changed. Safe
+    /// while the service runs.
+    Rekey,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +126,10 @@ pub struct Secrets {
     pub access_token_file: Option<PathBuf>,
     pub app_secret: Option<SecretString>,
     pub webhook_verify_token: Option<SecretString>,
+    /// `WABA_STORE`: a PostgreSQL URL may carry a password.
+    pub store: Option<SecretString>,
+    pub store_key_file: Option<PathBuf>,
+    pub store_old_keys_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +151,25 @@ impl Secrets {
             access_token_file: var("WABA_ACCESS_TOKEN_FILE").map(PathBuf::from),
             app_secret: var("WABA_APP_SECRET").map(SecretString::from),
             webhook_verify_token: var("WABA_WEBHOOK_VERIFY_TOKEN").map(SecretString::from),
+            store: var("WABA_STORE").map(SecretString::from),
+            store_key_file: var("WABA_STORE_KEY_FILE").map(PathBuf::from),
+            store_old_keys_dir: var("WABA_STORE_OLD_KEYS_DIR").map(PathBuf::from),
         }
+    }
+
+    /// The store `WABA_STORE` names, with its keys; `None` when it is not set.
+    pub fn store_config(&self) -> Result<Option<StoreConfig>, store::Error> {
+        use secrecy::ExposeSecret;
+        self.store
+            .as_ref()
+            .map(|spec| {
+                StoreConfig::parse(
+                    spec.expose_secret(),
+                    self.store_key_file.clone(),
+                    self.store_old_keys_dir.clone(),
+                )
+            })
+            .transpose()
     }
 
     pub fn token_source(&self) -> Result<TokenSource, ConfigError> {
@@ -271,8 +312,16 @@ mod tests {
             access_token_file: None,
             app_secret: Some("app-secret-value".into()),
             webhook_verify_token: Some("verify-token-value".into()),
+            store: Some("postgres://app:store-password@db/waba".into()),
+            store_key_file: Some("/run/secrets/store.key".into()),
+            store_old_keys_dir: None,
         };
-        let debug = format!("{secrets:?} {:?}", secrets.token_source().unwrap());
+        let debug = format!(
+            "{secrets:?} {:?} {:?}",
+            secrets.token_source().unwrap(),
+            secrets.store_config().unwrap()
+        );
+        assert!(!debug.contains("store-password"), "{debug}");
         assert!(!debug.contains("EAAtoken-value"), "{debug}");
         assert!(!debug.contains("app-secret-value"), "{debug}");
         assert!(!debug.contains("verify-token-value"), "{debug}");

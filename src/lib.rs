@@ -8,6 +8,8 @@
 //!           register guard
 //! watch/    one shared watcher per number or WABA → tokio::sync::watch → subscribers
 //! graph/    the only code that speaks HTTP to Meta (and reads its webhooks); a leaf
+//! store/    what survives restarts and replicas share: memory, a SQLite file or
+//!           PostgreSQL; tokens encrypted at rest
 //! model/    plain domain types at the bottom: imported by all, imports nothing
 //! sandbox/  a simulated Graph API: a second, independent reading of Meta's contract
 //! ```
@@ -24,6 +26,7 @@ pub mod model;
 pub mod numbers;
 pub mod sandbox;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod watch;
 

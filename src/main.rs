@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use waba_numbers::config::{
     Cli, Command, DEFAULT_GRAPH_VERSION, LogFormat, SandboxGraphArgs, Secrets, ServeArgs,
+    StoreCommand,
 };
 use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::WEBHOOK_PATH;
@@ -15,6 +16,7 @@ use waba_numbers::sandbox::{
     bench_number_id,
 };
 use waba_numbers::server::{self, BoxError, Settings};
+use waba_numbers::store::Store;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,6 +34,9 @@ async fn main() -> ExitCode {
     let secrets = Secrets::from_env();
     let outcome = match cli.command {
         Some(Command::SandboxGraph(args)) => sandbox_graph(args, secrets).await,
+        Some(Command::Store(args)) => match args.command {
+            StoreCommand::Rekey => rekey(secrets).await,
+        },
         None => serve(cli.serve, secrets).await,
     };
     match outcome {
@@ -131,5 +136,25 @@ async fn sandbox_graph(args: SandboxGraphArgs, secrets: Secrets) -> Result<(), B
         ..SandboxOptions::default()
     };
     sandbox::serve(listener, options, server::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `store rekey`: every token under the current key. Old keys stay needed until every
+/// replica runs with the new one as current (a replica still on the old one writes
+/// under it): run it again then; it changes only what is not current.
+async fn rekey(secrets: Secrets) -> Result<(), BoxError> {
+    let config = secrets.store_config()?.ok_or(
+        "store rekey: WABA_STORE is not set (sqlite:PATH or a postgres:// URL, with WABA_STORE_KEY_FILE)",
+    )?;
+    let store = Store::open(&config).await?;
+    let done = store.rekey().await?;
+    store.close().await;
+    match store.current_key_id() {
+        Some(key_id) => println!(
+            "store rekey: {} of {} tokens re-encrypted under key {key_id}",
+            done.changed, done.total
+        ),
+        None => println!("store rekey: a memory store keeps nothing at rest: 0 tokens changed"),
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod sandbox;
 mod secrets;
 mod server;
 mod signup;
+mod store;
 mod upstream;
 mod watch;
 mod webhooks;

@@ -1,11 +1,14 @@
 //! The plain domain types every layer speaks: a phone number as Meta reports it, a page
-//! of them, the changes Meta pushes, ids, deadlines. Plain Rust, free of Graph JSON and
-//! of protobuf; this module imports nothing of the crate, so any layer may use it.
+//! of them, the changes Meta pushes, ids, deadlines, a customer's token state and
+//! onboarding steps. Plain Rust, free of Graph JSON and of protobuf; this module imports
+//! nothing of the crate, so any layer may use it.
 
+mod customer;
 mod number;
 mod preverified;
 mod push;
 
+pub use customer::{OnboardingStep, TokenState};
 pub use number::{
     NumbersPage, PhoneNumber, RegisterBudget, Snapshot, Windows, digits, is_graph_id,
 };

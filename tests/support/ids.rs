@@ -12,3 +12,8 @@ pub const N2: &str = "106540352242902";
 pub const N3: &str = "106540352242903";
 /// `N1`'s display number as webhooks spell it (when its display number is `+1 555-010-0001`).
 pub const N1_DIGITS: &str = "15550100001";
+
+/// Customer WABAs of the store tests (`WABA` is the partner's).
+pub const CUSTOMER_A: &str = "201000000000001";
+pub const CUSTOMER_B: &str = "201000000000002";
+pub const CUSTOMER_C: &str = "201000000000003";

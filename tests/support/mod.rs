@@ -4,17 +4,20 @@
 //! Tests `use crate::support::{...}` for all of it: this module holds the server and
 //! its settings; `graph` the fake Graph API's answers, mocks and request counts, `ids`
 //! the ids the fake-Graph tests share, `requests` the request messages, `stream`
-//! reading WatchStatus streams (bounded, or `unbounded` for the paused clock).
+//! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
+//! the store on each backend.
 
 mod graph;
 mod ids;
 mod requests;
+mod store;
 mod stream;
 mod webhooks;
 
 pub use graph::*;
 pub use ids::*;
 pub use requests::*;
+pub use store::*;
 pub use stream::*;
 pub use webhooks::*;
 

@@ -1,0 +1,160 @@
+//! The in-process backend (`WABA_STORE=memory`, the sandbox's default): the same
+//! behaviour as the SQL ones, for tests and demos, with nothing kept across a restart.
+//!
+//! One `std::sync::Mutex` over everything: every operation is a few map operations and
+//! never awaits while holding it, so a plain mutex is cheaper than an async one and a
+//! whole operation (a compare-and-set, an upsert of many numbers) is atomic for free.
+//! Tokens stay in `SecretString`s: nothing is at rest, so nothing is encrypted. A
+//! `BTreeMap` keeps customers in WABA id order, as the SQL backends page them.
+
+use super::MAX_PAGE;
+use super::types::{Cas, Change, Customer, CustomerPage, Progress, Version};
+use crate::model::TokenState;
+use chrono::Utc;
+use secrecy::SecretString;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Default)]
+pub(crate) struct Memory {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    customers: BTreeMap<String, Row>,
+    numbers: HashMap<String, String>,
+}
+
+struct Row {
+    customer: Customer,
+    token: SecretString,
+}
+
+impl Memory {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves maps that are still whole
+        // (every change is a single insert or field write): keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn put_token(&self, waba_id: &str, token: &SecretString) -> Customer {
+        let now = Utc::now();
+        let mut state = self.state();
+        let row = state
+            .customers
+            .entry(waba_id.to_owned())
+            .and_modify(|row| {
+                let c = &mut row.customer;
+                c.token_state = TokenState::Unchecked;
+                c.token_expires_at = None;
+                c.version = Version(c.version.0 + 1);
+                c.updated_at = now;
+                row.token = token.clone();
+            })
+            .or_insert_with(|| Row {
+                customer: Customer {
+                    waba_id: waba_id.to_owned(),
+                    business_id: None,
+                    token_state: TokenState::Unchecked,
+                    token_expires_at: None,
+                    webhooks_subscribed: false,
+                    progress: Progress::default(),
+                    onboarded_at: None,
+                    created_at: now,
+                    updated_at: now,
+                    version: Version(1),
+                },
+                token: token.clone(),
+            });
+        row.customer.clone()
+    }
+
+    pub(crate) fn customer(&self, waba_id: &str) -> Option<Customer> {
+        self.state()
+            .customers
+            .get(waba_id)
+            .map(|r| r.customer.clone())
+    }
+
+    pub(crate) fn token(&self, waba_id: &str) -> Option<SecretString> {
+        self.state().customers.get(waba_id).map(|r| r.token.clone())
+    }
+
+    pub(crate) fn list(&self, limit: NonZeroU32, after: Option<&str>) -> CustomerPage {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let limit = limit.get().min(MAX_PAGE) as usize;
+        let state = self.state();
+        let start = after.map_or(Unbounded, |a| Excluded(a.to_owned()));
+        let mut rows = state.customers.range((start, Unbounded));
+        let customers: Vec<Customer> = rows
+            .by_ref()
+            .take(limit)
+            .map(|(_, r)| r.customer.clone())
+            .collect();
+        let next = match rows.next() {
+            Some(_) => customers.last().map(|c| c.waba_id.clone()),
+            None => None,
+        };
+        CustomerPage { customers, next }
+    }
+
+    pub(crate) fn delete(&self, waba_id: &str) -> bool {
+        self.state().customers.remove(waba_id).is_some()
+    }
+
+    pub(crate) fn update(&self, waba_id: &str, expected: Option<Version>, change: &Change) -> Cas {
+        let mut state = self.state();
+        let Some(row) = state.customers.get_mut(waba_id) else {
+            return Cas::Missing;
+        };
+        let c = &mut row.customer;
+        if expected.is_some_and(|v| v != c.version) {
+            return Cas::Stale;
+        }
+        let now = Utc::now();
+        match change {
+            Change::TokenState(s) => c.token_state = *s,
+            Change::TokenChecked {
+                business_id,
+                expires_at,
+            } => {
+                c.token_state = TokenState::Active;
+                c.business_id = Some(business_id.clone());
+                c.token_expires_at = *expires_at;
+            }
+            Change::WebhooksSubscribed(on) => c.webhooks_subscribed = *on,
+            Change::StepDone(_) | Change::StepFailed(_) => c.progress.apply(change),
+            Change::Onboarded => {
+                c.onboarded_at.get_or_insert(now);
+            }
+        }
+        c.version = Version(c.version.0 + 1);
+        c.updated_at = now;
+        Cas::Applied(c.clone())
+    }
+
+    pub(crate) fn index_numbers(&self, waba_id: &str, numbers: &[String]) {
+        let mut state = self.state();
+        for number in numbers {
+            state.numbers.insert(number.clone(), waba_id.to_owned());
+        }
+    }
+
+    pub(crate) fn waba_of(&self, number: &str) -> Option<String> {
+        self.state().numbers.get(number).cloned()
+    }
+
+    pub(crate) fn numbers_of(&self, waba_id: &str) -> Vec<String> {
+        let mut numbers: Vec<String> = self
+            .state()
+            .numbers
+            .iter()
+            .filter(|(_, w)| *w == waba_id)
+            .map(|(n, _)| n.clone())
+            .collect();
+        numbers.sort();
+        numbers
+    }
+}

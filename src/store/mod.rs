@@ -1,0 +1,286 @@
+//! The store: what must survive a restart or be shared by replicas, behind one interface
+//! over three backends, chosen by `WABA_STORE` ([`StoreConfig`]):
+//!
+//! - `memory`: in the process ([`memory`]), for the sandbox and tests;
+//! - `sqlite:PATH`: one file, for a single replica;
+//! - `postgres://...`: shared by every replica.
+//!
+//! It keeps customers (a business token per customer WABA, its state, the onboarding
+//! progress) and the phone number → WABA index; the next shared state (the register
+//! ledger, idempotency records, watcher ownership) joins them.
+//!
+//! Why it looks like this:
+//! - One [`Store`] type with an enum inside, not a trait object: three known backends,
+//!   `async fn`s without boxing, and one place that says what each operation does on
+//!   each. The same test suite (tests/store.rs) runs on all three.
+//! - SQL is written once for both engines where they agree ([`sql`]); connections,
+//!   migrations (embedded, run at open) and the clock are per engine.
+//! - Every change to a customer bumps its [`Version`]; [`Store::update_if`] applies a
+//!   change only at a given version, in one conditional statement, so of two replicas
+//!   racing exactly one wins and the other learns it lost ([`Cas::Stale`]).
+//! - Times that replicas compare come from the database's clock, not a replica's.
+//! - Tokens are encrypted at rest ([`crypto`]: XChaCha20-Poly1305, the WABA id as
+//!   associated data, key rotation by key id) and handed out only as `SecretString`s, by
+//!   [`Store::token`]; [`Customer`] carries none. No `Debug` here shows a token, a key or
+//!   a password, nor does any [`Error`].
+//!
+//! This layer imports only `model` (checked by scripts/check-layers.py).
+
+mod config;
+mod crypto;
+mod error;
+mod memory;
+mod sql;
+mod types;
+
+pub use config::StoreConfig;
+pub use crypto::Keys;
+pub use error::Error;
+pub use types::{Cas, Change, Customer, CustomerPage, Progress, Rekeyed, StepFailure, Version};
+
+use crate::model::{OnboardingStep, TokenState};
+use config::Backend;
+use memory::Memory;
+use secrecy::SecretString;
+use sql::Sql;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// The most customers one page holds; a larger limit gets pages of this size.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The store. Cheap to clone: clones share one backend (one pool).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    Memory(Memory),
+    Sql(Sql),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.inner {
+            Inner::Memory(_) => f.debug_struct("Store").field("backend", &"memory").finish(),
+            Inner::Sql(sql) => f
+                .debug_struct("Store")
+                .field("backend", &sql.backend_name())
+                .field("keys", sql.keys())
+                .finish(),
+        }
+    }
+}
+
+impl Store {
+    /// Opens the configured store: reads the keys, connects, runs the migrations.
+    pub async fn open(config: &StoreConfig) -> Result<Store, Error> {
+        let keys = || match &config.key_file {
+            Some(file) => Keys::load(file, config.old_keys_dir.as_deref()),
+            None => Err(Error::NoKeyFile {
+                backend: config.backend_name(),
+            }),
+        };
+        let inner = match &config.backend {
+            Backend::Memory => Inner::Memory(Memory::default()),
+            Backend::Sqlite(path) => Inner::Sql(Sql::open_sqlite(path, keys()?).await?),
+            Backend::Postgres {
+                url,
+                host,
+                port,
+                database,
+                ..
+            } => {
+                let shown = format!(
+                    "postgres at {host}:{port}/{}",
+                    database.as_deref().unwrap_or("")
+                );
+                Inner::Sql(Sql::open_postgres(url, &shown, keys()?).await?)
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// A fresh in-memory store.
+    pub fn memory() -> Store {
+        Store {
+            inner: Arc::new(Inner::Memory(Memory::default())),
+        }
+    }
+
+    /// `memory`, `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.inner {
+            Inner::Memory(_) => "memory",
+            Inner::Sql(sql) => sql.backend_name(),
+        }
+    }
+
+    /// The id of the key new tokens are encrypted under; `None` for `memory`.
+    pub fn current_key_id(&self) -> Option<&str> {
+        match &*self.inner {
+            Inner::Memory(_) => None,
+            Inner::Sql(sql) => Some(sql.keys().current_id()),
+        }
+    }
+
+    /// Keeps `token` for `waba_id`: a new customer, or a new token for a known one
+    /// (marked unchecked, its expiry forgotten; the rest of the customer kept).
+    pub async fn put_token(&self, waba_id: &str, token: &SecretString) -> Result<Customer, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.put_token(waba_id, token)),
+            Inner::Sql(s) => s.put_token(waba_id, token).await,
+        }
+    }
+
+    /// The customer of `waba_id`, if there is one.
+    pub async fn customer(&self, waba_id: &str) -> Result<Option<Customer>, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.customer(waba_id)),
+            Inner::Sql(s) => s.customer(waba_id).await,
+        }
+    }
+
+    /// The business token of `waba_id`'s customer, decrypted.
+    pub async fn token(&self, waba_id: &str) -> Result<Option<SecretString>, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.token(waba_id)),
+            Inner::Sql(s) => s.token(waba_id).await,
+        }
+    }
+
+    /// Up to `limit` customers (at most [`MAX_PAGE`]) after the WABA id `after`, in WABA
+    /// id order; the order is stable, so paging sees every customer that stays.
+    pub async fn list(
+        &self,
+        limit: NonZeroU32,
+        after: Option<&str>,
+    ) -> Result<CustomerPage, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.list(limit, after)),
+            Inner::Sql(s) => s.list(limit, after).await,
+        }
+    }
+
+    /// Forgets the customer and its token; whether there was one. Its numbers stay
+    /// indexed: they still belong to its WABA.
+    pub async fn delete(&self, waba_id: &str) -> Result<bool, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.delete(waba_id)),
+            Inner::Sql(s) => s.delete(waba_id).await,
+        }
+    }
+
+    /// Applies `change` whatever the customer's version; the customer as it is now, or
+    /// `None` when there is no such customer.
+    pub async fn update(&self, waba_id: &str, change: Change) -> Result<Option<Customer>, Error> {
+        Ok(match self.apply(waba_id, None, &change).await? {
+            Cas::Applied(customer) => Some(customer),
+            Cas::Stale | Cas::Missing => None,
+        })
+    }
+
+    /// Applies `change` only if the customer is still at `expected` (compare-and-set):
+    /// of several writers racing from one version, exactly one gets [`Cas::Applied`].
+    pub async fn update_if(
+        &self,
+        waba_id: &str,
+        expected: Version,
+        change: Change,
+    ) -> Result<Cas, Error> {
+        self.apply(waba_id, Some(expected), &change).await
+    }
+
+    async fn apply(
+        &self,
+        waba_id: &str,
+        expected: Option<Version>,
+        change: &Change,
+    ) -> Result<Cas, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.update(waba_id, expected, change)),
+            Inner::Sql(s) => s.update(waba_id, expected, change).await,
+        }
+    }
+
+    /// Sets the token's state; whether the customer exists.
+    pub async fn set_token_state(&self, waba_id: &str, state: TokenState) -> Result<bool, Error> {
+        Ok(self
+            .update(waba_id, Change::TokenState(state))
+            .await?
+            .is_some())
+    }
+
+    /// Records `step` done; whether the customer exists.
+    pub async fn record_step_done(
+        &self,
+        waba_id: &str,
+        step: OnboardingStep,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .update(waba_id, Change::StepDone(step))
+            .await?
+            .is_some())
+    }
+
+    /// Records a step's failure; whether the customer exists.
+    pub async fn record_step_failed(
+        &self,
+        waba_id: &str,
+        failure: StepFailure,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .update(waba_id, Change::StepFailed(failure))
+            .await?
+            .is_some())
+    }
+
+    /// Records that `numbers` belong to `waba_id` (a number seen in another WABA before
+    /// moves), all at once.
+    pub async fn index_numbers(&self, waba_id: &str, numbers: &[String]) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                m.index_numbers(waba_id, numbers);
+                Ok(())
+            }
+            Inner::Sql(s) => s.index_numbers(waba_id, numbers).await,
+        }
+    }
+
+    /// The WABA a phone number id belongs to, as last indexed.
+    pub async fn waba_of(&self, phone_number_id: &str) -> Result<Option<String>, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.waba_of(phone_number_id)),
+            Inner::Sql(s) => s.waba_of(phone_number_id).await,
+        }
+    }
+
+    /// The phone number ids indexed for `waba_id`, in order.
+    pub async fn numbers_of(&self, waba_id: &str) -> Result<Vec<String>, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.numbers_of(waba_id)),
+            Inner::Sql(s) => s.numbers_of(waba_id).await,
+        }
+    }
+
+    /// Re-encrypts every token under the current key (`store rekey`). Safe while the
+    /// service runs: a token replaced meanwhile is left as it is. `memory` has nothing
+    /// at rest: nothing to do.
+    pub async fn rekey(&self) -> Result<Rekeyed, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(Rekeyed::default()),
+            Inner::Sql(s) => s.rekey().await,
+        }
+    }
+
+    /// Closes the pool: waits for queries in flight, then disconnects.
+    pub async fn close(&self) {
+        if let Inner::Sql(s) = &*self.inner {
+            s.close().await;
+        }
+    }
+}

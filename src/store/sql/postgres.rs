@@ -1,0 +1,41 @@
+//! PostgreSQL: the store replicas share. What differs from SQLite: how it connects, its
+//! clock expression, its migrations.
+//!
+//! Migrations run at every start, and several replicas may start at once: sqlx's
+//! `Migrator::run` holds a session-level `pg_advisory_lock` (its key derived from
+//! `current_database()`) from before it creates `_sqlx_migrations` until after the last
+//! migration, each of which runs in its own transaction. So one replica migrates and the
+//! others wait, then find every migration applied and go on (read in sqlx-postgres 0.8.6,
+//! `migrate.rs`; tested by two concurrent opens in tests/store.rs). The lock is per
+//! database, not per schema: stores in two schemas of one database migrate one after
+//! the other.
+//!
+//! TLS (`sslmode=require`, `verify-full`... in the URL) is rustls on ring with the
+//! system's roots, as for Meta.
+
+use crate::store::Error;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Now, in milliseconds since the Unix epoch, by the database's clock (the start of the
+/// statement's transaction: every replica reads the same clock).
+pub(super) const NOW: &str = "CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)";
+
+pub(super) async fn connect(url: &SecretString, shown: &str) -> Result<PgPool, Error> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|e| Error::PostgresUrl(e.to_string()))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|source| Error::Connect {
+            store: shown.to_owned(),
+            source,
+        })?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}

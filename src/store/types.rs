@@ -1,0 +1,155 @@
+//! What the store hands out and takes in: plain values, no token among them (the token
+//! is read on its own, [`super::Store::token`], as a `SecretString`).
+
+use crate::model::{OnboardingStep, TokenState};
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// A customer row's version: starts at 1, +1 on every change of the customer (not on
+/// re-encryption, which changes nothing a reader sees). The guard of
+/// [`super::Store::update_if`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub(crate) i64);
+
+impl Version {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A customer: one WABA whose business token the service holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub waba_id: String,
+    /// The business that owns the WABA, once `debug_token` said.
+    pub business_id: Option<String>,
+    pub token_state: TokenState,
+    /// When the token expires, if it does (`debug_token`'s `expires_at`; none for a
+    /// business integration system user token that never expires).
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub webhooks_subscribed: bool,
+    pub progress: Progress,
+    /// When onboarding first completed.
+    pub onboarded_at: Option<DateTime<Utc>>,
+    /// By the store's clock (the database's, shared by replicas).
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: Version,
+}
+
+/// Which onboarding steps are done, and the last failure of one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    done: u64,
+    pub failure: Option<StepFailure>,
+}
+
+impl Progress {
+    pub fn is_done(&self, step: OnboardingStep) -> bool {
+        self.done & step_bit(step) != 0
+    }
+
+    /// The steps done, in order.
+    pub fn done(&self) -> Vec<OnboardingStep> {
+        OnboardingStep::ALL
+            .into_iter()
+            .filter(|s| self.is_done(*s))
+            .collect()
+    }
+
+    pub(crate) fn from_parts(done: i64, failure: Option<StepFailure>) -> Progress {
+        Progress {
+            done: done as u64,
+            failure,
+        }
+    }
+
+    pub(crate) fn apply(&mut self, change: &Change) {
+        match change {
+            Change::StepDone(step) => {
+                self.done |= step_bit(*step);
+                if self.failure.as_ref().is_some_and(|f| f.step == *step) {
+                    self.failure = None;
+                }
+            }
+            Change::StepFailed(failure) => {
+                self.done &= !step_bit(failure.step);
+                self.failure = Some(failure.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The bit of `step` in the stored set of steps done. Part of the schema: never renumber.
+pub(crate) fn step_bit(step: OnboardingStep) -> u64 {
+    1 << match step {
+        OnboardingStep::ExchangeCode => 0,
+        OnboardingStep::KeepToken => 1,
+        OnboardingStep::CheckToken => 2,
+        OnboardingStep::SubscribeWebhooks => 3,
+        OnboardingStep::IndexNumbers => 4,
+        OnboardingStep::RegisterNumber => 5,
+    }
+}
+
+/// Why a step failed: a `google.rpc.Code` number and a message for people. The message is
+/// stored and shown to callers: it must not carry a token, a code or a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: OnboardingStep,
+    pub code: i32,
+    pub message: String,
+}
+
+/// One change to a customer (all but its token, which [`super::Store::put_token`] sets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    TokenState(TokenState),
+    /// `debug_token` vouched for the token: active, with its business and expiry.
+    TokenChecked {
+        business_id: String,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    WebhooksSubscribed(bool),
+    /// Done; clears the step's failure, if it was the last one.
+    StepDone(OnboardingStep),
+    /// Failed (and so not done); the customer's last failure.
+    StepFailed(StepFailure),
+    /// Onboarding completed: `onboarded_at` is set, the first time only.
+    Onboarded,
+}
+
+/// The outcome of a compare-and-set ([`super::Store::update_if`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cas {
+    /// The version matched: the change is made; the customer as it is now.
+    Applied(Customer),
+    /// Someone changed the customer since that version: nothing was changed.
+    Stale,
+    /// No such customer (any more).
+    Missing,
+}
+
+/// A page of customers, in WABA id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    /// The cursor of the next page (the last WABA id of this one); `None` on the last.
+    pub next: Option<String>,
+}
+
+/// What `store rekey` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rekeyed {
+    /// Tokens re-encrypted under the current key.
+    pub changed: u64,
+    /// Tokens looked at.
+    pub total: u64,
+}

@@ -149,12 +149,27 @@ async fn rekey(secrets: Secrets) -> Result<(), BoxError> {
     let store = Store::open(&config).await?;
     let done = store.rekey().await?;
     store.close().await;
-    match store.current_key_id() {
-        Some(key_id) => println!(
-            "store rekey: {} of {} tokens re-encrypted under key {key_id}",
-            done.changed, done.total
-        ),
-        None => println!("store rekey: a memory store keeps nothing at rest: 0 tokens changed"),
+    let Some(key_id) = store.current_key_id() else {
+        println!("store rekey: a memory store keeps nothing at rest: 0 tokens changed");
+        return Ok(());
+    };
+    println!(
+        "store rekey: {} of {} tokens re-encrypted under key {key_id}",
+        done.changed, done.total
+    );
+    if !done.unreadable.is_empty() {
+        eprintln!(
+            "store rekey: no key at hand opens the token of WABA {}",
+            done.unreadable.join(", ")
+        );
+    }
+    if done.left > 0 {
+        return Err(format!(
+            "{} tokens are still under another key: keep the old keys, and run rekey again \
+             once every replica writes under key {key_id}",
+            done.left
+        )
+        .into());
     }
     Ok(())
 }

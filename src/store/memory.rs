@@ -49,6 +49,7 @@ impl Memory {
                 let c = &mut row.customer;
                 c.token_state = TokenState::Unchecked;
                 c.token_expires_at = None;
+                c.progress = Progress::default();
                 c.version = Version(c.version.0 + 1);
                 c.updated_at = now;
                 row.token = token.clone();

@@ -146,10 +146,15 @@ pub struct CustomerPage {
 }
 
 /// What `store rekey` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rekeyed {
     /// Tokens re-encrypted under the current key.
     pub changed: u64,
     /// Tokens looked at.
     pub total: u64,
+    /// Tokens still under another key when it ended: written meanwhile by a replica
+    /// not yet on the new key, or unreadable. Old keys stay needed while this is not 0.
+    pub left: u64,
+    /// The WABAs whose token no key at hand opens (their key is lost): skipped.
+    pub unreadable: Vec<String>,
 }

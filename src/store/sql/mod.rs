@@ -67,14 +67,16 @@ const COLUMNS: &str = "waba_id, business_id, token_state, token_expires_at, \
     webhooks_subscribed, steps_done, failed_step, failure_code, failure_message, \
     onboarded_at, created_at, updated_at, version";
 
-/// A new customer, or a new token for one: unchecked, its expiry unknown, the rest kept.
+/// A new customer, or a new token for one: unchecked, its expiry unknown, its onboarding
+/// to be done again (a check passed by the old token says nothing of the new); the
+/// business, subscription and times are kept.
 const PUT_TOKEN: &str = "INSERT INTO customers (waba_id, token_ciphertext, token_nonce, \
     token_key_id, token_state, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, 'unchecked', {now}, {now}) \
     ON CONFLICT (waba_id) DO UPDATE SET token_ciphertext = excluded.token_ciphertext, \
     token_nonce = excluded.token_nonce, token_key_id = excluded.token_key_id, \
-    token_state = 'unchecked', token_expires_at = NULL, \
-    version = customers.version + 1, updated_at = excluded.updated_at \
+    token_state = 'unchecked', token_expires_at = NULL, steps_done = 0, failed_step = NULL, \
+    failure_code = NULL, failure_message = NULL, version = customers.version + 1, updated_at = excluded.updated_at \
     RETURNING {columns}";
 
 const GET: &str = "SELECT {columns} FROM customers WHERE waba_id = $1";
@@ -93,6 +95,7 @@ const TOKENS_PAGE: &str = "SELECT waba_id, token_ciphertext, token_nonce, token_
 /// token put meanwhile is never overwritten with the old one.
 const REKEY: &str = "UPDATE customers SET token_ciphertext = $2, token_nonce = $3, \
     token_key_id = $4 WHERE waba_id = $1 AND token_nonce = $5";
+const NOT_CURRENT: &str = "SELECT COUNT(*) AS n FROM customers WHERE token_key_id <> $1";
 const INDEX_NUMBER: &str = "INSERT INTO phone_numbers (phone_number_id, waba_id, updated_at) \
     VALUES ($1, $2, {now}) ON CONFLICT (phone_number_id) DO UPDATE \
     SET waba_id = excluded.waba_id, updated_at = excluded.updated_at";
@@ -281,6 +284,11 @@ impl Sql {
         numbers: &[String],
     ) -> Result<(), Error> {
         let sql = self.sql(INDEX_NUMBER);
+        // In one order for every writer: two replicas indexing overlapping numbers lock
+        // their rows in the same order, so they cannot deadlock.
+        let mut numbers: Vec<&String> = numbers.iter().collect();
+        numbers.sort();
+        numbers.dedup();
         // One transaction: all of them or none, and one commit (one fsync) for the lot.
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -325,6 +333,13 @@ impl Sql {
                     .collect::<Result<Vec<_>, Error>>()?
             });
             let Some((last, _)) = page.last() else {
+                done.left = on_pool!(self, pool => {
+                    let row = sqlx::query(NOT_CURRENT)
+                        .bind(self.keys.current_id())
+                        .fetch_one(pool)
+                        .await?;
+                    u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default()
+                });
                 return Ok(done);
             };
             after = Some(last.clone());
@@ -333,7 +348,11 @@ impl Sql {
                 if self.keys.is_current(old) {
                     continue;
                 }
-                let token = self.keys.open(waba_id, old)?;
+                // One token no key opens must not hold back every other's rotation.
+                let Ok(token) = self.keys.open(waba_id, old) else {
+                    done.unreadable.push(waba_id.clone());
+                    continue;
+                };
                 let new = self.keys.seal(waba_id, &token)?;
                 let changed = on_pool!(self, pool => {
                     sqlx::query(REKEY)

@@ -19,11 +19,17 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+/// A migration this binary does not know (a newer replica's, in a rolling upgrade) is no
+/// reason to refuse to start: migrations are only ever added, backward-compatible.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("migrations/postgres")
+};
 
 /// Now, in milliseconds since the Unix epoch, by the database's clock (the start of the
 /// statement's transaction: every replica reads the same clock).
-pub(super) const NOW: &str = "CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)";
+/// `floor`, as SQLite's cast truncates: both engines agree to the millisecond.
+pub(super) const NOW: &str = "CAST(floor(EXTRACT(EPOCH FROM now()) * 1000) AS BIGINT)";
 
 pub(super) async fn connect(url: &SecretString, shown: &str) -> Result<PgPool, Error> {
     let options = PgConnectOptions::from_str(url.expose_secret())

@@ -17,7 +17,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use std::path::Path;
 use std::time::Duration;
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+/// A migration this binary does not know (a newer replica's, in a rolling upgrade) is no
+/// reason to refuse to start: migrations are only ever added, backward-compatible.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("migrations/sqlite")
+};
 
 /// Now, in milliseconds since the Unix epoch, by SQLite's clock.
 pub(super) const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";

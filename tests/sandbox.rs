@@ -260,7 +260,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let zero = json!({
         "total": 0, "requests": 0,
         "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "writes": 0,
-            "preverified_numbers": 0, "batch": 0, "batch_items": 0, "other": 0 },
+            "preverified_numbers": 0, "tokens": 0, "subscribed_apps": 0, "batch": 0,
+            "batch_items": 0, "other": 0 },
     });
     assert_eq!(
         calls(&url).await,
@@ -311,7 +312,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let expected = json!({
         "total": 8, "requests": 6,
         "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "writes": 0,
-            "preverified_numbers": 0, "batch": 1, "batch_items": 3, "other": 1 },
+            "preverified_numbers": 0, "tokens": 0, "subscribed_apps": 0, "batch": 1,
+            "batch_items": 3, "other": 1 },
     });
     assert_eq!(calls(&url).await, expected);
 }

@@ -14,7 +14,8 @@ use waba_numbers::pb::{
     VerificationStatus,
 };
 use waba_numbers::sandbox::{
-    self, BENCH_WABA_ID, CALLS_PATH, DEMO_PIN, DEMO_WABA_ID, SandboxOptions, bench_number_id,
+    self, BENCH_WABA_ID, CALLS_PATH, DEMO_PIN, DEMO_WABA_ID, SANDBOX_APP_ID, SandboxOptions,
+    bench_number_id,
 };
 
 const REGISTERED: &str = "106540352242901"; // PIN set to DEMO_PIN
@@ -260,7 +261,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let zero = json!({
         "total": 0, "requests": 0,
         "endpoints": { "node": 0, "phone_numbers": 0, "register": 0, "writes": 0,
-            "preverified_numbers": 0, "batch": 0, "batch_items": 0, "other": 0 },
+            "preverified_numbers": 0, "tokens": 0, "subscribed_apps": 0, "batch": 0,
+            "batch_items": 0, "other": 0 },
     });
     assert_eq!(
         calls(&url).await,
@@ -311,7 +313,8 @@ async fn the_sandbox_counts_the_calls_it_answers_and_shows_them_without_a_token(
     let expected = json!({
         "total": 8, "requests": 6,
         "endpoints": { "node": 2, "phone_numbers": 1, "register": 1, "writes": 0,
-            "preverified_numbers": 0, "batch": 1, "batch_items": 3, "other": 1 },
+            "preverified_numbers": 0, "tokens": 0, "subscribed_apps": 0, "batch": 1,
+            "batch_items": 3, "other": 1 },
     });
     assert_eq!(calls(&url).await, expected);
 }
@@ -463,7 +466,10 @@ async fn the_bench_waba_lists_and_reads_its_generated_numbers() {
 
 /// A Graph client of a sandbox that checks `TOKEN` and the app secret.
 struct Graph {
+    /// The versioned base, `http://127.0.0.1:port/v25.0`.
     url: String,
+    /// The server's root, for the sandbox's own paths.
+    root: String,
     http: reqwest::Client,
 }
 
@@ -481,17 +487,51 @@ impl Graph {
         .unwrap();
         Graph {
             url: format!("{url}/v25.0"),
+            root: url,
             http: reqwest::Client::new(),
         }
     }
 
     /// `method` on `path` with the token as a bearer and its proof in the query.
     fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let proof = crate::support::proof_for(TOKEN);
+        self.call_as(TOKEN, method, path)
+    }
+
+    /// `method` on `path` with `token` as a bearer and its proof in the query.
+    fn call_as(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let proof = crate::support::proof_for(token);
         self.http
             .request(method, format!("{}/{path}", self.url))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .query(&[("appsecret_proof", proof)])
+    }
+
+    /// `GET /oauth/access_token` with `query` and no token, as a partner's backend
+    /// exchanges an Embedded Signup code.
+    async fn exchange(&self, query: &[(&str, &str)]) -> Answered {
+        let url = format!("{}/oauth/access_token", self.url);
+        answered(self.http.get(url).query(query)).await
+    }
+
+    /// Exchanges `code` with the app's credentials; the business token.
+    async fn business_token(&self, code: &str) -> String {
+        let (status, body) = self.exchange(&credentials(code)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["token_type"], "bearer", "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /debug_token?input_token=` authorised by `app_token`.
+    async fn debug_token(&self, app_token: &str, input: &str) -> Answered {
+        let url = format!("{}/debug_token", self.url);
+        let request = self.http.get(url).bearer_auth(app_token);
+        answered(request.query(&[("input_token", input)])).await
+    }
+
+    /// `POST /_sandbox/revoke?waba_id=`: the customer removes the app.
+    async fn revoke(&self, waba_id: &str) -> Answered {
+        let url = format!("{}{}", self.root, sandbox::REVOKE_PATH);
+        answered(self.http.post(url).query(&[("waba_id", waba_id)])).await
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Answered {
@@ -1017,4 +1057,346 @@ async fn generic_clients_get_metas_paths_paging_and_errors() {
     );
     assert_eq!(bodies[1], json!({ "success": true }));
     assert_eq!(bodies[2]["is_pin_enabled"], true);
+}
+
+// Customers: Embedded Signup codes exchanged for business tokens, what a business token
+// reaches, debug_token, subscribed_apps, and a customer removing the app.
+
+/// The sandbox app's token, for debug_token.
+fn app_token() -> String {
+    format!("{SANDBOX_APP_ID}|{APP_SECRET}")
+}
+
+/// The exchange's query for `code`, with the app's credentials.
+fn credentials(code: &str) -> [(&'static str, &str); 3] {
+    [
+        ("client_id", SANDBOX_APP_ID),
+        ("client_secret", APP_SECRET),
+        ("code", code),
+    ]
+}
+
+#[tokio::test]
+async fn a_business_token_from_a_code_reaches_its_waba_and_nothing_else() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let code = "es-acme";
+    let token = graph.business_token(code).await;
+    assert_eq!(
+        token,
+        sandbox::business_token(code),
+        "predictable from the code"
+    );
+    let waba = sandbox::customer_waba_id(code).unwrap();
+    let number = |i| sandbox::customer_number_id(code, i).unwrap();
+
+    // Its WABA's edge and numbers, through a generic client's calls.
+    let edge = format!("{waba}/phone_numbers");
+    let list = answered(graph.call_as(&token, reqwest::Method::GET, &edge)).await;
+    assert_eq!(list.0, 200, "{}", list.1);
+    let ids: Vec<&str> = list.1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=sandbox::CUSTOMER_NUMBERS).map(number).collect();
+    assert_eq!(ids, expected);
+    let read = graph
+        .call_as(&token, reqwest::Method::GET, &number(3))
+        .query(&[("fields", STATE)]);
+    let (status, unregistered) = answered(read).await;
+    assert_eq!(status, 200, "{unregistered}");
+    assert_eq!(unregistered["code_verification_status"], "VERIFIED");
+    assert_eq!(unregistered["platform_type"], "NOT_APPLICABLE");
+    let register = graph
+        .call_as(
+            &token,
+            reqwest::Method::POST,
+            &format!("{}/register", number(3)),
+        )
+        .json(&json!({ "messaging_product": "whatsapp", "pin": "246810" }));
+    assert_success(&answered(register).await);
+
+    // Elsewhere: Meta's permission error, on edges, nodes and writes alike.
+    let permission = |answer: &Answered| {
+        assert_eq!(answer.0, 403, "{}", answer.1);
+        assert_eq!(answer.1["error"]["code"], 200, "{}", answer.1);
+        assert_eq!(answer.1["error"]["message"], "(#200) Permissions error");
+    };
+    let demo_edge = format!("{DEMO_WABA_ID}/phone_numbers");
+    permission(&answered(graph.call_as(&token, reqwest::Method::GET, &demo_edge)).await);
+    permission(&answered(graph.call_as(&token, reqwest::Method::GET, REGISTERED)).await);
+    let deregister = format!("{REGISTERED}/deregister");
+    permission(&answered(graph.call_as(&token, reqwest::Method::POST, &deregister)).await);
+    let demo_apps = format!("{DEMO_WABA_ID}/subscribed_apps");
+    permission(&answered(graph.call_as(&token, reqwest::Method::GET, &demo_apps)).await);
+    // An id that exists nowhere is still 100/33.
+    let unknown = graph.call_as(&token, reqwest::Method::GET, "1234");
+    assert_error(&answered(unknown).await, 100, Some(33));
+
+    // The partner token reaches the customer's WABA too.
+    let (status, by_partner) = graph.get(&edge, &[("fields", "id")]).await;
+    assert_eq!(
+        (status, by_partner["data"].as_array().unwrap().len()),
+        (200, 3)
+    );
+
+    // appsecret_proof is the proof of the token presented, not of another.
+    let wrong_proof = graph
+        .http
+        .get(format!("{}/{edge}", graph.url))
+        .bearer_auth(&token)
+        .query(&[("appsecret_proof", crate::support::proof_for(TOKEN))]);
+    assert_error(&answered(wrong_proof).await, 100, None);
+}
+
+#[tokio::test]
+async fn a_code_is_exchanged_once_and_only_with_the_apps_credentials() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let token = graph.business_token("es-once").await;
+    let again = graph.exchange(&credentials("es-once")).await;
+    assert_error(&again, 100, Some(sandbox::CODE_USED));
+    assert_eq!(again.1["error"]["type"], "OAuthException");
+    assert_error(&graph.exchange(&credentials("not-a-code")).await, 100, None);
+    assert_error(&graph.exchange(&credentials("")).await, 100, None);
+    let wrong_secret = [
+        ("client_id", SANDBOX_APP_ID),
+        ("client_secret", "not-the-secret"),
+        ("code", "es-other"),
+    ];
+    assert_error(&graph.exchange(&wrong_secret).await, 1, None);
+    let wrong_app = [
+        ("client_id", "1"),
+        ("client_secret", APP_SECRET),
+        ("code", "es-other"),
+    ];
+    assert_error(&graph.exchange(&wrong_app).await, 101, None);
+    // Refused exchanges used nothing up: the code still works.
+    graph.business_token("es-other").await;
+
+    // A later code for the same customer: a new token for the same WABA.
+    let second = graph.business_token("es-once.2").await;
+    assert_ne!(second, token);
+    let waba = sandbox::customer_waba_id("es-once").unwrap();
+    let edge = format!("{waba}/phone_numbers");
+    let list = answered(graph.call_as(&second, reqwest::Method::GET, &edge)).await;
+    assert_eq!(list.1["data"].as_array().unwrap().len(), 3, "{}", list.1);
+
+    // The app token, by client credentials. Every exchange is counted under `tokens`,
+    // and none draws on a WABA's budget (no usage header).
+    let app = [
+        ("client_id", SANDBOX_APP_ID),
+        ("client_secret", APP_SECRET),
+        ("grant_type", "client_credentials"),
+    ];
+    let (status, body) = graph.exchange(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({ "access_token": app_token(), "token_type": "bearer" })
+    );
+    let counted = calls(&graph.root).await;
+    assert_eq!(counted["endpoints"]["tokens"], 9, "{counted}");
+    let exchanged = graph
+        .http
+        .get(format!("{}/oauth/access_token", graph.url))
+        .query(&credentials("es-unmetered"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), 200);
+    assert!(
+        exchanged
+            .headers()
+            .get("x-business-use-case-usage")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn debug_token_is_valid_until_the_customer_removes_the_app() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let code = "es-debugged";
+    let token = graph.business_token(code).await;
+    let waba = sandbox::customer_waba_id(code).unwrap();
+    let business = sandbox::customer_business_id(code).unwrap();
+
+    let (status, debugged) = graph.debug_token(&app_token(), &token).await;
+    assert_eq!(status, 200, "{debugged}");
+    let data = &debugged["data"];
+    assert_eq!(data["is_valid"], true);
+    assert_eq!(data["app_id"], SANDBOX_APP_ID);
+    assert_eq!(data["type"], "SYSTEM_USER");
+    assert_eq!(
+        (&data["expires_at"], &data["data_access_expires_at"]),
+        (&json!(0), &json!(0))
+    );
+    assert!(
+        data["user_id"].is_string() && data["issued_at"].is_i64(),
+        "{data}"
+    );
+    let scopes = &data["granular_scopes"];
+    assert_eq!(
+        scopes,
+        &json!([
+            { "scope": "whatsapp_business_management", "target_ids": [waba] },
+            { "scope": "whatsapp_business_messaging", "target_ids": [waba] },
+            { "scope": "business_management", "target_ids": [business] },
+        ])
+    );
+    assert_eq!(data["scopes"].as_array().unwrap().len(), 3);
+
+    // Only the app may ask, and the token it asks about may be anything.
+    assert_error(&graph.debug_token(&token, &token).await, 100, None);
+    let other_app = format!("{SANDBOX_APP_ID}|not-the-secret");
+    assert_error(&graph.debug_token(&other_app, &token).await, 190, None);
+    let (_, unknown) = graph.debug_token(&app_token(), "EAAGnot-a-token").await;
+    assert_eq!(unknown["data"]["is_valid"], false, "{unknown}");
+    assert_eq!(unknown["data"]["error"]["code"], 190, "{unknown}");
+    let (_, partner) = graph.debug_token(&app_token(), TOKEN).await;
+    let partner_wabas = &partner["data"]["granular_scopes"][0]["target_ids"];
+    assert!(
+        partner_wabas.as_array().unwrap().contains(&json!(waba))
+            && partner_wabas
+                .as_array()
+                .unwrap()
+                .contains(&json!(DEMO_WABA_ID)),
+        "{partner}"
+    );
+    // Meta's token endpoints answer without a version too.
+    let unversioned = graph
+        .http
+        .get(format!("{}/debug_token", graph.root))
+        .bearer_auth(app_token())
+        .query(&[("input_token", &token)]);
+    assert_eq!(answered(unversioned).await.1["data"]["is_valid"], true);
+
+    // The customer removes the app.
+    let (status, revoked) = graph.revoke(&waba).await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked, json!({ "success": true, "revoked_tokens": 1 }));
+    let (_, debugged) = graph.debug_token(&app_token(), &token).await;
+    let data = &debugged["data"];
+    assert_eq!(data["is_valid"], false, "{debugged}");
+    assert_eq!(
+        (&data["error"]["code"], &data["error"]["subcode"]),
+        (&json!(190), &json!(sandbox::APP_NOT_INSTALLED))
+    );
+    let edge = format!("{waba}/phone_numbers");
+    let refused = answered(graph.call_as(&token, reqwest::Method::GET, &edge)).await;
+    assert_error(&refused, 190, Some(sandbox::APP_NOT_INSTALLED));
+    let apps = format!("{waba}/subscribed_apps");
+    let unsubscribe = answered(graph.call_as(&token, reqwest::Method::DELETE, &apps)).await;
+    assert_error(&unsubscribe, 190, Some(sandbox::APP_NOT_INSTALLED));
+    // Only customers' WABAs can be revoked.
+    assert_error(&graph.revoke(DEMO_WABA_ID).await, 100, Some(33));
+
+    // Embedded Signup again: a new code, a live token for the same WABA.
+    let healed = graph.business_token("es-debugged.2").await;
+    let (_, debugged) = graph.debug_token(&app_token(), &healed).await;
+    assert_eq!(debugged["data"]["is_valid"], true);
+}
+
+#[tokio::test]
+async fn subscribed_apps_subscribes_lists_and_unsubscribes_the_app() {
+    let graph = Graph::start(SandboxOptions::default()).await;
+    let token = graph.business_token("es-hooks").await;
+    let apps = format!(
+        "{}/subscribed_apps",
+        sandbox::customer_waba_id("es-hooks").unwrap()
+    );
+    let as_customer = |method| graph.call_as(&token, method, &apps);
+    let none = json!({ "data": [] });
+    assert_eq!(
+        answered(as_customer(reqwest::Method::GET)).await,
+        (200, none.clone())
+    );
+
+    assert_success(&answered(as_customer(reqwest::Method::POST)).await);
+    let listed = json!({ "data": [{ "whatsapp_business_api_data": {
+        "id": SANDBOX_APP_ID,
+        "name": sandbox::SANDBOX_APP_NAME,
+        "link": format!("https://www.facebook.com/games/?app_id={SANDBOX_APP_ID}"),
+    }}]});
+    assert_eq!(
+        answered(as_customer(reqwest::Method::GET)).await,
+        (200, listed)
+    );
+
+    // An override needs its verify token; it is listed.
+    let uri = "https://partner.example/hooks";
+    let no_verify = as_customer(reqwest::Method::POST).form(&[("override_callback_uri", uri)]);
+    assert_error(&answered(no_verify).await, 100, None);
+    let with_verify = as_customer(reqwest::Method::POST)
+        .json(&json!({ "override_callback_uri": uri, "verify_token": "v" }));
+    assert_success(&answered(with_verify).await);
+    let (_, listed) = answered(as_customer(reqwest::Method::GET)).await;
+    assert_eq!(listed["data"][0]["override_callback_uri"], uri, "{listed}");
+
+    assert_success(&answered(as_customer(reqwest::Method::DELETE)).await);
+    assert_eq!(
+        answered(as_customer(reqwest::Method::GET)).await,
+        (200, none)
+    );
+    assert_success(&answered(as_customer(reqwest::Method::DELETE)).await);
+
+    // The demo WABA is subscribed from the start; unknown WABAs are 100/33.
+    let (_, demo) = graph
+        .get(&format!("{DEMO_WABA_ID}/subscribed_apps"), &[])
+        .await;
+    assert_eq!(
+        demo["data"][0]["whatsapp_business_api_data"]["id"],
+        SANDBOX_APP_ID
+    );
+    assert_error(&graph.get("1234/subscribed_apps", &[]).await, 100, Some(33));
+}
+
+#[tokio::test]
+async fn webhooks_about_a_customer_waba_need_its_subscription() {
+    let hooks = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&hooks)
+        .await;
+    let graph = Graph::start(SandboxOptions {
+        webhook_url: Some(hooks.uri()),
+        pace: Duration::from_millis(100),
+        ..SandboxOptions::default()
+    })
+    .await;
+    // Both customers have a name review approved 3 paces after their exchange.
+    let subscribed = graph.business_token("es-listening").await;
+    graph.business_token("es-silent").await;
+    let apps = format!(
+        "{}/subscribed_apps",
+        sandbox::customer_waba_id("es-listening").unwrap()
+    );
+    assert_success(&answered(graph.call_as(&subscribed, reqwest::Method::POST, &apps)).await);
+
+    let entries = || async {
+        let requests = hooks.received_requests().await.unwrap();
+        requests
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .map(|body| {
+                body["entry"][0]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let listening = sandbox::customer_waba_id("es-listening").unwrap();
+    let arrived = async {
+        while !entries().await.contains(&listening) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .expect("no webhook for the subscribed customer within 10 s");
+    // Delivered in order from one outbox: the silent one's would have followed at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let silent = sandbox::customer_waba_id("es-silent").unwrap();
+    assert!(!entries().await.contains(&silent));
 }

@@ -6,16 +6,17 @@
 //! Meta's envelope, never a bare 404 or 405).
 
 use super::SandboxOptions;
+use super::customers::{self, Caller, SANDBOX_APP_SECRET, Subscription, Target};
 use super::lifecycle::RegisterParams;
 use super::params::Params;
-use super::render::{self, Context, Link, Node};
+use super::render::{self, Context, Inspected, Link, Node};
 use super::state::{Announcement, Fault, World};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -30,6 +32,10 @@ use tokio::time::Instant;
 
 /// The call counter: outside Meta's versioned paths, answered without a token.
 pub const CALLS_PATH: &str = "/_sandbox/calls";
+/// `POST` here with `waba_id`: the customer removes the app (no token; loopback only).
+pub const REVOKE_PATH: &str = "/_sandbox/revoke";
+/// The version paging links name when a token endpoint was called without one.
+const UNVERSIONED: &str = "v25.0";
 /// `webhook_configuration.application` when no webhook URL is configured.
 const PLACEHOLDER_WEBHOOK: &str = "https://example.com/webhooks/whatsapp";
 /// The largest request body read (a batch of 50 operations fits many times over).
@@ -57,6 +63,10 @@ struct Calls {
     writes: AtomicU64,
     /// `GET /{business}/preverified_numbers`.
     preverified_numbers: AtomicU64,
+    /// The code exchange and `debug_token`.
+    tokens: AtomicU64,
+    /// `GET`, `POST` and `DELETE /{waba}/subscribed_apps`.
+    subscribed_apps: AtomicU64,
     /// `POST /` batch requests, and the operations in them.
     batch: AtomicU64,
     batch_items: AtomicU64,
@@ -76,6 +86,8 @@ impl Calls {
             Endpoint::Register(_) => &self.register,
             Endpoint::ListPreverified(_) => &self.preverified_numbers,
             Endpoint::Batch => &self.batch,
+            Endpoint::Exchange | Endpoint::DebugToken => &self.tokens,
+            Endpoint::SubscribedApps(..) => &self.subscribed_apps,
             Endpoint::Unsupported(_) => &self.other,
             _ => &self.writes,
         }
@@ -91,6 +103,8 @@ impl Calls {
             &self.register,
             &self.writes,
             &self.preverified_numbers,
+            &self.tokens,
+            &self.subscribed_apps,
             &self.other,
         ]
         .into_iter()
@@ -106,6 +120,8 @@ impl Calls {
                 "register": get(&self.register),
                 "writes": get(&self.writes),
                 "preverified_numbers": get(&self.preverified_numbers),
+                "tokens": get(&self.tokens),
+                "subscribed_apps": get(&self.subscribed_apps),
                 "batch": batch,
                 "batch_items": items,
                 "other": get(&self.other),
@@ -131,10 +147,21 @@ impl Shared {
     /// The world with every change due by now applied (and announced).
     pub fn world(&self) -> MutexGuard<'_, World> {
         let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+        // Meta delivers webhooks about a WABA only while the app is subscribed to it.
         for announcement in world.settle(Instant::now()) {
-            let _ = self.outbox.send(announcement);
+            if world.is_subscribed(&announcement.waba_id) {
+                let _ = self.outbox.send(announcement);
+            }
         }
         world
+    }
+
+    /// The app secret: the configured one, else [`SANDBOX_APP_SECRET`].
+    fn app_secret(&self) -> &str {
+        self.options
+            .app_secret
+            .as_ref()
+            .map_or(SANDBOX_APP_SECRET, |s| s.expose_secret())
     }
 
     fn webhook_url(&self) -> &str {
@@ -148,6 +175,7 @@ impl Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(CALLS_PATH, get(calls))
+        .route(REVOKE_PATH, post(revoke))
         .fallback(graph)
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
@@ -158,22 +186,56 @@ async fn calls(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.calls.json()).into_response()
 }
 
+/// `POST /_sandbox/revoke?waba_id=`: the customer removes the app (see `customers.rs`);
+/// answers `{"success": true, "revoked_tokens": n}`. From loopback only (else 403 with
+/// Meta's code 10), as the sandbox may listen on other addresses (`sandbox-graph`).
+async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if !peer.ip().is_loopback() {
+        let message = "(#10) The sandbox's own endpoints answer on loopback only";
+        let fault = Fault {
+            http_status: 403,
+            ..Fault::new(10, "OAuthException", message)
+        };
+        return failure(fault, None);
+    }
+    let params = Params::from_query(request.uri().query());
+    let revoked = params
+        .required("waba_id")
+        .and_then(|waba_id| shared.world().revoke(waba_id));
+    match revoked {
+        Ok(n) => Json(json!({ "success": true, "revoked_tokens": n })).into_response(),
+        Err(fault) => failure(fault, None),
+    }
+}
+
 /// Meta's checks before any endpoint: a versioned path, an access token, and the
 /// `appsecret_proof` when the app requires one, each from the query string or the body
 /// (whose parameters are merged once, here, for the endpoint). The configured latency
-/// passes first. Only the call counter is exempt.
+/// passes first. The sandbox's own paths are exempt, and so are the token endpoints'
+/// rules: the code exchange needs no token (its client credentials are checked by
+/// the endpoint), `debug_token` needs the app token and no `appsecret_proof` (the proof
+/// is for user and system-user tokens), and both also answer without a version, as
+/// Meta's do. The caller the token names goes to the endpoint as a [`Caller`].
 async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    if request.uri().path() == CALLS_PATH {
+    if [CALLS_PATH, REVOKE_PATH].contains(&request.uri().path()) {
         return next.run(request).await;
     }
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
     }
-    let version = request.uri().path().split('/').nth(1).unwrap_or_default();
-    if !is_version(version) {
-        let message = format!("Unknown path components: /{version}");
+    let (version, segments) = split_path(request.uri().path());
+    let token_endpoint = matches!(segments[..], ["oauth", "access_token"] | ["debug_token"]);
+    if version.is_none() && !token_endpoint {
+        let first = request.uri().path().split('/').nth(1).unwrap_or_default();
+        let message = format!("Unknown path components: /{first}");
         return failure(Fault::new(2500, "OAuthException", message), None);
     }
+    let exchange = segments == ["oauth", "access_token"];
+    let debug = segments == ["debug_token"];
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return failure(
@@ -198,21 +260,71 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
                 .or_else(|| v.strip_prefix("OAuth "))
         })
         .map(str::to_owned);
-    let Some(token) = bearer.or_else(|| params.get("access_token").map(str::to_owned)) else {
-        let message = "An access token is required to request this resource.";
-        return failure(Fault::new(104, "OAuthException", message), None);
+    let token = bearer.or_else(|| params.get("access_token").map(str::to_owned));
+    let caller = match (exchange, token) {
+        (true, _) => Caller::Anonymous,
+        (false, None) => {
+            let message = "An access token is required to request this resource.";
+            return failure(Fault::new(104, "OAuthException", message), None);
+        }
+        (false, Some(token)) if debug => match app_caller(&shared, &token) {
+            Ok(caller) => caller,
+            Err(fault) => return failure(fault, None),
+        },
+        (false, Some(token)) => match caller_of(&shared, &token, &params) {
+            Ok(caller) => caller,
+            Err(fault) => return failure(fault, None),
+        },
     };
-    let options = &shared.options;
-    let token_ok = |expected: &secrecy::SecretString| {
-        bool::from(subtle_eq(
-            expected.expose_secret().as_bytes(),
-            token.as_bytes(),
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(params);
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// `debug_token`'s caller: the app token, `APP_ID|APP_SECRET`. Another app's or a wrong
+/// secret: 190; a token of no app at all: 100, as Meta answers.
+fn app_caller(shared: &Shared, token: &str) -> Result<Caller, Fault> {
+    let expected = customers::app_token(shared.app_secret());
+    if bool::from(subtle_eq(expected.as_bytes(), token.as_bytes())) {
+        Ok(Caller::App)
+    } else if token.contains('|') {
+        Err(Fault::new(
+            190,
+            "OAuthException",
+            "Invalid OAuth access token signature.",
         ))
-    };
-    if options.access_token.as_ref().is_some_and(|t| !token_ok(t)) {
-        let message = "Invalid OAuth access token - Cannot parse access token";
-        return failure(Fault::new(190, "OAuthException", message), None);
+    } else {
+        Err(Fault::invalid_parameter(
+            "You must provide an app access token, or a user access token that is an owner \
+             or developer of the app",
+        ))
     }
+}
+
+/// Who `token` is, for every Graph call but the token endpoints: a customer's business
+/// token (a revoked one: 190/458), else the partner token (any token when none is
+/// configured); then its `appsecret_proof`, computed on this very token.
+fn caller_of(shared: &Shared, token: &str, params: &Params) -> Result<Caller, Fault> {
+    let grant = shared.world().grant(token).cloned();
+    let options = &shared.options;
+    let caller = match grant {
+        Some(grant) if grant.revoked => return Err(customers::app_not_installed()),
+        Some(grant) => Caller::Business(grant),
+        None => {
+            let token_ok = |expected: &secrecy::SecretString| {
+                bool::from(subtle_eq(
+                    expected.expose_secret().as_bytes(),
+                    token.as_bytes(),
+                ))
+            };
+            if options.access_token.as_ref().is_some_and(|t| !token_ok(t)) {
+                let message = "Invalid OAuth access token - Cannot parse access token";
+                return Err(Fault::new(190, "OAuthException", message));
+            }
+            Caller::Partner
+        }
+    };
     if let Some(secret) = &options.app_secret {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
             .expect("any key length");
@@ -223,18 +335,29 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
         match given {
             None => {
                 let message = "API calls from the server require an appsecret_proof argument";
-                return failure(Fault::new(100, "GraphMethodException", message), None);
+                return Err(Fault::new(100, "GraphMethodException", message));
             }
             Some(proof) if mac.verify_slice(&proof).is_err() => {
                 let message = "Invalid appsecret_proof provided in the API argument";
-                return failure(Fault::new(100, "GraphMethodException", message), None);
+                return Err(Fault::new(100, "GraphMethodException", message));
             }
             Some(_) => {}
         }
     }
-    let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(params);
-    next.run(request).await
+    Ok(caller)
+}
+
+/// A path's version (when its first segment is one) and the segments after it, empty
+/// ones (trailing slashes) dropped.
+fn split_path(path: &str) -> (Option<&str>, Vec<&str>) {
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.first() {
+        Some(first) if is_version(first) => {
+            let version = segments.remove(0);
+            (Some(version), segments)
+        }
+        _ => (None, segments),
+    }
 }
 
 /// What a path and method ask for.
@@ -256,6 +379,12 @@ enum Endpoint<'a> {
     /// `POST /{business}/add_phone_numbers`.
     AddPreverified(&'a str),
     ListPreverified(&'a str),
+    /// `GET /oauth/access_token`: an Embedded Signup code (or client credentials).
+    Exchange,
+    /// `GET /debug_token?input_token=`.
+    DebugToken,
+    /// `GET`, `POST` or `DELETE /{waba}/subscribed_apps`.
+    SubscribedApps(Method, &'a str),
     Unsupported(Fault),
 }
 
@@ -265,6 +394,11 @@ impl<'a> Endpoint<'a> {
         let m = method.as_str();
         match (m, segments) {
             ("POST", []) => Endpoint::Batch,
+            ("GET" | "POST", ["oauth", "access_token"]) => Endpoint::Exchange,
+            ("GET", ["debug_token"]) => Endpoint::DebugToken,
+            ("GET" | "POST" | "DELETE", [id, "subscribed_apps"]) => {
+                Endpoint::SubscribedApps(method.clone(), id)
+            }
             ("GET", [id]) => Endpoint::Read(id),
             ("POST", [id]) => Endpoint::Update(id),
             ("DELETE", [id]) => Endpoint::Delete(id),
@@ -323,12 +457,12 @@ async fn graph(
     method: Method,
     headers: HeaderMap,
     Extension(params): Extension<Params>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    let version = segments.next().unwrap_or_default();
-    let segments: Vec<&str> = segments.collect();
+    let (version, segments) = split_path(&path);
+    let version = version.unwrap_or(UNVERSIONED);
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -337,9 +471,9 @@ async fn graph(
     let endpoint = Endpoint::resolve(&method, &segments);
     Calls::count(shared.calls.of(&endpoint), 1);
     if let Endpoint::Batch = endpoint {
-        return batch(&shared, &params, &base);
+        return batch(&shared, &caller, &params, &base);
     }
-    match dispatch(&shared, endpoint, &params, &base) {
+    match dispatch(&shared, &caller, endpoint, &params, &base) {
         Ok(Answer { body, usage }) => success(body, usage),
         Err(failed) => failure(failed.fault, failed.waba_id.as_deref()),
     }
@@ -361,11 +495,57 @@ fn waba_of(world: &World, id: &str) -> Option<String> {
     world.number(id).ok().map(|n| n.waba_id.clone())
 }
 
-fn dispatch(shared: &Shared, endpoint: Endpoint, params: &Params, base: &str) -> Outcome {
+/// What `endpoint` touches: a WABA, a business (its pre-verified pool), or nothing that
+/// exists; for the token check.
+fn target_of(world: &World, endpoint: &Endpoint) -> Target {
+    let waba = |id: &str| match world.is_waba(id) {
+        true => Target::Waba(id.to_owned()),
+        false => Target::Nothing,
+    };
+    let business = |id: &str| match world.is_business(id) {
+        true => Target::Business(id.to_owned()),
+        false => Target::Nothing,
+    };
+    let node = |id: &str| match (world.number(id), world.preverified_number(id)) {
+        (Ok(number), _) => Target::Waba(number.waba_id.clone()),
+        (_, Ok(entry)) => Target::Business(entry.business_id.clone()),
+        _ => waba(id),
+    };
+    match endpoint {
+        Endpoint::Read(id)
+        | Endpoint::Update(id)
+        | Endpoint::Delete(id)
+        | Endpoint::Register(id)
+        | Endpoint::Deregister(id)
+        | Endpoint::RequestCode(id)
+        | Endpoint::VerifyCode(id) => node(id),
+        Endpoint::ListNumbers(id) | Endpoint::AddNumber(id) | Endpoint::SubscribedApps(_, id) => {
+            waba(id)
+        }
+        Endpoint::AddPreverified(id) | Endpoint::ListPreverified(id) => business(id),
+        Endpoint::Batch | Endpoint::Exchange | Endpoint::DebugToken | Endpoint::Unsupported(_) => {
+            Target::Nothing
+        }
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    caller: &Caller,
+    endpoint: Endpoint,
+    params: &Params,
+    base: &str,
+) -> Outcome {
     let now = Instant::now();
+    caller.may(&target_of(&shared.world(), &endpoint))?;
     match endpoint {
         Endpoint::Batch => Err(Fault::invalid_parameter("A batch cannot hold a batch").into()),
         Endpoint::Unsupported(fault) => Err(fault.into()),
+        Endpoint::Exchange => exchange(shared, params),
+        Endpoint::DebugToken => debug_token(shared, caller, params),
+        Endpoint::SubscribedApps(method, waba_id) => {
+            subscribed_apps(shared, &method, waba_id, params)
+        }
         Endpoint::Read(id) => read(shared, id, params),
         Endpoint::ListNumbers(waba_id) => list_numbers(shared, waba_id, params, base),
         Endpoint::ListPreverified(business) => list_preverified(shared, business, params, base),
@@ -510,9 +690,97 @@ fn list_preverified(shared: &Shared, business: &str, params: &Params, base: &str
     answer(render::edge(data, window, entries.len(), &link), None)
 }
 
+/// `GET /oauth/access_token`: with `grant_type=client_credentials`, the app token;
+/// else an Embedded Signup `code` for a business token (see `customers.rs`). Drawn on
+/// no WABA's budget.
+fn exchange(shared: &Shared, params: &Params) -> Outcome {
+    customers::check_client(
+        params.get("client_id"),
+        params.get("client_secret"),
+        shared.app_secret(),
+    )?;
+    let token = match params.get("grant_type") {
+        Some("client_credentials") => customers::app_token(shared.app_secret()),
+        _ => {
+            let code = params.get("code").unwrap_or_default();
+            shared.world().exchange_code(code, Instant::now())?
+        }
+    };
+    answer(
+        json!({ "access_token": token, "token_type": "bearer" }),
+        None,
+    )
+}
+
+/// `GET /debug_token?input_token=`, as the app (see `render::debug_token_json`).
+fn debug_token(shared: &Shared, caller: &Caller, params: &Params) -> Outcome {
+    if *caller != Caller::App {
+        return Err(Fault::invalid_parameter(
+            "You must provide an app access token, or a user access token that is an owner \
+             or developer of the app",
+        )
+        .into());
+    }
+    let input = params.required("input_token")?;
+    let world = shared.world();
+    let partner = |expected: &secrecy::SecretString| {
+        bool::from(subtle_eq(
+            expected.expose_secret().as_bytes(),
+            input.as_bytes(),
+        ))
+    };
+    let app = customers::app_token(shared.app_secret());
+    let inspected = if let Some(grant) = world.grant(input) {
+        Inspected::Business(grant)
+    } else if bool::from(subtle_eq(app.as_bytes(), input.as_bytes())) {
+        Inspected::App
+    } else if shared.options.access_token.as_ref().is_none_or(partner) {
+        Inspected::Partner {
+            waba_ids: world.waba_ids().collect(),
+            issued_at: world.started_wall(),
+        }
+    } else {
+        Inspected::Unknown
+    };
+    answer(render::debug_token_json(&inspected), None)
+}
+
+/// `/{waba}/subscribed_apps`: `GET` lists the app if subscribed, `POST` subscribes it
+/// (`override_callback_uri` needs `verify_token`), `DELETE` unsubscribes. Each is a
+/// management call on the WABA's budget.
+fn subscribed_apps(shared: &Shared, method: &Method, waba_id: &str, params: &Params) -> Outcome {
+    let mut world = shared.world();
+    if !world.is_waba(waba_id) {
+        return Err(Fault::unsupported(method.as_str(), waba_id).into());
+    }
+    let usage = charge(&mut world, waba_id)?;
+    let body = match *method {
+        Method::GET => render::subscribed_apps_json(world.subscription(waba_id)),
+        Method::POST => {
+            let override_callback_uri = params
+                .get("override_callback_uri")
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned);
+            if override_callback_uri.is_some() {
+                params.required("verify_token")?;
+            }
+            let subscription = Subscription {
+                override_callback_uri,
+            };
+            world.subscribe(waba_id, subscription)?;
+            succeeded()
+        }
+        _ => {
+            world.unsubscribe(waba_id)?;
+            succeeded()
+        }
+    };
+    answer(body, usage)
+}
+
 /// `POST /` with `batch`: up to 50 operations, each answered on its own as if called
 /// alone (`relative_url` with its query, `body` form-encoded for writes).
-fn batch(shared: &Shared, params: &Params, base: &str) -> Response {
+fn batch(shared: &Shared, caller: &Caller, params: &Params, base: &str) -> Response {
     let operations = match params.get("batch").map(serde_json::from_str::<Vec<Value>>) {
         Some(Ok(operations)) => operations,
         Some(Err(_)) => return failure(Fault::invalid_parameter("Invalid batch parameter"), None),
@@ -531,7 +799,7 @@ fn batch(shared: &Shared, params: &Params, base: &str) -> Response {
     let items: Vec<Value> = operations
         .iter()
         .map(|op| {
-            let answer = operation(shared, op, base);
+            let answer = operation(shared, caller, op, base);
             match answer {
                 Ok(Answer { body, .. }) => json!({ "code": 200, "body": body.to_string() }),
                 Err(failed) => json!({
@@ -545,7 +813,7 @@ fn batch(shared: &Shared, params: &Params, base: &str) -> Response {
 }
 
 /// One batch operation.
-fn operation(shared: &Shared, op: &Value, base: &str) -> Outcome {
+fn operation(shared: &Shared, caller: &Caller, op: &Value, base: &str) -> Outcome {
     let method = op.get("method").and_then(Value::as_str).unwrap_or("GET");
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Fault::invalid_parameter("Unsupported batch operation method"))?;
@@ -566,7 +834,8 @@ fn operation(shared: &Shared, op: &Value, base: &str) -> Outcome {
     if segments.first().is_some_and(|s| is_version(s)) {
         segments.remove(0);
     }
-    dispatch(shared, Endpoint::resolve(&method, &segments), &params, base)
+    let endpoint = Endpoint::resolve(&method, &segments);
+    dispatch(shared, caller, endpoint, &params, base)
 }
 
 /// A 200 with `body`; with the usage header when the call drew on a WABA's budget.

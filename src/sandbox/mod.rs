@@ -16,7 +16,16 @@
 //! - the pre-verified pool: `add_phone_numbers`, `preverified_numbers`, read, delete;
 //! - `GET /{ID}` with every documented field (`username` refused as on v24.0+),
 //!   `GET /{WABA_ID}/phone_numbers` with cursor paging both ways and `summary`, batch
-//!   requests of any operation, unknown ids, paths and methods answered 100/33.
+//!   requests of any operation, unknown ids, paths and methods answered 100/33;
+//! - customers onboarded by Embedded Signup: `GET /oauth/access_token` exchanges codes
+//!   of the form [`DEMO_CODE_PREFIX`]`customer[.anything]` for business tokens (the first
+//!   code of a customer creates its WABA, [`customer_waba_id`], with
+//!   [`CUSTOMER_NUMBERS`] numbers), a business token reaches only its own WABA (else
+//!   `(#200) Permissions error`), `GET /debug_token` as the app ([`SANDBOX_APP_ID`]),
+//!   `GET`/`POST`/`DELETE /{WABA_ID}/subscribed_apps` (webhooks about a WABA only while
+//!   it is subscribed), and `POST /_sandbox/revoke?waba_id=` ([`REVOKE_PATH`]: the
+//!   customer removes the app, its tokens then get 190/458). The whole contract is in
+//!   `customers.rs`.
 //!
 //! Parameters are read from the query string, a form body or a JSON body alike, paths
 //! with a trailing slash work, and the access token and `appsecret_proof` may come in
@@ -30,13 +39,15 @@
 //! numbers, and count the calls it answers (`GET /_sandbox/calls`, no token needed).
 //!
 //! Layout: `state` (the world, its demo and the life script: pure, `now` passed in),
-//! `lifecycle` (the writes' rules), `preverified` (the pool), `params` (one parser for
+//! `lifecycle` (the writes' rules), `preverified` (the pool), `customers` (codes, business
+//! tokens, who a token reaches, subscriptions: pure), `params` (one parser for
 //! every call's parameters), `render` (nodes and edges as Meta's JSON), `http` (paths,
 //! authentication, envelope, batch), `webhooks` (signed delivery).
 //!
 //! It never imports `graph/` (nor the reverse): it is a second, independent reading of
 //! Meta's contract, so a misunderstanding of Meta cannot pass every test unnoticed.
 
+mod customers;
 mod http;
 pub mod lifecycle;
 mod params;
@@ -45,7 +56,12 @@ mod render;
 pub mod state;
 mod webhooks;
 
-pub use http::CALLS_PATH;
+pub use customers::{
+    APP_NOT_INSTALLED, CODE_USED, CUSTOMER_NUMBERS, DEMO_CODE_PREFIX, PARTNER_SYSTEM_USER_ID,
+    SANDBOX_APP_ID, SANDBOX_APP_NAME, SANDBOX_APP_SECRET, business_token, customer_business_id,
+    customer_number_id, customer_waba_id,
+};
+pub use http::{CALLS_PATH, REVOKE_PATH};
 pub use state::{
     BENCH_WABA_ID, DEMO_BUSINESS_ID, DEMO_PIN, DEMO_WABA_ID, MAX_BENCH_NUMBERS, MIGRATABLE_NUMBER,
     MIGRATION_WABA_ID, VERIFICATION_CODE, bench_number_id, phone_number_id, preverified_id,
@@ -63,7 +79,8 @@ use tokio::time::Instant;
 pub struct SandboxOptions {
     /// The only token accepted; `None` accepts any bearer token.
     pub access_token: Option<SecretString>,
-    /// When set, every call must carry a valid `appsecret_proof`.
+    /// When set, every call must carry a valid `appsecret_proof`; it is also the app
+    /// secret of the code exchange and the app token (else [`SANDBOX_APP_SECRET`]).
     pub app_secret: Option<SecretString>,
     /// Where to deliver webhooks (Meta's callback URL); `None` delivers none.
     pub webhook_url: Option<String>,
@@ -126,7 +143,8 @@ pub async fn serve(
         }
     };
     let life = tokio::spawn(async move { tokio::join!(clock, delivery) });
-    let served = axum::serve(listener, http::router(shared))
+    let router = http::router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
     life.abort();

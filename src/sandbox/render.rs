@@ -1,12 +1,17 @@
 //! The world as Meta's JSON: the phone-number and pre-verified-number nodes with
 //! `fields=` honoured, and the `{data, paging, summary}` envelope of edges.
 
+use super::customers::{
+    Grant, PARTNER_SYSTEM_USER_ID, SANDBOX_APP_ID, SANDBOX_APP_NAME, Subscription,
+    app_not_installed,
+};
 use super::lifecycle::country_of;
 use super::params::Params;
 use super::preverified::PreVerified;
-use super::state::{Fault, Number, graph_time};
+use super::state::{DEMO_BUSINESS_ID, Fault, Number, graph_time};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 /// Fields a phone-number node has in the sandbox: every one graph-api.md §2.1 lists but
@@ -253,6 +258,127 @@ pub fn preverified_json(entry: &PreVerified, fields: &[&str]) -> Value {
     }
     map.insert("id".into(), entry.id.clone().into());
     Value::Object(map)
+}
+
+/// The token `debug_token` was asked about.
+pub enum Inspected<'a> {
+    /// A customer's business token, live or revoked.
+    Business(&'a Grant),
+    /// The partner's system-user token: it reaches every WABA.
+    Partner {
+        waba_ids: Vec<&'a str>,
+        issued_at: DateTime<Utc>,
+    },
+    /// The app token itself.
+    App,
+    /// No token the sandbox issued.
+    Unknown,
+}
+
+/// `debug_token`'s answer, graph-api.md §6.3's shape. A business token: `type`
+/// `SYSTEM_USER`, `expires_at` and `data_access_expires_at` 0 (business tokens never
+/// expire), `scopes` and `granular_scopes` naming its WABA for
+/// `whatsapp_business_management` and `whatsapp_business_messaging`, and its business
+/// for `business_management` (where a partner finds the customer's business id),
+/// `user_id` its system user; revoked, `is_valid: false` with `error` {code 190,
+/// subcode 458, message} and no scopes. The partner token: every WABA, the demo
+/// business. An unknown token: `{is_valid: false, error: {code 190, message}, scopes:
+/// []}`, as Meta answers for a token it cannot parse.
+pub fn debug_token_json(inspected: &Inspected) -> Value {
+    let system_user = |wabas: Vec<&str>, business: &str, user: &str, issued: DateTime<Utc>| {
+        json!({
+            "app_id": SANDBOX_APP_ID,
+            "type": "SYSTEM_USER",
+            "application": SANDBOX_APP_NAME,
+            "data_access_expires_at": 0,
+            "expires_at": 0,
+            "is_valid": true,
+            "issued_at": issued.timestamp(),
+            "scopes": SCOPES,
+            "granular_scopes": [
+                { "scope": SCOPES[0], "target_ids": wabas },
+                { "scope": SCOPES[1], "target_ids": wabas },
+                { "scope": SCOPES[2], "target_ids": [business] },
+            ],
+            "user_id": user,
+        })
+    };
+    let data = match inspected {
+        Inspected::Business(grant) if grant.revoked => {
+            let fault = app_not_installed();
+            json!({
+                "app_id": SANDBOX_APP_ID,
+                "type": "SYSTEM_USER",
+                "application": SANDBOX_APP_NAME,
+                "data_access_expires_at": 0,
+                "expires_at": 0,
+                "is_valid": false,
+                "issued_at": grant.issued_at.timestamp(),
+                "error": { "code": fault.code, "message": fault.message, "subcode": fault.subcode },
+                "scopes": [],
+                "user_id": grant.user_id,
+            })
+        }
+        Inspected::Business(grant) => system_user(
+            vec![&grant.waba_id],
+            &grant.business_id,
+            &grant.user_id,
+            grant.issued_at,
+        ),
+        Inspected::Partner {
+            waba_ids,
+            issued_at,
+        } => system_user(
+            waba_ids.clone(),
+            DEMO_BUSINESS_ID,
+            PARTNER_SYSTEM_USER_ID,
+            *issued_at,
+        ),
+        Inspected::App => json!({
+            "app_id": SANDBOX_APP_ID,
+            "type": "APP",
+            "application": SANDBOX_APP_NAME,
+            "is_valid": true,
+            "scopes": [],
+        }),
+        Inspected::Unknown => json!({
+            "error": {
+                "code": 190,
+                "message": "Invalid OAuth access token - Cannot parse access token",
+            },
+            "is_valid": false,
+            "scopes": [],
+        }),
+    };
+    json!({ "data": data })
+}
+
+/// The scopes of every system-user token the sandbox issues.
+const SCOPES: [&str; 3] = [
+    "whatsapp_business_management",
+    "whatsapp_business_messaging",
+    "business_management",
+];
+
+/// `GET /{waba}/subscribed_apps`: `{"data": [{"whatsapp_business_api_data": {id, name,
+/// link}}]}` while the app is subscribed (with `override_callback_uri` when one was
+/// given), `{"data": []}` otherwise.
+pub fn subscribed_apps_json(subscription: Option<&Subscription>) -> Value {
+    let data: Vec<Value> = subscription
+        .map(|s| {
+            let mut app = json!({ "whatsapp_business_api_data": {
+                "id": SANDBOX_APP_ID,
+                "name": SANDBOX_APP_NAME,
+                "link": format!("https://www.facebook.com/games/?app_id={SANDBOX_APP_ID}"),
+            }});
+            if let Some(uri) = &s.override_callback_uri {
+                app["override_callback_uri"] = uri.clone().into();
+            }
+            app
+        })
+        .into_iter()
+        .collect();
+    json!({ "data": data })
 }
 
 /// Where an edge's paging links point: the edge's URL and the call's parameters.

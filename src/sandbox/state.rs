@@ -4,6 +4,7 @@
 //! started at), so the rules are tested without clocks. The lifecycle writes live in
 //! `lifecycle.rs`, the business's pre-verified pool in `preverified.rs`.
 
+use super::customers::Customers;
 use super::preverified::PreVerified;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -51,7 +52,9 @@ pub fn preverified_id(business_id: &str, digits: &str) -> String {
     hashed_id("107", &format!("{business_id}/{digits}"))
 }
 
-fn hashed_id(prefix: &str, key: &str) -> String {
+/// `prefix` and 12 digits of SHA-256(`key`), rehashed with `#1`, `#2`... while the id is
+/// one of the demo's (a demo number, WABA or business, or the partner's system user).
+pub(super) fn hashed_id(prefix: &str, key: &str) -> String {
     (0u32..)
         .map(|salt| {
             let input = if salt == 0 {
@@ -63,7 +66,16 @@ fn hashed_id(prefix: &str, key: &str) -> String {
             let n = u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"));
             format!("{prefix}{:012}", n % 1_000_000_000_000)
         })
-        .find(|id| !id.starts_with("1065403522429"))
+        .find(|id| {
+            !id.starts_with("1065403522429")
+                && ![
+                    DEMO_WABA_ID,
+                    MIGRATION_WABA_ID,
+                    DEMO_BUSINESS_ID,
+                    super::customers::PARTNER_SYSTEM_USER_ID,
+                ]
+                .contains(&id.as_str())
+        })
         .expect("a free id")
 }
 
@@ -272,6 +284,8 @@ pub struct World {
     started: (Instant, DateTime<Utc>),
     /// No hourly budget: calls are neither counted against it nor refused (load tests).
     pub unlimited: bool,
+    /// Codes exchanged, business tokens, app subscriptions (`customers.rs`).
+    pub(super) customers: Customers,
 }
 
 impl Default for World {
@@ -287,6 +301,7 @@ impl Default for World {
             pace: Duration::from_secs(4),
             started: (Instant::now(), DateTime::UNIX_EPOCH),
             unlimited: false,
+            customers: Customers::default(),
         }
     }
 }
@@ -299,7 +314,8 @@ impl World {
     /// onboarded 13 days ago and not registered (its 14-day deadline is tomorrow), and
     /// one registered with a new display name in review, approved 1.5 × `pace` after
     /// start. The business also has the migration WABA and a pool of two pre-verified
-    /// numbers, one verified three days ago and one not verified.
+    /// numbers, one verified three days ago and one not verified. Its WABAs start with
+    /// the app subscribed to their webhooks.
     pub fn demo(now: Instant, wall: DateTime<Utc>, pace: Duration) -> Self {
         let mut world = World {
             pace,
@@ -308,6 +324,7 @@ impl World {
         };
         for waba in [DEMO_WABA_ID, MIGRATION_WABA_ID] {
             world.owners.insert(waba.into(), DEMO_BUSINESS_ID.into());
+            world.customers.subscribe_from_start(waba);
         }
         let mut step = 0u32;
         for i in 1..=DEMO_NUMBERS {
@@ -357,6 +374,11 @@ impl World {
         world
     }
 
+    /// The wall-clock time the world started at.
+    pub fn started_wall(&self) -> DateTime<Utc> {
+        self.started.1
+    }
+
     /// The wall-clock time at `now`.
     pub fn wall(&self, now: Instant) -> DateTime<Utc> {
         let since = now.saturating_duration_since(self.started.0);
@@ -366,6 +388,9 @@ impl World {
     /// Adds the bench WABA with `count` generated numbers (at most
     /// [`MAX_BENCH_NUMBERS`]), all registered and healthy, none changing by itself.
     pub fn add_bench_waba(&mut self, count: usize) {
+        if count > 0 {
+            self.customers.subscribe_from_start(BENCH_WABA_ID);
+        }
         for i in 1..=count.min(MAX_BENCH_NUMBERS) {
             let mut n = demo_number(1);
             n.id = bench_number_id(i);

@@ -97,6 +97,8 @@ async fn sandboxed(
     );
     let mut graph = GraphSettings::new(url, version, TokenSource::Static(token));
     graph.app_secret = Some(app_secret);
+    // The sandbox's app: its codes exchange and its tokens check with this id.
+    graph.app_id = Some(sandbox::SANDBOX_APP_ID.to_owned());
     Ok(args.settings_for(graph, &secrets))
 }
 

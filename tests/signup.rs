@@ -164,3 +164,52 @@ async fn a_dead_customer_token_is_not_retried_with_the_partners() {
         .unwrap_err();
     assert_eq!(err.graph().unwrap().code, 190);
 }
+
+/// The service's Graph client and the sandbox are two independent readings of Meta's
+/// contract: they must agree on the whole hand-off.
+#[tokio::test]
+async fn the_hand_off_works_against_the_sandbox() {
+    use waba_numbers::sandbox::{self, SandboxOptions};
+    let url = sandbox::spawn(SandboxOptions {
+        app_secret: Some(APP_SECRET.into()),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut settings = graph_settings(&url);
+    settings.app_id = Some(sandbox::SANDBOX_APP_ID.into());
+    let graph_client = GraphClient::new(settings).await.unwrap();
+
+    let code = SecretString::from("es-acme");
+    let token = graph_client.exchange_code(&code, None).await.unwrap();
+    assert_eq!(token.expose_secret(), sandbox::business_token("es-acme"));
+    let again = graph_client.exchange_code(&code, None).await.unwrap_err();
+    assert_eq!(again.graph().unwrap().subcode, Some(sandbox::CODE_USED));
+
+    let info = graph_client.debug_token(&token, None).await.unwrap();
+    let waba = sandbox::customer_waba_id("es-acme").unwrap();
+    assert!(info.is_valid);
+    assert_eq!(info.managed_wabas, [waba.clone()]);
+    assert_eq!(
+        info.businesses,
+        [sandbox::customer_business_id("es-acme").unwrap()]
+    );
+    assert!(
+        graph_client
+            .subscribe_app(&waba, &token, None)
+            .await
+            .unwrap()
+    );
+    // The customer's token reaches its own WABA only.
+    let elsewhere = graph_client
+        .subscribe_app(WABA, &token, None)
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.graph().unwrap().code, 200);
+    assert!(
+        graph_client
+            .unsubscribe_app(&waba, &token, None)
+            .await
+            .unwrap()
+    );
+}

@@ -189,7 +189,7 @@ async fn the_hand_off_works_against_the_sandbox() {
     let info = graph_client.debug_token(&token, None).await.unwrap();
     let waba = sandbox::customer_waba_id("es-acme").unwrap();
     assert!(info.is_valid);
-    assert_eq!(info.managed_wabas, [waba.clone()]);
+    assert_eq!(info.managed_wabas, std::slice::from_ref(&waba));
     assert_eq!(
         info.businesses,
         [sandbox::customer_business_id("es-acme").unwrap()]

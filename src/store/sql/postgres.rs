@@ -15,8 +15,9 @@
 
 use crate::store::Error;
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 
 /// A migration this binary does not know (a newer replica's, in a rolling upgrade) is no
@@ -34,14 +35,23 @@ pub(super) const NOW: &str = "CAST(floor(EXTRACT(EPOCH FROM now()) * 1000) AS BI
 pub(super) async fn connect(url: &SecretString, shown: &str) -> Result<PgPool, Error> {
     let options = PgConnectOptions::from_str(url.expose_secret())
         .map_err(|e| Error::PostgresUrl(e.to_string()))?;
+    let failed = |source| Error::Connect {
+        store: shown.to_owned(),
+        source,
+    };
+    // One connection first: a pool that cannot connect reports only "pool timed out"
+    // after its wait; this says why (refused, bad password, no such database) at once.
+    PgConnection::connect_with(&options)
+        .await
+        .map_err(failed)?
+        .close()
+        .await
+        .map_err(failed)?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect_with(options)
         .await
-        .map_err(|source| Error::Connect {
-            store: shown.to_owned(),
-            source,
-        })?;
+        .map_err(failed)?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

@@ -139,6 +139,12 @@ impl Error {
         }
     }
 
+    /// Meta blocks the number's register and deregister for 72 hours (133016: it used its
+    /// 10 attempts).
+    pub fn is_register_limit(&self) -> bool {
+        self.graph().is_some_and(|g| g.code == 133016)
+    }
+
     /// The request never left the service (no token, an invalid id, too late to send):
     /// Meta saw nothing, and nothing of its limits was spent.
     pub fn was_not_sent(&self) -> bool {

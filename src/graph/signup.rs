@@ -60,8 +60,7 @@ impl GraphClient {
         token: &SecretString,
         deadline: Deadline,
     ) -> Result<bool, Error> {
-        let path = format!("{}/subscribed_apps", graph_id(waba_id)?);
-        let call = Call::write("subscribe_app", Method::POST, path).with_token(token);
+        let call = subscription("subscribe_app", Method::POST, waba_id, token)?;
         self.success(call, deadline).await
     }
 
@@ -72,8 +71,7 @@ impl GraphClient {
         token: &SecretString,
         deadline: Deadline,
     ) -> Result<bool, Error> {
-        let path = format!("{}/subscribed_apps", graph_id(waba_id)?);
-        let call = Call::write("unsubscribe_app", Method::DELETE, path).with_token(token);
+        let call = subscription("unsubscribe_app", Method::DELETE, waba_id, token)?;
         self.success(call, deadline).await
     }
 
@@ -83,4 +81,15 @@ impl GraphClient {
             _ => Err(Error::AppCredentialsMissing),
         }
     }
+}
+
+/// A call to the WABA's `subscribed_apps` edge, with the customer's token.
+fn subscription<'a>(
+    endpoint: &'static str,
+    method: Method,
+    waba_id: &str,
+    token: &'a SecretString,
+) -> Result<Call<'a>, Error> {
+    let path = format!("{}/subscribed_apps", graph_id(waba_id)?);
+    Ok(Call::write(endpoint, method, path).with_token(token))
 }

@@ -43,9 +43,6 @@ pub struct NewNumber {
     pub request_id: Option<String>,
 }
 
-/// Meta's error when a number used up its register/deregister attempts: blocked 72 h.
-const REGISTER_LIMIT_REACHED: i64 = 133016;
-
 impl Numbers {
     /// Adds a number to a WABA: the new phone number id.
     pub async fn add_number(&self, n: &NewNumber, deadline: Deadline) -> Result<String, Error> {
@@ -256,7 +253,7 @@ async fn within_budget<T>(
         if e.was_not_sent() {
             budget.refund(id, spent);
         }
-        if e.graph().is_some_and(|g| g.code == REGISTER_LIMIT_REACHED) {
+        if e.is_register_limit() {
             budget.block(id, super::budget::REGISTER_WINDOW);
         }
     }

@@ -136,11 +136,14 @@ pub struct Secrets {
 pub enum ConfigError {
     #[error(
         "no access token: set WABA_ACCESS_TOKEN, or WABA_ACCESS_TOKEN_FILE to a file holding it \
-         (optionally WABA_APP_SECRET too), or run with --sandbox to use the built-in simulated Graph API"
+         (optionally WABA_APP_SECRET too), or WABA_STORE to serve customers' own tokens, or run \
+         with --sandbox to use the built-in simulated Graph API"
     )]
     NoToken,
     #[error("set only one of WABA_ACCESS_TOKEN and WABA_ACCESS_TOKEN_FILE")]
     TwoTokens,
+    #[error(transparent)]
+    Store(#[from] store::Error),
 }
 
 impl Secrets {
@@ -172,6 +175,7 @@ impl Secrets {
             .transpose()
     }
 
+    /// The partner's token; [`ConfigError::NoToken`] when none is set.
     pub fn token_source(&self) -> Result<TokenSource, ConfigError> {
         match (&self.access_token, &self.access_token_file) {
             (Some(token), None) => Ok(TokenSource::Static(token.clone())),
@@ -183,16 +187,24 @@ impl Secrets {
 }
 
 impl ServeArgs {
-    /// Settings for a real Meta account.
+    /// Settings for a real Meta account. With a store the partner's token is optional:
+    /// customers' tokens serve their WABAs.
     pub fn settings(&self, secrets: &Secrets) -> Result<Settings, ConfigError> {
-        let token = secrets.token_source()?;
+        let store = secrets.store_config()?;
+        let token = match secrets.token_source() {
+            Ok(token) => Some(token),
+            Err(ConfigError::NoToken) if store.is_some() => None,
+            Err(e) => return Err(e),
+        };
         let mut graph = GraphSettings::new(&self.graph_url, &self.graph_version, token);
         graph.app_secret = secrets.app_secret.clone();
         graph.app_id = self.app_id.clone();
-        Ok(self.settings_for(graph, secrets))
+        let mut settings = self.settings_for(graph, secrets);
+        settings.store = store;
+        Ok(settings)
     }
 
-    /// Settings around the given Graph settings.
+    /// Settings around the given Graph settings (no store).
     pub fn settings_for(&self, graph: GraphSettings, secrets: &Secrets) -> Settings {
         let mut settings = Settings::new(graph);
         settings.watch.interval = self.watch_interval;

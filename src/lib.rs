@@ -21,6 +21,7 @@ pub mod config;
 pub mod graph;
 pub mod grpc;
 pub mod http;
+pub mod keyring;
 pub mod metrics;
 pub mod model;
 pub mod numbers;

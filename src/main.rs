@@ -16,7 +16,7 @@ use waba_numbers::sandbox::{
     bench_number_id,
 };
 use waba_numbers::server::{self, BoxError, Settings};
-use waba_numbers::store::Store;
+use waba_numbers::store::{Store, StoreConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -95,11 +95,14 @@ async fn sandboxed(
          sandbox: demo WABA id {DEMO_WABA_ID} (two-step verification PIN of its registered numbers: {DEMO_PIN}), \
          demo business id {DEMO_BUSINESS_ID}"
     );
-    let mut graph = GraphSettings::new(url, version, TokenSource::Static(token));
+    let mut graph = GraphSettings::new(url, version, Some(TokenSource::Static(token)));
     graph.app_secret = Some(app_secret);
     // The sandbox's app: its codes exchange and its tokens check with this id.
     graph.app_id = Some(sandbox::SANDBOX_APP_ID.to_owned());
-    Ok(args.settings_for(graph, &secrets))
+    let mut settings = args.settings_for(graph, &secrets);
+    // Customers are kept in memory unless WABA_STORE says otherwise.
+    settings.store = Some(secrets.store_config()?.unwrap_or_else(StoreConfig::memory));
+    Ok(settings)
 }
 
 /// Only the simulated Graph API, for other services' tests. Any bearer token is

@@ -53,7 +53,7 @@ fn describe() {
     );
     describe_counter!(
         "waba_graph_requests_total",
-        "Graph API calls by endpoint and result."
+        "Graph API calls by endpoint, kind of token (partner, customer, app, none) and result."
     );
     describe_histogram!(
         "waba_graph_request_duration_seconds",
@@ -83,10 +83,16 @@ fn describe() {
     );
 }
 
-/// A Graph API call: `waba_graph_requests_total{endpoint,result}` and its latency.
-pub fn graph_call(endpoint: &'static str, result: String, seconds: f64) {
-    metrics::counter!("waba_graph_requests_total", "endpoint" => endpoint, "result" => result)
-        .increment(1);
+/// A Graph API call: `waba_graph_requests_total{endpoint,token,result}` and its latency.
+/// `token` is the kind of token it carried (partner, customer, app, none), never which.
+pub fn graph_call(endpoint: &'static str, token: &'static str, result: String, seconds: f64) {
+    metrics::counter!(
+        "waba_graph_requests_total",
+        "endpoint" => endpoint,
+        "token" => token,
+        "result" => result
+    )
+    .increment(1);
     metrics::histogram!("waba_graph_request_duration_seconds", "endpoint" => endpoint)
         .record(seconds);
 }

@@ -8,7 +8,9 @@ use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
 use crate::grpc::transport::{self, Http2Settings};
 use crate::grpc::{Api, pb};
 use crate::http::WebhookSettings;
+use crate::keyring::Keyring;
 use crate::numbers::{CacheSettings, Numbers};
+use crate::store::{Store, StoreConfig};
 use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -41,6 +43,9 @@ pub struct Settings {
     pub keepalive: Option<Duration>,
     /// Concurrent streams one client connection may open.
     pub max_concurrent_streams: u32,
+    /// Where customers and their tokens are kept (`WABA_STORE`); `None`: the partner's
+    /// token alone, and the customer RPCs answer FAILED_PRECONDITION.
+    pub store: Option<StoreConfig>,
 }
 
 impl Settings {
@@ -54,6 +59,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(20),
             keepalive: Some(Duration::from_secs(30)),
             max_concurrent_streams: 2_000,
+            store: None,
         }
     }
 }
@@ -73,8 +79,26 @@ impl Service {
         crate::metrics::handle(); // the recorder, before anything is recorded
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
+        let partner = graph.tokens().is_some();
+        let keys = Arc::new(match &settings.store {
+            Some(config) => {
+                let store = Store::open(config).await?;
+                let keys = Keyring::load(store.clone(), partner).await?;
+                tracing::info!(store = store.backend_name(), ?keys, "store open");
+                keys
+            }
+            None => {
+                tracing::info!("no store (WABA_STORE): the partner's token serves every call");
+                Keyring::partner_only()
+            }
+        });
         let (stopping, stopping_rx) = watch::channel(false);
-        let numbers = Numbers::new(graph.clone(), &settings.cache, settings.register_reserve);
+        let numbers = Numbers::new(
+            graph.clone(),
+            keys,
+            &settings.cache,
+            settings.register_reserve,
+        );
         let hub = Hub::new(numbers.reads().clone(), settings.watch.clone(), stopping_rx);
         let api = Api::new(numbers, page_tokens, hub.clone());
         Ok(Self {

@@ -320,7 +320,7 @@ fn token_file(name: &str, token: &str) -> std::path::PathBuf {
 /// at most every `recheck`.
 async fn on_token_file(graph: &MockServer, file: &std::path::Path, recheck: Duration) -> Service {
     let mut settings = settings(&graph.uri());
-    settings.graph.token = TokenSource::File(file.to_owned());
+    settings.graph.token = Some(TokenSource::File(file.to_owned()));
     settings.graph.token_recheck = recheck;
     Service::start(settings).await
 }

@@ -88,6 +88,9 @@ pub enum Error {
     /// Exchanging codes and checking tokens need the app's id and secret.
     #[error("WABA_APP_ID and WABA_APP_SECRET are needed for this call")]
     AppCredentialsMissing,
+    /// The call was to carry the partner's token, and none is configured.
+    #[error("no partner access token is configured (WABA_ACCESS_TOKEN or WABA_ACCESS_TOKEN_FILE)")]
+    NoPartnerToken,
 }
 
 /// What a failed call means, decided here once: the retry policy, the watchers, the
@@ -134,9 +137,16 @@ impl Error {
             | Error::Token(_)
             | Error::InvalidId
             | Error::TooLate
-            | Error::AppCredentialsMissing => false,
+            | Error::AppCredentialsMissing
+            | Error::NoPartnerToken => false,
             Error::Http { .. } => self.is_unanswered_server_error(),
         }
+    }
+
+    /// Meta rejected the token itself (190: expired, revoked, or the user changed their
+    /// password): no call with it will pass until it is replaced.
+    pub fn is_token_rejected(&self) -> bool {
+        self.graph().is_some_and(|g| g.code == 190)
     }
 
     /// Meta blocks the number's register and deregister for 72 hours (133016: it used its
@@ -150,7 +160,11 @@ impl Error {
     pub fn was_not_sent(&self) -> bool {
         matches!(
             self,
-            Error::Token(_) | Error::InvalidId | Error::TooLate | Error::AppCredentialsMissing
+            Error::Token(_)
+                | Error::InvalidId
+                | Error::TooLate
+                | Error::AppCredentialsMissing
+                | Error::NoPartnerToken
         )
     }
 
@@ -173,9 +187,11 @@ impl Error {
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),
             Error::Decode(_) | Error::BodyTooLarge { .. } => "bad_response".into(),
-            Error::Token(_) | Error::InvalidId | Error::TooLate | Error::AppCredentialsMissing => {
-                "not_sent".into()
-            }
+            Error::Token(_)
+            | Error::InvalidId
+            | Error::TooLate
+            | Error::AppCredentialsMissing
+            | Error::NoPartnerToken => "not_sent".into(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! number, registering and the PIN; the query for `request_code`, `verify_code` and
 //! `new_display_name`.
 
-use super::{Call, Error, GraphClient, graph_id, wire};
+use super::{Call, Credential, Error, GraphClient, graph_id, wire};
 use crate::model::{CodeMethod, Deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +32,7 @@ impl GraphClient {
     pub async fn add_phone_number(
         &self,
         number: &NewNumber<'_>,
+        credential: &Credential,
         deadline: Deadline,
     ) -> Result<String, Error> {
         let mut body = serde_json::json!({});
@@ -51,7 +52,9 @@ impl GraphClient {
             body["preverified_id"] = graph_id(id)?.into();
         }
         let path = format!("{}/phone_numbers", graph_id(number.waba_id)?);
-        let call = Call::write("add_phone_number", Method::POST, path).json(body);
+        let call = Call::write("add_phone_number", Method::POST, path)
+            .by(credential)
+            .json(body);
         let created: wire::IdJson = self.call_json(call, deadline).await?;
         Ok(created.id)
     }
@@ -61,6 +64,7 @@ impl GraphClient {
     pub async fn request_code(
         &self,
         id: &str,
+        credential: &Credential,
         method: CodeMethod,
         language: &str,
         deadline: Deadline,
@@ -70,6 +74,7 @@ impl GraphClient {
             Method::POST,
             format!("{}/request_code", graph_id(id)?),
         )
+        .by(credential)
         .query("code_method", method.as_meta())
         .query("language", language);
         self.success(call, deadline).await
@@ -79,6 +84,7 @@ impl GraphClient {
     pub async fn verify_code(
         &self,
         id: &str,
+        credential: &Credential,
         code: &SecretString,
         deadline: Deadline,
     ) -> Result<bool, Error> {
@@ -87,6 +93,7 @@ impl GraphClient {
             Method::POST,
             format!("{}/verify_code", graph_id(id)?),
         )
+        .by(credential)
         .query("code", code.expose_secret())
         .secret(code);
         self.success(call, deadline).await
@@ -96,6 +103,7 @@ impl GraphClient {
     pub async fn register(
         &self,
         id: &str,
+        credential: &Credential,
         pin: &SecretString,
         data_localization_region: Option<&str>,
         deadline: Deadline,
@@ -112,18 +120,25 @@ impl GraphClient {
             Method::POST,
             format!("{}/register", graph_id(id)?),
         )
+        .by(credential)
         .json(body)
         .secret(pin);
         self.success(call, deadline).await
     }
 
     /// `POST /{phone_number_id}/deregister`.
-    pub async fn deregister(&self, id: &str, deadline: Deadline) -> Result<bool, Error> {
+    pub async fn deregister(
+        &self,
+        id: &str,
+        credential: &Credential,
+        deadline: Deadline,
+    ) -> Result<bool, Error> {
         let call = Call::write(
             "deregister",
             Method::POST,
             format!("{}/deregister", graph_id(id)?),
-        );
+        )
+        .by(credential);
         self.success(call, deadline).await
     }
 
@@ -131,10 +146,12 @@ impl GraphClient {
     pub async fn set_two_step_pin(
         &self,
         id: &str,
+        credential: &Credential,
         pin: &SecretString,
         deadline: Deadline,
     ) -> Result<bool, Error> {
         let call = Call::write("set_pin", Method::POST, graph_id(id)?.to_owned())
+            .by(credential)
             .json(serde_json::json!({ "pin": pin.expose_secret() }))
             .secret(pin);
         self.success(call, deadline).await
@@ -144,10 +161,12 @@ impl GraphClient {
     pub async fn request_display_name(
         &self,
         id: &str,
+        credential: &Credential,
         display_name: &str,
         deadline: Deadline,
     ) -> Result<bool, Error> {
         let call = Call::write("new_display_name", Method::POST, graph_id(id)?.to_owned())
+            .by(credential)
             .query("new_display_name", display_name);
         self.success(call, deadline).await
     }

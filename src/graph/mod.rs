@@ -1,11 +1,13 @@
 //! The only code that speaks HTTP to Meta's Graph API.
 //!
-//! Every call carries `Authorization: Bearer` with the cached token, `appsecret_proof`
+//! Every call carries `Authorization: Bearer` with the token its [`Credential`] names
+//! (the partner's, or a customer's business token), `appsecret_proof` for that token
 //! when an app secret is configured, and an explicit `fields=` list on reads. Each
 //! attempt's timeout is bounded by the caller's deadline. Reads are retried on transient
 //! failures with jittered backoff; writes never are (every `register` attempt spends one
-//! of 10 per number per 72 hours). On error 190 the token is re-read from its source and
-//! the call retried once, if that gave a different token.
+//! of 10 per number per 72 hours). On error 190 the partner's token is re-read from its
+//! source and the call retried once, if that gave a different token; a customer's token
+//! has no source to re-read: the 190 is the caller's to handle.
 
 mod error;
 mod fields;
@@ -31,6 +33,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::Usage;
@@ -42,7 +45,8 @@ pub struct GraphSettings {
     pub base_url: String,
     /// Path-pinned API version, e.g. `v25.0`.
     pub version: String,
-    pub token: TokenSource,
+    /// The partner's own token; `None` when every call carries a customer's.
+    pub token: Option<TokenSource>,
     /// How often a token file is checked for changes, at most.
     pub token_recheck: Duration,
     pub app_secret: Option<SecretString>,
@@ -64,7 +68,7 @@ impl GraphSettings {
     pub fn new(
         base_url: impl Into<String>,
         version: impl Into<String>,
-        token: TokenSource,
+        token: Option<TokenSource>,
     ) -> Self {
         Self {
             base_url: base_url.into(),
@@ -85,7 +89,8 @@ impl GraphSettings {
 pub struct GraphClient {
     http: reqwest::Client,
     api_root: String,
-    tokens: TokenCache,
+    /// The partner's token, if one is configured.
+    tokens: Option<TokenCache>,
     app_secret: Option<SecretString>,
     app_id: Option<String>,
     request_timeout: Option<Duration>,
@@ -136,9 +141,12 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Carries `token` rather than the service's own.
-    fn with_token(mut self, token: &'a SecretString) -> Self {
-        self.auth = Auth::Token(token);
+    /// Carries the token `credential` names.
+    fn by(mut self, credential: &'a Credential) -> Self {
+        self.auth = match credential {
+            Credential::Partner => Auth::Partner,
+            Credential::Business(token) => Auth::Business(token),
+        };
         self
     }
 
@@ -159,15 +167,47 @@ impl<'a> Call<'a> {
     }
 }
 
+/// Whose token a call carries: what callers of the client choose.
+#[derive(Clone)]
+pub enum Credential {
+    /// The partner's own system-user token (`WABA_ACCESS_TOKEN`), re-read on error 190.
+    Partner,
+    /// A customer's business token from Embedded Signup.
+    Business(Arc<SecretString>),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Partner => "Partner",
+            Credential::Business(_) => "Business([redacted])",
+        })
+    }
+}
+
 /// Whose credentials a call carries.
 #[derive(Clone, Copy)]
 enum Auth<'a> {
     /// The service's own token (the partner's system user), re-read on error 190.
     Partner,
-    /// Another token: a customer's business token, or the app token (`APP_ID|APP_SECRET`).
-    Token(&'a SecretString),
+    /// A customer's business token.
+    Business(&'a SecretString),
+    /// The app token (`APP_ID|APP_SECRET`).
+    App(&'a SecretString),
     /// None at all: the call authenticates by its parameters (the code exchange).
     Nobody,
+}
+
+impl Auth<'_> {
+    /// The kind of token, for metrics (never the token).
+    fn kind(self) -> &'static str {
+        match self {
+            Auth::Partner => "partner",
+            Auth::Business(_) => "customer",
+            Auth::App(_) => "app",
+            Auth::Nobody => "none",
+        }
+    }
 }
 
 /// One Graph call. Deliberately not `Debug`: the body may hold a PIN.
@@ -187,7 +227,10 @@ struct Call<'a> {
 impl GraphClient {
     /// Reads the token once and prepares the HTTP client.
     pub async fn new(settings: GraphSettings) -> Result<Self, Error> {
-        let tokens = TokenCache::load(settings.token, settings.token_recheck).await?;
+        let tokens = match settings.token {
+            Some(source) => Some(TokenCache::load(source, settings.token_recheck).await?),
+            None => None,
+        };
         crate::tls::install_provider();
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("waba-numbers/", env!("CARGO_PKG_VERSION")))
@@ -219,14 +262,24 @@ impl GraphClient {
         &self.usage
     }
 
-    pub fn tokens(&self) -> &TokenCache {
-        &self.tokens
+    /// The partner's token, if one is configured.
+    pub fn tokens(&self) -> Option<&TokenCache> {
+        self.tokens.as_ref()
+    }
+
+    /// The partner's token now.
+    async fn partner_token(&self) -> Result<Arc<SecretString>, Error> {
+        match &self.tokens {
+            Some(tokens) => Ok(tokens.current().await?),
+            None => Err(Error::NoPartnerToken),
+        }
     }
 
     /// `GET /{waba_id}/phone_numbers`: one page of a WABA's numbers.
     pub async fn list_phone_numbers(
         &self,
         waba_id: &str,
+        credential: &Credential,
         limit: u32,
         after: Option<&str>,
         deadline: Deadline,
@@ -237,16 +290,8 @@ impl GraphClient {
             if let Some(after) = after {
                 query.push(("after", after.to_owned()));
             }
-            let call = Call {
-                method: Method::GET,
-                endpoint: "phone_numbers",
-                path: path.clone(),
-                query,
-                body: None,
-                secret: None,
-                retry: Retry::Transient,
-                auth: Auth::Partner,
-            };
+            let mut call = Call::read("phone_numbers", path.clone()).by(credential);
+            call.query = query;
             let list: wire::ListJson = self.call_json(call, deadline).await?;
             Ok(list.into())
         })
@@ -254,19 +299,17 @@ impl GraphClient {
     }
 
     /// `GET /{phone_number_id}?fields=...`: one number's current state.
-    pub async fn phone_number(&self, id: &str, deadline: Deadline) -> Result<PhoneNumber, Error> {
+    pub async fn phone_number(
+        &self,
+        id: &str,
+        credential: &Credential,
+        deadline: Deadline,
+    ) -> Result<PhoneNumber, Error> {
         let id = graph_id(id)?;
         self.with_fields(|fields| async {
-            let call = Call {
-                method: Method::GET,
-                endpoint: "phone_number",
-                path: id.to_owned(),
-                query: vec![("fields", fields)],
-                body: None,
-                secret: None,
-                retry: Retry::Transient,
-                auth: Auth::Partner,
-            };
+            let call = Call::read("phone_number", id.to_owned())
+                .by(credential)
+                .query("fields", fields);
             let number: wire::PhoneNumberJson = self.call_json(call, deadline).await?;
             Ok(number.into())
         })
@@ -278,6 +321,7 @@ impl GraphClient {
     pub async fn phone_numbers_batch(
         &self,
         ids: &[String],
+        credential: &Credential,
         deadline: Deadline,
     ) -> Result<Vec<Result<PhoneNumber, Error>>, Error> {
         assert!(
@@ -286,7 +330,7 @@ impl GraphClient {
         );
         loop {
             let items = self
-                .batch_once(ids, self.fields.current(), deadline)
+                .batch_once(ids, credential, self.fields.current(), deadline)
                 .await?;
             // Every item refuses a field Meta no longer has: drop it and read again.
             let dropped = items
@@ -302,6 +346,7 @@ impl GraphClient {
     async fn batch_once(
         &self,
         ids: &[String],
+        credential: &Credential,
         fields: String,
         deadline: Deadline,
     ) -> Result<Vec<Result<PhoneNumber, Error>>, Error> {
@@ -312,19 +357,12 @@ impl GraphClient {
                 Ok(serde_json::json!({ "method": "GET", "relative_url": relative_url }))
             })
             .collect::<Result<_, Error>>()?;
-        let call = Call {
-            method: Method::POST,
-            endpoint: "batch",
-            path: String::new(),
-            query: Vec::new(),
-            body: Some(Body::Form(vec![
-                ("batch", serde_json::Value::Array(operations).to_string()),
-                ("include_headers", "false".to_owned()),
-            ])),
-            secret: None,
-            retry: Retry::Transient,
-            auth: Auth::Partner,
-        };
+        let mut call = Call::read("batch", String::new()).by(credential);
+        call.method = Method::POST;
+        call.body = Some(Body::Form(vec![
+            ("batch", serde_json::Value::Array(operations).to_string()),
+            ("include_headers", "false".to_owned()),
+        ]));
         let items: Vec<Option<wire::BatchItem>> = self.call_json(call, deadline).await?;
         if items.len() != ids.len() {
             return Err(Error::Decode(format!(
@@ -333,7 +371,10 @@ impl GraphClient {
                 ids.len()
             )));
         }
-        let token = self.tokens.current().await?;
+        let token = match credential {
+            Credential::Partner => self.partner_token().await?,
+            Credential::Business(token) => token.clone(),
+        };
         let no_usage = Usage::default();
         Ok(items
             .into_iter()
@@ -386,18 +427,21 @@ impl GraphClient {
         let mut token_refreshed = false;
         loop {
             let token = match call.auth {
-                Auth::Partner => self.tokens.current().await?,
-                Auth::Token(token) => std::sync::Arc::new(token.clone()),
-                Auth::Nobody => std::sync::Arc::new(SecretString::default()),
+                Auth::Partner => self.partner_token().await?,
+                Auth::Business(token) | Auth::App(token) => Arc::new(token.clone()),
+                Auth::Nobody => Arc::new(SecretString::default()),
             };
             let err = match self.send_once(call, &token, deadline).await {
                 Ok(body) => return Ok(body),
                 Err(err) => err,
             };
             let partner = matches!(call.auth, Auth::Partner);
-            if partner && err.graph().is_some_and(|g| g.code == 190) && !token_refreshed {
+            if partner && err.is_token_rejected() && !token_refreshed {
                 token_refreshed = true;
-                let refreshed = self.tokens.refresh(&token).await.unwrap_or_else(|e| {
+                let Some(tokens) = &self.tokens else {
+                    return Err(err);
+                };
+                let refreshed = tokens.refresh(&token).await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot re-read the access token after error 190");
                     false
                 });
@@ -483,7 +527,12 @@ impl GraphClient {
         let label = result
             .as_ref()
             .map_or_else(Error::metric_label, |_| "ok".into());
-        crate::metrics::graph_call(call.endpoint, label, elapsed.as_secs_f64());
+        crate::metrics::graph_call(
+            call.endpoint,
+            call.auth.kind(),
+            label,
+            elapsed.as_secs_f64(),
+        );
         match &result {
             Ok(_) => tracing::debug!(
                 endpoint = call.endpoint, method = %call.method, path = %call.path,

@@ -3,7 +3,7 @@
 //! `DELETE /{PRE_VERIFIED_ID}`. Codes are requested and checked on a pre-verified id as
 //! on a phone number's (see `lifecycle.rs`).
 
-use super::{Call, Error, GraphClient, graph_id, wire};
+use super::{Call, Credential, Error, GraphClient, graph_id, wire};
 use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
 use reqwest::Method;
 
@@ -16,11 +16,13 @@ impl GraphClient {
     pub async fn add_preverified_number(
         &self,
         business_id: &str,
+        credential: &Credential,
         phone_number: &str,
         deadline: Deadline,
     ) -> Result<String, Error> {
         let path = format!("{}/add_phone_numbers", graph_id(business_id)?);
         let call = Call::write("add_preverified_number", Method::POST, path)
+            .by(credential)
             .query("phone_number", phone_number);
         let created: wire::IdJson = self.call_json(call, deadline).await?;
         Ok(created.id)
@@ -30,10 +32,12 @@ impl GraphClient {
     pub async fn preverified_number(
         &self,
         id: &str,
+        credential: &Credential,
         deadline: Deadline,
     ) -> Result<PreverifiedNumber, Error> {
-        let call =
-            Call::read("preverified_number", graph_id(id)?.to_owned()).query("fields", FIELDS);
+        let call = Call::read("preverified_number", graph_id(id)?.to_owned())
+            .by(credential)
+            .query("fields", FIELDS);
         let number: wire::PreverifiedJson = self.call_json(call, deadline).await?;
         Ok(number.into())
     }
@@ -43,6 +47,7 @@ impl GraphClient {
     pub async fn list_preverified_numbers(
         &self,
         business_id: &str,
+        credential: &Credential,
         limit: u32,
         after: Option<&str>,
         status: Option<&str>,
@@ -50,6 +55,7 @@ impl GraphClient {
     ) -> Result<PreverifiedPage, Error> {
         let path = format!("{}/preverified_numbers", graph_id(business_id)?);
         let mut call = Call::read("preverified_numbers", path)
+            .by(credential)
             .query("fields", FIELDS)
             .query("limit", limit.to_string());
         if let Some(status) = status {
@@ -66,13 +72,15 @@ impl GraphClient {
     pub async fn delete_preverified_number(
         &self,
         id: &str,
+        credential: &Credential,
         deadline: Deadline,
     ) -> Result<bool, Error> {
         let call = Call::write(
             "delete_preverified_number",
             Method::DELETE,
             graph_id(id)?.to_owned(),
-        );
+        )
+        .by(credential);
         self.success(call, deadline).await
     }
 }

@@ -46,8 +46,11 @@ impl GraphClient {
         let app_token = SecretString::from(format!("{app_id}|{}", app_secret.expose_secret()));
         let call = Call::read("debug_token", "debug_token".into())
             .query("input_token", token.expose_secret())
-            .secret(token)
-            .with_token(&app_token);
+            .secret(token);
+        let call = Call {
+            auth: Auth::App(&app_token),
+            ..call
+        };
         let answer: wire::DebugTokenJson = self.call_json(call, deadline).await?;
         Ok(answer.into())
     }
@@ -91,5 +94,8 @@ fn subscription<'a>(
     token: &'a SecretString,
 ) -> Result<Call<'a>, Error> {
     let path = format!("{}/subscribed_apps", graph_id(waba_id)?);
-    Ok(Call::write(endpoint, method, path).with_token(token))
+    Ok(Call {
+        auth: Auth::Business(token),
+        ..Call::write(endpoint, method, path)
+    })
 }

@@ -6,7 +6,7 @@
 //! Branches on Meta's `error.code`, then `error_subcode`; never on the HTTP status alone.
 
 use crate::graph::{self, GraphError, PHONE_NODE};
-use crate::numbers;
+use crate::{keyring, numbers};
 use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Code, Status};
@@ -55,8 +55,47 @@ impl From<numbers::Error> for Status {
                 details.set_retry_info(Some(retry_after));
                 Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
+            numbers::Error::Credentials(e) => credentials(&e),
         }
     }
+}
+
+impl From<keyring::Error> for Status {
+    fn from(e: keyring::Error) -> Self {
+        credentials(&e)
+    }
+}
+
+/// No token may make the call: FAILED_PRECONDITION `NO_CREDENTIALS_FOR_WABA`; the
+/// customer's was rejected: UNAUTHENTICATED `CUSTOMER_REAUTH_REQUIRED` (metadata
+/// `waba_id`), with no RetryInfo (only a person can fix it); the store cannot say:
+/// UNAVAILABLE `STORE_UNAVAILABLE`.
+fn credentials(e: &keyring::Error) -> Status {
+    let (code, reason, metadata, retry) = match e {
+        keyring::Error::NoCredentials { .. } => (
+            Code::FailedPrecondition,
+            "NO_CREDENTIALS_FOR_WABA",
+            HashMap::new(),
+            None,
+        ),
+        keyring::Error::ReauthRequired { waba_id } => (
+            Code::Unauthenticated,
+            "CUSTOMER_REAUTH_REQUIRED",
+            HashMap::from([("waba_id".to_owned(), waba_id.clone())]),
+            None,
+        ),
+        keyring::Error::Store(_) => (
+            Code::Unavailable,
+            "STORE_UNAVAILABLE",
+            HashMap::new(),
+            Some(Duration::from_secs(1)),
+        ),
+    };
+    let mut details = ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, metadata);
+    if let Some(delay) = retry {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(code, e.to_string(), details)
 }
 
 /// A guard spared one of Meta's limits: RESOURCE_EXHAUSTED with RetryInfo (when it is
@@ -113,6 +152,7 @@ fn upstream(err: &graph::Error, write: bool) -> Status {
         E::Token(_) => (Code::Internal, "ACCESS_TOKEN_UNAVAILABLE", None),
         E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
         E::AppCredentialsMissing => (Code::FailedPrecondition, "APP_CREDENTIALS_MISSING", None),
+        E::NoPartnerToken => (Code::FailedPrecondition, "NO_CREDENTIALS_FOR_WABA", None),
         _ if err.is_transient() => (
             Code::Unavailable,
             "GRAPH_UNAVAILABLE",

@@ -1,6 +1,7 @@
 //! What the service has learnt about numbers from listings, reads and webhooks: which
-//! WABA a number belongs to (for its quota), which id a webhook's display digits name,
-//! and the newest push of each kind applied to it (so a late, older push is ignored).
+//! id a webhook's display digits name, and the newest push of each kind applied to it
+//! (so a late, older push is ignored). Which WABA a number belongs to is the keyring's
+//! index (`crate::keyring`).
 
 use crate::model::{Push, Snapshot};
 use std::collections::HashMap;
@@ -26,39 +27,26 @@ pub struct Directory {
 struct Known {
     /// Display digits → phone number id.
     ids: HashMap<String, String>,
-    /// Phone number id → its WABA.
-    wabas: HashMap<String, String>,
     /// Phone number id → Meta's time of the newest push applied, per kind ([`Push::slot`]).
     push_times: HashMap<String, [i64; Push::SLOTS]>,
 }
 
 impl Directory {
-    /// Learns a number's digits, and its WABA when the read says (a listing does).
-    pub fn learn(&self, snapshot: &Snapshot, waba_id: Option<&str>) {
+    /// Learns a number's digits.
+    pub fn learn(&self, snapshot: &Snapshot) {
         let number = &snapshot.number;
         let mut known = self.lock();
         let digits = number.display_digits();
         if !digits.is_empty() && known.ids.get(&digits) != Some(&number.id) {
             known.ids.insert(digits, number.id.clone());
         }
-        if let Some(waba_id) = waba_id
-            && known.wabas.get(&number.id).map(String::as_str) != Some(waba_id)
-        {
-            known.wabas.insert(number.id.clone(), waba_id.to_owned());
-        }
-    }
-
-    pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
-        self.lock().wabas.get(phone_number_id).cloned()
     }
 
     /// The number a push is about, if the push names one the service has seen, and
-    /// whether it is news (not older than a push of its kind already applied). The
-    /// push's WABA is learnt.
+    /// whether it is news (not older than a push of its kind already applied).
     pub fn accept(&self, push: &Push) -> Option<Accepted> {
         let mut known = self.lock();
         let id = known.ids.get(push.digits()?)?.clone();
-        known.wabas.insert(id.clone(), push.waba_id.clone());
         let mut fresh = true;
         if let Some(slot) = push.slot() {
             let times = known.push_times.entry(id.clone()).or_default();

@@ -7,6 +7,7 @@
 //! so the next read after it is a new one (the cache answers in between). The read's log
 //! lines carry the span of the call that started it.
 
+use super::Error;
 use crate::graph;
 use crate::model::Deadline;
 use futures_util::FutureExt;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::Instrument;
 
-type Flight<V> = Shared<BoxFuture<'static, Result<V, graph::Error>>>;
+type Flight<V> = Shared<BoxFuture<'static, Result<V, Error>>>;
 
 /// Reads in flight, by key. Cheap to clone: clones share the map.
 pub struct Flights<K, V: Clone> {
@@ -57,18 +58,18 @@ where
 {
     /// Joins the read of `key` in flight, or starts `read` as that read; waits for it
     /// until `deadline` (DEADLINE_EXCEEDED after that, the read going on for the others).
-    pub async fn join<F>(&self, key: K, deadline: Deadline, read: F) -> Result<V, graph::Error>
+    pub async fn join<F>(&self, key: K, deadline: Deadline, read: F) -> Result<V, Error>
     where
-        F: Future<Output = Result<V, graph::Error>> + Send + 'static,
+        F: Future<Output = Result<V, Error>> + Send + 'static,
     {
         if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
-            return Err(graph::Error::DeadlineExceeded); // too late to start anything
+            return Err(graph::Error::DeadlineExceeded.into()); // too late to start anything
         }
         let flight = self.flight(key, read);
         match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, flight)
                 .await
-                .unwrap_or(Err(graph::Error::DeadlineExceeded)),
+                .unwrap_or(Err(graph::Error::DeadlineExceeded.into())),
             None => flight.await,
         }
     }
@@ -93,7 +94,7 @@ where
 
     fn flight<F>(&self, key: K, read: F) -> Flight<V>
     where
-        F: Future<Output = Result<V, graph::Error>> + Send + 'static,
+        F: Future<Output = Result<V, Error>> + Send + 'static,
     {
         // No await while the map is locked: the task is spawned, not run, here.
         let mut flying = self.lock();
@@ -116,7 +117,7 @@ where
         let flight = async move {
             task.await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "a shared read failed");
-                Err(graph::Error::Transport(format!("the read failed: {e}")))
+                Err(graph::Error::Transport(format!("the read failed: {e}")).into())
             })
         }
         .boxed()
@@ -158,7 +159,10 @@ mod tests {
         );
         let patient = flights.join("n", None, read(reads.clone()));
         let (impatient, patient) = tokio::join!(impatient, patient);
-        assert!(matches!(impatient, Err(graph::Error::DeadlineExceeded)));
+        assert!(matches!(
+            impatient,
+            Err(Error::Upstream(graph::Error::DeadlineExceeded))
+        ));
         assert_eq!(
             patient.unwrap(),
             7,

@@ -22,10 +22,12 @@ pub use throttle::DEFAULT_PAUSE as THROTTLE_PAUSE;
 pub use writes::{NewNumber, Registration};
 
 use crate::graph::{self, GraphClient};
+use crate::keyring::{self, Keyring, Route};
 use crate::model::{Deadline, Snapshot, digits};
 use budget::Ledger;
 use deadlines::Deadlines;
 use idempotency::Idempotent;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +55,10 @@ pub enum Error {
     /// A guard on one of Meta's per-number limits refused: no call was sent.
     #[error("{}", refusal_message(.0))]
     Refused(Box<Refusal>),
+    /// No token may make the call (or the customer's needs Embedded Signup again): no
+    /// call was sent, or Meta rejected the customer's token.
+    #[error(transparent)]
+    Credentials(#[from] keyring::Error),
 }
 
 impl Error {
@@ -60,6 +66,11 @@ impl Error {
     /// calling): trying again is a new attempt, not a repeat.
     pub fn is_definite(&self) -> bool {
         !matches!(self, Error::OutcomeUnknown { .. })
+    }
+
+    /// Meta rejected the token the call carried (190).
+    fn token_rejected(&self) -> bool {
+        matches!(self, Error::Upstream(e) | Error::WriteFailed(e) if e.is_token_rejected())
     }
 }
 
@@ -116,6 +127,7 @@ impl Write {
 #[derive(Debug, Clone)]
 pub struct Numbers {
     graph: Arc<GraphClient>,
+    keys: Arc<Keyring>,
     reads: ReadPath,
     guards: Arc<Guards>,
 }
@@ -137,12 +149,19 @@ struct Guards {
 impl Numbers {
     /// `register_reserve`: of Meta's 10 register/deregister attempts per 72 hours, how
     /// many the guard keeps for a person.
-    pub fn new(graph: Arc<GraphClient>, cache: &CacheSettings, register_reserve: u32) -> Self {
+    /// Every call carries the token `keys` routes it to.
+    pub fn new(
+        graph: Arc<GraphClient>,
+        keys: Arc<Keyring>,
+        cache: &CacheSettings,
+        register_reserve: u32,
+    ) -> Self {
         let register_budget = Arc::new(Ledger::new(Limit::Register, register_reserve));
         let deadlines = Arc::new(Deadlines::new(register_budget.clone()));
         Self {
-            reads: ReadPath::new(graph.clone(), cache, deadlines.clone()),
+            reads: ReadPath::new(graph.clone(), keys.clone(), cache, deadlines.clone()),
             graph,
+            keys,
             guards: Arc::new(Guards {
                 register_budget,
                 display_names: Ledger::new(Limit::DisplayName, 0),
@@ -160,6 +179,11 @@ impl Numbers {
     /// The read path, shared with the watchers.
     pub fn reads(&self) -> &ReadPath {
         &self.reads
+    }
+
+    /// Whose token each call carries.
+    pub fn keys(&self) -> &Arc<Keyring> {
+        &self.keys
     }
 
     /// One page of a WABA's numbers, from cache while fresh.
@@ -216,5 +240,33 @@ impl Numbers {
         self.reads
             .number(phone_number_id, max_staleness, deadline)
             .await
+    }
+}
+
+/// Awaits a call routed by `route`: when Meta rejects the customer's token it carried
+/// (190), the customer is marked for re-authorisation and the answer is
+/// [`keyring::Error::ReauthRequired`].
+async fn routed<T>(
+    keys: &Keyring,
+    route: &Route,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match call.await {
+        Err(e) => Err(rejected(keys, route, e).await),
+        ok => ok,
+    }
+}
+
+/// A call routed by `route` failed with `e`: see [`routed`].
+async fn rejected(keys: &Keyring, route: &Route, e: Error) -> Error {
+    match route {
+        Route::Customer { waba_id, .. } if e.token_rejected() => {
+            keys.rejected(waba_id).await;
+            keyring::Error::ReauthRequired {
+                waba_id: waba_id.clone(),
+            }
+            .into()
+        }
+        _ => e,
     }
 }

@@ -4,7 +4,8 @@
 
 use super::idempotency::spawned;
 use super::writes::{succeeded, unanswered};
-use super::{Error, Numbers, Write};
+use super::{Error, Numbers, Write, routed};
+use crate::graph::Credential;
 use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
 
 impl Numbers {
@@ -16,16 +17,23 @@ impl Numbers {
         phone_number: &str,
         deadline: Deadline,
     ) -> Result<PreverifiedNumber, Error> {
-        let graph = self.graph.clone();
+        let route = self.keys.for_business(business_id)?;
+        let (graph, keys) = (self.graph.clone(), self.keys.clone());
         let (business, phone) = (business_id.to_owned(), phone_number.to_owned());
+        let by = route.clone();
         let added = spawned(Write::AddPreverified, async move {
-            graph
-                .add_preverified_number(&business, &phone, deadline)
-                .await
-                .map_err(|e| unanswered(Write::AddPreverified, e))
+            let credential = by.credential();
+            let sent = graph.add_preverified_number(&business, &credential, &phone, deadline);
+            let sent = async { sent.await.map_err(|e| unanswered(Write::AddPreverified, e)) };
+            routed(&keys, &by, sent).await
         })
         .await?;
-        match self.graph.preverified_number(&added, deadline).await {
+        let credential = route.credential();
+        match self
+            .graph
+            .preverified_number(&added, &credential, deadline)
+            .await
+        {
             Ok(number) => Ok(number),
             Err(e) => {
                 tracing::warn!(preverified_id = %added, error = %e, "cannot read back the pre-verified number just added");
@@ -47,19 +55,32 @@ impl Numbers {
         status: Option<&str>,
         deadline: Deadline,
     ) -> Result<PreverifiedPage, Error> {
-        Ok(self
-            .graph
-            .list_preverified_numbers(business_id, page_size, cursor, status, deadline)
-            .await?)
+        let route = self.keys.for_business(business_id)?;
+        let credential = route.credential();
+        let read = async {
+            Ok(self
+                .graph
+                .list_preverified_numbers(
+                    business_id,
+                    &credential,
+                    page_size,
+                    cursor,
+                    status,
+                    deadline,
+                )
+                .await?)
+        };
+        routed(&self.keys, &route, read).await
     }
 
-    /// Removes a number from its business's pre-verified pool.
+    /// Removes a number from its business's pre-verified pool. The pre-verified id does
+    /// not say its business: the partner's token sends it.
     pub async fn delete_preverified(&self, id: &str, deadline: Deadline) -> Result<(), Error> {
         let graph = self.graph.clone();
         let id = id.to_owned();
         let deleted = spawned(Write::DeletePreverified, async move {
             graph
-                .delete_preverified_number(&id, deadline)
+                .delete_preverified_number(&id, &Credential::Partner, deadline)
                 .await
                 .map_err(|e| unanswered(Write::DeletePreverified, e))
         });

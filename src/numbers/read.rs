@@ -14,12 +14,13 @@
 //! landed does not fill the cache when it ends, and is not joined by later readers: it
 //! may predate them.
 
-use super::Error;
 use super::deadlines::Deadlines;
 use super::directory::{Accepted, Directory};
 use super::flight::Flights;
 use super::throttle::{Scope, Throttle};
+use super::{Error, rejected, routed};
 use crate::graph::{GraphClient, UsageTracker};
+use crate::keyring::{Keyring, Route};
 use crate::model::{Deadline, PhoneNumber, Push, PushKind, Snapshot};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
@@ -88,6 +89,8 @@ impl std::fmt::Debug for ReadPath {
 
 struct Inner {
     graph: Arc<GraphClient>,
+    /// Whose token each read carries; the number → WABA index.
+    keys: Arc<Keyring>,
     ttl: Duration,
     numbers: Cache<String, Arc<Snapshot>>,
     pages: Cache<PageKey, Arc<Page>>,
@@ -108,6 +111,7 @@ struct Inner {
 impl ReadPath {
     pub fn new(
         graph: Arc<GraphClient>,
+        keys: Arc<Keyring>,
         settings: &CacheSettings,
         deadlines: Arc<Deadlines>,
     ) -> Self {
@@ -116,6 +120,7 @@ impl ReadPath {
         Self {
             inner: Arc::new(Inner {
                 graph,
+                keys,
                 ttl: settings.ttl,
                 numbers: Cache::builder()
                     .max_capacity(settings.max_entries)
@@ -146,6 +151,11 @@ impl ReadPath {
     /// Rate-limit usage as Meta last reported it.
     pub fn usage(&self) -> &UsageTracker {
         self.inner.graph.usage()
+    }
+
+    /// Whose token each read carries.
+    pub fn keys(&self) -> &Arc<Keyring> {
+        &self.inner.keys
     }
 
     /// A number's snapshot no older than `max_staleness` (`None`: the cache TTL; zero:
@@ -211,32 +221,47 @@ impl ReadPath {
         Ok(inner.page_reads.join(key, deadline, read).await?)
     }
 
-    /// Reads several numbers from Meta now, in one batch request (at most
-    /// [`crate::graph::MAX_BATCH`]), for the watchers. Each result stands alone; numbers
-    /// whose WABA is throttled are not sent.
+    /// Reads several numbers from Meta now, for the watchers: in one batch request per
+    /// token (at most [`crate::graph::MAX_BATCH`] numbers in all). Each result stands
+    /// alone; numbers whose WABA is throttled are not sent.
     pub async fn numbers_now(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
         let inner = &self.inner;
-        let mut results: Vec<Option<Result<Arc<Snapshot>, Error>>> = ids
-            .iter()
-            .map(|id| {
-                let retry_after = inner.throttled(&inner.scope_of(id))?;
-                Some(Err(Error::Throttled { retry_after }))
-            })
-            .collect();
-        let to_read: Vec<String> = ids
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_none())
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut read = match to_read.as_slice() {
-            [] => Vec::new(),
-            [id] => vec![self.number(id, Some(Duration::ZERO), None).await],
-            _ => inner.read_batch(&to_read).await,
+        let mut results: Vec<Option<Result<Arc<Snapshot>, Error>>> = Vec::new();
+        // The numbers to read, by the token that reads them (`None`: the partner's).
+        let mut batches: Vec<(Option<String>, Route, Vec<usize>)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(retry_after) = inner.throttled(&inner.scope_of(id)) {
+                results.push(Some(Err(Error::Throttled { retry_after })));
+                continue;
+            }
+            let route = match inner.keys.for_number(id).await {
+                Ok(route) => route,
+                Err(e) => {
+                    results.push(Some(Err(e.into())));
+                    continue;
+                }
+            };
+            results.push(None);
+            let owner = match &route {
+                Route::Partner => None,
+                Route::Customer { waba_id, .. } => Some(waba_id.clone()),
+            };
+            match batches.iter_mut().find(|(o, _, _)| *o == owner) {
+                Some((_, _, members)) => members.push(i),
+                None => batches.push((owner, route, vec![i])),
+            }
         }
-        .into_iter();
-        for slot in results.iter_mut().filter(|r| r.is_none()) {
-            *slot = read.next();
+        for (_, route, members) in batches {
+            let read = match members.as_slice() {
+                [i] => vec![self.number(&ids[*i], Some(Duration::ZERO), None).await],
+                _ => {
+                    let batch: Vec<String> = members.iter().map(|i| ids[*i].clone()).collect();
+                    inner.read_batch(&batch, &route).await
+                }
+            };
+            for (i, result) in members.into_iter().zip(read) {
+                results[i] = Some(result);
+            }
         }
         results
             .into_iter()
@@ -251,6 +276,9 @@ impl ReadPath {
         let inner = &self.inner;
         inner.forget_pages_of(&push.waba_id);
         let accepted = inner.directory.accept(push)?;
+        inner
+            .keys
+            .learn(&push.waba_id, std::slice::from_ref(&accepted.id));
         if !accepted.fresh {
             return Some(accepted);
         }
@@ -299,14 +327,14 @@ impl ReadPath {
             .insert(phone_number_id.to_owned(), Instant::now());
         inner.numbers.invalidate(phone_number_id);
         inner.number_reads.forget(&phone_number_id.to_owned());
-        if let Some(waba_id) = inner.directory.waba_of(phone_number_id) {
+        if let Some(waba_id) = inner.keys.known_waba_of(phone_number_id) {
             inner.forget_pages_of(&waba_id);
         }
     }
 
     /// The WABA a number is known to belong to.
     pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
-        self.inner.directory.waba_of(phone_number_id)
+        self.inner.keys.known_waba_of(phone_number_id)
     }
 }
 
@@ -340,7 +368,7 @@ impl Inner {
     }
 
     fn scope_of(&self, phone_number_id: &str) -> Scope {
-        match self.directory.waba_of(phone_number_id) {
+        match self.keys.known_waba_of(phone_number_id) {
             Some(waba_id) => Scope::Waba(waba_id),
             None => Scope::Number(phone_number_id.to_owned()),
         }
@@ -373,38 +401,57 @@ impl Inner {
             .wait(std::slice::from_ref(scope), self.graph.usage())
     }
 
-    async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, crate::graph::Error> {
+    async fn read_number(&self, id: String) -> Result<Arc<Snapshot>, Error> {
         let started = Instant::now();
-        match self.graph.phone_number(&id, None).await {
+        let route = self.keys.for_number(&id).await?;
+        let read = async {
+            let credential = route.credential();
+            Ok(self.graph.phone_number(&id, &credential, None).await?)
+        };
+        match routed(&self.keys, &route, read).await {
             Ok(number) => Ok(self.took(number, started)),
             Err(e) => {
-                self.throttle.note(&e, self.scope_of(&id));
+                self.note(&e, self.scope_of(&id));
                 Err(e)
             }
         }
     }
 
-    async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, crate::graph::Error> {
+    /// Learns from a failed read whether Meta throttles `scope`.
+    fn note(&self, e: &Error, scope: Scope) {
+        if let Error::Upstream(e) = e {
+            self.throttle.note(e, scope);
+        }
+    }
+
+    async fn read_page(&self, key: PageKey) -> Result<Arc<Page>, Error> {
         let started = Instant::now();
         let generation = self.generation(&key.waba_id);
-        let read = self
-            .graph
-            .list_phone_numbers(&key.waba_id, key.page_size, key.cursor.as_deref(), None)
-            .await;
-        let listed = match read {
+        let route = self.keys.for_waba(&key.waba_id).await?;
+        let read = async {
+            let credential = route.credential();
+            let (waba_id, size, cursor) = (&key.waba_id, key.page_size, key.cursor.as_deref());
+            Ok(self
+                .graph
+                .list_phone_numbers(waba_id, &credential, size, cursor, None)
+                .await?)
+        };
+        let listed = match routed(&self.keys, &route, read).await {
             Ok(listed) => listed,
             Err(e) => {
-                self.throttle.note(&e, Scope::Waba(key.waba_id.clone()));
+                self.note(&e, Scope::Waba(key.waba_id.clone()));
                 return Err(e);
             }
         };
+        let ids: Vec<String> = listed.numbers.iter().map(|n| n.id.clone()).collect();
+        self.keys.learn(&key.waba_id, &ids);
         let numbers: Vec<Arc<Snapshot>> = listed
             .numbers
             .into_iter()
             .map(|n| Arc::new(self.snapshot(n, started)))
             .collect();
         for snapshot in &numbers {
-            self.directory.learn(snapshot, Some(&key.waba_id));
+            self.directory.learn(snapshot);
             self.keep(snapshot, started);
         }
         let page = Arc::new(Page {
@@ -420,29 +467,40 @@ impl Inner {
         Ok(page)
     }
 
-    async fn read_batch(&self, ids: &[String]) -> Vec<Result<Arc<Snapshot>, Error>> {
+    /// Reads `ids` in one batch request, with the token `route` names.
+    async fn read_batch(&self, ids: &[String], route: &Route) -> Vec<Result<Arc<Snapshot>, Error>> {
         let started = Instant::now();
-        let results = match self.graph.phone_numbers_batch(ids, None).await {
-            Ok(results) => results,
-            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
+        let read = async {
+            let credential = route.credential();
+            Ok(self
+                .graph
+                .phone_numbers_batch(ids, &credential, None)
+                .await?)
         };
-        ids.iter()
-            .zip(results)
-            .map(|(id, result)| match result {
+        let results = match routed(&self.keys, route, read).await {
+            Ok(results) => results,
+            Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut answers = Vec::with_capacity(ids.len());
+        for (id, result) in ids.iter().zip(results) {
+            let answer = match result {
                 Ok(number) => Ok(self.took(number, started)),
                 Err(e) => {
-                    self.throttle.note(&e, self.scope_of(id));
-                    Err(e.into())
+                    let e = rejected(&self.keys, route, e.into()).await;
+                    self.note(&e, self.scope_of(id));
+                    Err(e)
                 }
-            })
-            .collect()
+            };
+            answers.push(answer);
+        }
+        answers
     }
 
     /// A number read alone (its WABA not said) by a read that started at `started`:
     /// learnt, cached, and returned as a snapshot.
     fn took(&self, number: PhoneNumber, started: Instant) -> Arc<Snapshot> {
         let snapshot = Arc::new(self.snapshot(number, started));
-        self.directory.learn(&snapshot, None);
+        self.directory.learn(&snapshot);
         self.keep(&snapshot, started);
         snapshot
     }

@@ -11,8 +11,8 @@
 
 use super::budget::Ledger;
 use super::idempotency::spawned;
-use super::{Error, Numbers, Write};
-use crate::graph;
+use super::{Error, Numbers, Write, routed};
+use crate::graph::{self, Credential};
 use crate::model::{CodeMethod, Deadline};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
@@ -46,10 +46,11 @@ pub struct NewNumber {
 impl Numbers {
     /// Adds a number to a WABA: the new phone number id.
     pub async fn add_number(&self, n: &NewNumber, deadline: Deadline) -> Result<String, Error> {
-        let graph = self.graph.clone();
+        let (graph, keys) = (self.graph.clone(), self.keys.clone());
         let reads = self.reads.clone();
         let owned = n.clone();
         let attempt = async move {
+            let route = keys.for_waba(&owned.waba_id).await?;
             let request = graph::NewNumber {
                 waba_id: &owned.waba_id,
                 country_code: owned.country_code.as_deref(),
@@ -58,10 +59,15 @@ impl Numbers {
                 migrate: owned.migrate,
                 preverified_id: owned.preverified_id.as_deref(),
             };
-            let outcome = graph.add_phone_number(&request, deadline).await;
+            let credential = route.credential();
+            let sent = async {
+                let outcome = graph.add_phone_number(&request, &credential, deadline);
+                outcome.await.map_err(|e| unanswered(Write::AddNumber, e))
+            };
+            let outcome = routed(&keys, &route, sent).await;
             // The WABA's pages may miss the number now.
             reads.invalidate_waba(&owned.waba_id);
-            outcome.map_err(|e| unanswered(Write::AddNumber, e))
+            outcome
         };
         let migrate = if n.migrate { "migrate" } else { "" };
         let request = [
@@ -88,8 +94,8 @@ impl Numbers {
         deadline: Deadline,
     ) -> Result<(), Error> {
         let (graph, language_owned) = (self.graph.clone(), language.to_owned());
-        let attempt = self.to_number(id, move |id| async move {
-            let sent = graph.request_code(&id, method, &language_owned, deadline);
+        let attempt = self.to_number(id, move |id, by| async move {
+            let sent = graph.request_code(&id, &by, method, &language_owned, deadline);
             sent.await.map_err(|e| unanswered(Write::RequestCode, e))
         });
         let request = [id, method.as_meta(), language];
@@ -108,8 +114,8 @@ impl Numbers {
         deadline: Deadline,
     ) -> Result<(), Error> {
         let graph = self.graph.clone();
-        let attempt = self.to_number(id, move |id| async move {
-            let sent = graph.verify_code(&id, &code, deadline);
+        let attempt = self.to_number(id, move |id, by| async move {
+            let sent = graph.verify_code(&id, &by, &code, deadline);
             sent.await.map_err(|e| unanswered(Write::VerifyCode, e))
         });
         succeeded(spawned(Write::VerifyCode, attempt)).await
@@ -121,8 +127,8 @@ impl Numbers {
         let (pin, region) = (r.pin.clone(), r.data_localization_region.clone());
         let id = r.phone_number_id.clone();
         let spend_reserve = r.spend_reserve;
-        let attempt = self.to_number(&id, move |id| async move {
-            let sent = graph.register(&id, &pin, region.as_deref(), deadline);
+        let attempt = self.to_number(&id, move |id, by| async move {
+            let sent = graph.register(&id, &by, &pin, region.as_deref(), deadline);
             let budget = &guards.register_budget;
             let outcome = within_budget(budget, &id, spend_reserve, Write::Register, sent).await;
             if outcome.as_ref().is_ok_and(|&success| success) {
@@ -152,8 +158,8 @@ impl Numbers {
         deadline: Deadline,
     ) -> Result<(), Error> {
         let (graph, guards) = (self.graph.clone(), self.guards.clone());
-        let attempt = self.to_number(id, move |id| async move {
-            let sent = graph.deregister(&id, deadline);
+        let attempt = self.to_number(id, move |id, by| async move {
+            let sent = graph.deregister(&id, &by, deadline);
             let budget = &guards.register_budget;
             within_budget(budget, &id, spend_reserve, Write::Deregister, sent).await
         });
@@ -173,8 +179,8 @@ impl Numbers {
     ) -> Result<(), Error> {
         let graph = self.graph.clone();
         let request_pin = pin.clone();
-        let attempt = self.to_number(id, move |id| async move {
-            let sent = graph.set_two_step_pin(&id, &pin, deadline);
+        let attempt = self.to_number(id, move |id, by| async move {
+            let sent = graph.set_two_step_pin(&id, &by, &pin, deadline);
             sent.await.map_err(|e| unanswered(Write::SetPin, e))
         });
         self.guards
@@ -197,8 +203,8 @@ impl Numbers {
     ) -> Result<(), Error> {
         let (graph, guards) = (self.graph.clone(), self.guards.clone());
         let name = display_name.to_owned();
-        let attempt = self.to_number(id, move |id| async move {
-            let sent = graph.request_display_name(&id, &name, deadline);
+        let attempt = self.to_number(id, move |id, by| async move {
+            let sent = graph.request_display_name(&id, &by, &name, deadline);
             let outcome =
                 within_budget(&guards.display_names, &id, false, Write::DisplayName, sent).await;
             if outcome.as_ref().is_ok_and(|&success| success) {
@@ -213,22 +219,24 @@ impl Numbers {
             .await
     }
 
-    /// A write to the number `id`: whatever Meta answered, what the cache knew of the
-    /// number is dropped.
+    /// A write to the number `id`, sent with the token its WABA's customer holds (or
+    /// the partner's); no call when there is none. Whatever Meta answered, what the
+    /// cache knew of the number is dropped.
     fn to_number<T, F, Fut>(
         &self,
         id: &str,
         send: F,
     ) -> impl Future<Output = Result<T, Error>> + Send + 'static
     where
-        F: FnOnce(String) -> Fut + Send + 'static,
+        F: FnOnce(String, Credential) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let reads = self.reads.clone();
+        let (reads, keys) = (self.reads.clone(), self.keys.clone());
         let id = id.to_owned();
         async move {
-            let outcome = send(id.clone()).await;
+            let route = keys.for_number(&id).await?;
+            let outcome = routed(&keys, &route, send(id.clone(), route.credential())).await;
             reads.invalidate(&id);
             outcome
         }

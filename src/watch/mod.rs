@@ -201,6 +201,7 @@ impl Hub {
         });
         tokio::spawn(poll::numbers(inner.clone()));
         tokio::spawn(stop_on_shutdown(inner.clone()));
+        tokio::spawn(end_revoked(inner.clone()));
         Hub { inner }
     }
 
@@ -373,6 +374,37 @@ impl Hub {
 
 fn failed(tx: &ViewSender) -> bool {
     matches!(tx.borrow().health, Health::Failed(_))
+}
+
+/// When Meta rejects a customer's token, the watchers of its WABA and of its numbers read
+/// at once: the read fails without a call (the token is marked), and their streams end
+/// with CUSTOMER_REAUTH_REQUIRED.
+async fn end_revoked(inner: Arc<Inner>) {
+    let mut revoked = inner.reads.keys().revocations();
+    let mut shutdown = inner.shutdown.clone();
+    loop {
+        let waba_id = tokio::select! {
+            received = revoked.recv() => match received {
+                Ok(waba_id) => waba_id,
+                // Missed some: whichever they were, their watchers find out at their next read.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if let Some(w) = lock(&inner.wabas).get(&waba_id) {
+            w.nudge.notify_one();
+        }
+        let keys = inner.reads.keys();
+        let mut numbers = lock(&inner.numbers);
+        for (id, watcher) in numbers.iter_mut() {
+            if keys.known_waba_of(id).as_deref() == Some(waba_id.as_str()) {
+                watcher.due = true;
+            }
+        }
+        drop(numbers);
+        inner.poller_wake.notify_one();
+    }
 }
 
 /// When the server stops, every view says so: subscribers end with UNAVAILABLE (those

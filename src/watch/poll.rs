@@ -2,6 +2,7 @@
 
 use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, update};
 use crate::graph::MAX_BATCH;
+use crate::keyring;
 use crate::model::Snapshot;
 use crate::numbers::{self, THROTTLE_PAUSE};
 use std::sync::Arc;
@@ -28,6 +29,11 @@ fn classify(inner: &Inner, e: &numbers::Error) -> Failure {
     let e = match e {
         numbers::Error::Throttled { retry_after } => return Failure::Throttled(*retry_after),
         numbers::Error::Upstream(e) => e,
+        // The customer's token was rejected, or nothing may read the target: only a
+        // person can change that (a new onboarding).
+        numbers::Error::Credentials(
+            keyring::Error::ReauthRequired { .. } | keyring::Error::NoCredentials { .. },
+        ) => return Failure::Permanent,
         _ => return Failure::Retry,
     };
     if e.is_throttling() {

@@ -192,7 +192,7 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 
 /// Graph API settings for `url`: `TOKEN`, `APP_SECRET`, a 5 s request timeout.
 pub fn graph_settings(url: &str) -> GraphSettings {
-    let mut graph = GraphSettings::new(url, VERSION, TokenSource::Static(TOKEN.into()));
+    let mut graph = GraphSettings::new(url, VERSION, Some(TokenSource::Static(TOKEN.into())));
     graph.app_secret = Some(APP_SECRET.into());
     graph.request_timeout = Some(Duration::from_secs(5));
     graph

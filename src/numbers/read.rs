@@ -180,10 +180,7 @@ impl ReadPath {
             let id = id.to_owned();
             async move { inner.read_number(id).await }
         };
-        Ok(inner
-            .number_reads
-            .join(id.to_owned(), deadline, read)
-            .await?)
+        inner.number_reads.join(id.to_owned(), deadline, read).await
     }
 
     /// One page of a WABA's numbers no older than `max_staleness` (as for [`Self::number`]).
@@ -218,7 +215,7 @@ impl ReadPath {
             let key = key.clone();
             async move { inner.read_page(key).await }
         };
-        Ok(inner.page_reads.join(key, deadline, read).await?)
+        inner.page_reads.join(key, deadline, read).await
     }
 
     /// Reads several numbers from Meta now, for the watchers: in one batch request per

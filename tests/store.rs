@@ -82,6 +82,7 @@ on_every_store!(
     a_stale_version_changes_nothing,
     of_racing_writers_exactly_one_wins,
     numbers_are_indexed_by_waba,
+    a_token_an_onboarding_exchanged_starts_two_steps_in,
 );
 
 on_sql_stores!(
@@ -95,7 +96,10 @@ async fn a_new_token_makes_an_unchecked_customer(f: StoreFixture) -> StoreFixtur
     let store = f.open().await;
     assert_eq!(store.customer(CUSTOMER_A).await.unwrap(), None);
     assert!(store.token(CUSTOMER_A).await.unwrap().is_none());
-    let customer = store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    let customer = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     assert_eq!(customer.waba_id, CUSTOMER_A);
     assert_eq!(customer.token_state, TokenState::Unchecked);
     assert_eq!(customer.version.get(), 1);
@@ -128,7 +132,10 @@ async fn a_new_token_replaces_the_old_and_starts_its_onboarding_over(
     f: StoreFixture,
 ) -> StoreFixture {
     let store = f.open().await;
-    let first = store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    let first = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     let expires = chrono::DateTime::from_timestamp(1_900_000_000, 0);
     let checked = Change::TokenChecked {
         business_id: "301000000000001".into(),
@@ -139,7 +146,10 @@ async fn a_new_token_replaces_the_old_and_starts_its_onboarding_over(
         .record_step_done(CUSTOMER_A, OnboardingStep::KeepToken)
         .await
         .unwrap();
-    let replaced = store.put_token(CUSTOMER_A, &secret(TOKEN_B)).await.unwrap();
+    let replaced = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_B), None)
+        .await
+        .unwrap();
     assert_eq!(replaced.token_state, TokenState::Unchecked);
     assert_eq!(replaced.token_expires_at, None, "the old token's expiry");
     assert_eq!(replaced.business_id.as_deref(), Some("301000000000001"));
@@ -159,7 +169,7 @@ async fn customers_page_in_waba_id_order(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
     let ids = ["205", "201", "204", "203", "202"];
     for id in ids {
-        store.put_token(id, &secret(TOKEN_A)).await.unwrap();
+        store.put_token(id, &secret(TOKEN_A), None).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -192,8 +202,14 @@ async fn customers_page_in_waba_id_order(f: StoreFixture) -> StoreFixture {
 
 async fn delete_says_whether_there_was_one(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
-    store.put_token(CUSTOMER_B, &secret(TOKEN_B)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
+    store
+        .put_token(CUSTOMER_B, &secret(TOKEN_B), None)
+        .await
+        .unwrap();
     store
         .index_numbers(CUSTOMER_A, &[N1.to_owned()])
         .await
@@ -213,7 +229,10 @@ async fn delete_says_whether_there_was_one(f: StoreFixture) -> StoreFixture {
 
 async fn changes_are_recorded(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
-    let created = store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    let created = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     let expires = chrono::DateTime::from_timestamp_millis(1_900_000_000_123);
     let c = store
         .update(
@@ -267,7 +286,10 @@ async fn changes_are_recorded(f: StoreFixture) -> StoreFixture {
 
 async fn onboarding_steps_and_their_failures(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     for step in [
         OnboardingStep::ExchangeCode,
         OnboardingStep::KeepToken,
@@ -346,7 +368,7 @@ async fn changes_to_nobody_change_nothing(f: StoreFixture) -> StoreFixture {
             .unwrap()
     );
     let version = store
-        .put_token(CUSTOMER_B, &secret(TOKEN_B))
+        .put_token(CUSTOMER_B, &secret(TOKEN_B), None)
         .await
         .unwrap()
         .version;
@@ -364,7 +386,7 @@ async fn changes_to_nobody_change_nothing(f: StoreFixture) -> StoreFixture {
 async fn a_stale_version_changes_nothing(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
     let v1 = store
-        .put_token(CUSTOMER_A, &secret(TOKEN_A))
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
         .await
         .unwrap()
         .version;
@@ -395,7 +417,7 @@ async fn a_stale_version_changes_nothing(f: StoreFixture) -> StoreFixture {
 async fn of_racing_writers_exactly_one_wins(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
     let version = store
-        .put_token(CUSTOMER_A, &secret(TOKEN_A))
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
         .await
         .unwrap()
         .version;
@@ -467,7 +489,10 @@ async fn numbers_are_indexed_by_waba(f: StoreFixture) -> StoreFixture {
 
 async fn a_restart_keeps_everything(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     store
         .update(CUSTOMER_A, Change::WebhooksSubscribed(true))
         .await
@@ -503,8 +528,14 @@ async fn a_restart_keeps_everything(f: StoreFixture) -> StoreFixture {
 
 async fn a_token_moved_to_another_waba_does_not_decrypt(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
-    store.put_token(CUSTOMER_B, &secret(TOKEN_B)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
+    store
+        .put_token(CUSTOMER_B, &secret(TOKEN_B), None)
+        .await
+        .unwrap();
     f.tamper(&format!(
         "UPDATE customers SET \
          token_ciphertext = (SELECT token_ciphertext FROM customers WHERE waba_id = '{CUSTOMER_A}'), \
@@ -528,8 +559,14 @@ async fn old_keys_decrypt_after_rotation_and_rekey_moves_everything(
 ) -> StoreFixture {
     let store = f.open().await;
     let old_id = store.current_key_id().unwrap().to_owned();
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
-    store.put_token(CUSTOMER_B, &secret(TOKEN_B)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
+    store
+        .put_token(CUSTOMER_B, &secret(TOKEN_B), None)
+        .await
+        .unwrap();
     store.close().await;
 
     // Rotate: a new current key, the old one moved to the old keys' folder.
@@ -548,7 +585,10 @@ async fn old_keys_decrypt_after_rotation_and_rekey_moves_everything(
             "an old ciphertext reads with the old key"
         );
     }
-    store.put_token(CUSTOMER_C, &secret(TOKEN_C)).await.unwrap();
+    store
+        .put_token(CUSTOMER_C, &secret(TOKEN_C), None)
+        .await
+        .unwrap();
     let before = store.customer(CUSTOMER_A).await.unwrap().unwrap();
     let done = store.rekey().await.unwrap();
     assert_eq!(
@@ -582,7 +622,10 @@ async fn old_keys_decrypt_after_rotation_and_rekey_moves_everything(
 async fn without_its_key_a_token_is_an_error_not_a_leak(f: StoreFixture) -> StoreFixture {
     let store = f.open().await;
     let id = store.current_key_id().unwrap().to_owned();
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     store.close().await;
     let other = write_key(f.dir.path(), "other.key");
     let store = f.open_with(&other.path, None).await.unwrap();
@@ -621,7 +664,7 @@ async fn the_sqlite_file_holds_no_token_in_clear() {
         .collect();
     for (i, token) in tokens.iter().enumerate() {
         let waba = format!("2020000000{i:05}");
-        store.put_token(&waba, &secret(token)).await.unwrap();
+        store.put_token(&waba, &secret(token), None).await.unwrap();
     }
     // Every file SQLite keeps: the database, its write-ahead log, its index.
     let search = |when: &str| {
@@ -670,7 +713,9 @@ async fn concurrent_starts_on_postgres_migrate_once() {
         f.open_with(&f.key.path, None)
     );
     let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
-    a.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    a.put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     let token = b.token(CUSTOMER_A).await.unwrap().unwrap();
     assert_eq!(token.expose_secret(), TOKEN_A);
     assert!(c.customer(CUSTOMER_A).await.unwrap().is_some());
@@ -737,11 +782,49 @@ async fn memory_needs_no_key() {
     let store = Store::open(&StoreConfig::memory()).await.unwrap();
     assert_eq!(store.backend_name(), "memory");
     assert_eq!(store.current_key_id(), None);
-    store.put_token(CUSTOMER_A, &secret(TOKEN_A)).await.unwrap();
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
     assert_eq!(store.rekey().await.unwrap().changed, 0);
     assert_eq!(
         Store::memory().customer(CUSTOMER_A).await.unwrap(),
         None,
         "fresh"
     );
+}
+
+async fn a_token_an_onboarding_exchanged_starts_two_steps_in(f: StoreFixture) -> StoreFixture {
+    let store = f.open().await;
+    let kept = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), Some("hand-off-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.progress.done(),
+        [OnboardingStep::ExchangeCode, OnboardingStep::KeepToken],
+        "recorded in the same write as the token"
+    );
+    assert_eq!(kept.onboarding_request_id.as_deref(), Some("hand-off-1"));
+    store
+        .record_step_done(CUSTOMER_A, OnboardingStep::CheckToken)
+        .await
+        .unwrap();
+    let again = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_B), Some("hand-off-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.progress.done(),
+        [OnboardingStep::ExchangeCode, OnboardingStep::KeepToken]
+    );
+    assert_eq!(again.onboarding_request_id.as_deref(), Some("hand-off-2"));
+    let by_hand = store
+        .put_token(CUSTOMER_A, &secret(TOKEN_C), None)
+        .await
+        .unwrap();
+    assert!(by_hand.progress.done().is_empty());
+    assert_eq!(by_hand.onboarding_request_id, None);
+    assert_eq!(store.customer(CUSTOMER_A).await.unwrap(), Some(by_hand));
+    f
 }

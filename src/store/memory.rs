@@ -39,7 +39,14 @@ impl Memory {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn put_token(&self, waba_id: &str, token: &SecretString) -> Customer {
+    pub(crate) fn put_token(
+        &self,
+        waba_id: &str,
+        token: &SecretString,
+        onboarding: Option<&str>,
+    ) -> Customer {
+        let progress = Progress::exchanged(onboarding.is_some());
+        let onboarding = onboarding.map(str::to_owned);
         let now = Utc::now();
         let mut state = self.state();
         let row = state
@@ -49,7 +56,8 @@ impl Memory {
                 let c = &mut row.customer;
                 c.token_state = TokenState::Unchecked;
                 c.token_expires_at = None;
-                c.progress = Progress::default();
+                c.progress = progress.clone();
+                c.onboarding_request_id = onboarding.clone();
                 c.version = Version(c.version.0 + 1);
                 c.updated_at = now;
                 row.token = token.clone();
@@ -61,11 +69,12 @@ impl Memory {
                     token_state: TokenState::Unchecked,
                     token_expires_at: None,
                     webhooks_subscribed: false,
-                    progress: Progress::default(),
+                    progress,
                     onboarded_at: None,
                     created_at: now,
                     updated_at: now,
                     version: Version(1),
+                    onboarding_request_id: onboarding,
                 },
                 token: token.clone(),
             });

@@ -129,11 +129,18 @@ impl Store {
     }
 
     /// Keeps `token` for `waba_id`: a new customer, or a new token for a known one
-    /// (marked unchecked, its expiry forgotten; the rest of the customer kept).
-    pub async fn put_token(&self, waba_id: &str, token: &SecretString) -> Result<Customer, Error> {
+    /// (marked unchecked, its expiry forgotten, its onboarding to do again; the rest of
+    /// the customer kept). `onboarding`: the `request_id` of the onboarding that
+    /// exchanged it, recorded in the same write with its first two steps done.
+    pub async fn put_token(
+        &self,
+        waba_id: &str,
+        token: &SecretString,
+        onboarding: Option<&str>,
+    ) -> Result<Customer, Error> {
         match &*self.inner {
-            Inner::Memory(m) => Ok(m.put_token(waba_id, token)),
-            Inner::Sql(s) => s.put_token(waba_id, token).await,
+            Inner::Memory(m) => Ok(m.put_token(waba_id, token, onboarding)),
+            Inner::Sql(s) => s.put_token(waba_id, token, onboarding).await,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Customer {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: Version,
+    /// The `request_id` of the onboarding whose code gave the current token.
+    pub onboarding_request_id: Option<String>,
 }
 
 /// Which onboarding steps are done, and the last failure of one.
@@ -61,6 +63,24 @@ impl Progress {
             .into_iter()
             .filter(|s| self.is_done(*s))
             .collect()
+    }
+
+    /// Where a new token's onboarding starts: with the code exchanged and the token kept
+    /// when an onboarding put it, from nothing otherwise.
+    pub(crate) fn exchanged(by_onboarding: bool) -> Progress {
+        let done = if by_onboarding {
+            step_bit(OnboardingStep::ExchangeCode) | step_bit(OnboardingStep::KeepToken)
+        } else {
+            0
+        };
+        Progress {
+            done,
+            failure: None,
+        }
+    }
+
+    pub(crate) fn bits(&self) -> i64 {
+        self.done as i64
     }
 
     pub(crate) fn from_parts(done: i64, failure: Option<StepFailure>) -> Progress {

@@ -65,17 +65,19 @@ macro_rules! on_pool {
 
 const COLUMNS: &str = "waba_id, business_id, token_state, token_expires_at, \
     webhooks_subscribed, steps_done, failed_step, failure_code, failure_message, \
-    onboarded_at, created_at, updated_at, version";
+    onboarded_at, created_at, updated_at, version, onboarding_request_id";
 
 /// A new customer, or a new token for one: unchecked, its expiry unknown, its onboarding
-/// to be done again (a check passed by the old token says nothing of the new); the
-/// business, subscription and times are kept.
+/// to be done again (a check passed by the old token says nothing of the new) from the
+/// steps `$5` (what the onboarding `$6` has done); the business, subscription and times
+/// are kept.
 const PUT_TOKEN: &str = "INSERT INTO customers (waba_id, token_ciphertext, token_nonce, \
-    token_key_id, token_state, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, 'unchecked', {now}, {now}) \
+    token_key_id, token_state, steps_done, onboarding_request_id, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, 'unchecked', $5, $6, {now}, {now}) \
     ON CONFLICT (waba_id) DO UPDATE SET token_ciphertext = excluded.token_ciphertext, \
     token_nonce = excluded.token_nonce, token_key_id = excluded.token_key_id, \
-    token_state = 'unchecked', token_expires_at = NULL, steps_done = 0, failed_step = NULL, \
+    token_state = 'unchecked', token_expires_at = NULL, steps_done = excluded.steps_done, \
+    onboarding_request_id = excluded.onboarding_request_id, failed_step = NULL, \
     failure_code = NULL, failure_message = NULL, version = customers.version + 1, updated_at = excluded.updated_at \
     RETURNING {columns}";
 
@@ -192,15 +194,19 @@ impl Sql {
         &self,
         waba_id: &str,
         token: &SecretString,
+        onboarding: Option<&str>,
     ) -> Result<Customer, Error> {
         let sealed = self.keys.seal(waba_id, token)?;
         let sql = self.sql(PUT_TOKEN);
+        let done = Progress::exchanged(onboarding.is_some()).bits();
         on_pool!(self, pool => {
             let row = sqlx::query(&sql)
                 .bind(waba_id)
                 .bind(sealed.ciphertext.as_slice())
                 .bind(sealed.nonce.as_slice())
                 .bind(sealed.key_id.as_str())
+                .bind(done)
+                .bind(onboarding)
                 .fetch_one(pool)
                 .await?;
             customer(&row)
@@ -423,6 +429,7 @@ where
         created_at: required("created_at")?,
         updated_at: required("updated_at")?,
         version: Version(row.try_get("version")?),
+        onboarding_request_id: row.try_get("onboarding_request_id")?,
         waba_id,
     })
 }

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod customers;
 pub mod graph;
 pub mod grpc;
 pub mod http;

@@ -2,11 +2,13 @@
 //! checking and server reflection (v1 and v1alpha, health included, so grpcurl and mesh
 //! probes just work).
 
+use crate::customers::Customers;
 use crate::graph::{GraphClient, GraphSettings};
 use crate::grpc::page_token::PageTokens;
+use crate::grpc::pb::customer_service_server::CustomerServiceServer;
 use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
 use crate::grpc::transport::{self, Http2Settings};
-use crate::grpc::{Api, pb};
+use crate::grpc::{Api, CustomerApi, pb};
 use crate::http::WebhookSettings;
 use crate::keyring::Keyring;
 use crate::numbers::{CacheSettings, Numbers};
@@ -46,6 +48,8 @@ pub struct Settings {
     /// Where customers and their tokens are kept (`WABA_STORE`); `None`: the partner's
     /// token alone, and the customer RPCs answer FAILED_PRECONDITION.
     pub store: Option<StoreConfig>,
+    /// How often every customer's token is checked with `debug_token` (`None`: never).
+    pub token_check_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -60,6 +64,7 @@ impl Settings {
             keepalive: Some(Duration::from_secs(30)),
             max_concurrent_streams: 2_000,
             store: None,
+            token_check_interval: Some(crate::customers::TOKEN_CHECK_INTERVAL),
         }
     }
 }
@@ -68,6 +73,7 @@ impl Settings {
 pub struct Service {
     settings: Settings,
     api: Api,
+    customer_api: CustomerApi,
     hub: Hub,
     graph: Arc<GraphClient>,
     stopping: watch::Sender<bool>,
@@ -99,11 +105,24 @@ impl Service {
             &settings.cache,
             settings.register_reserve,
         );
-        let hub = Hub::new(numbers.reads().clone(), settings.watch.clone(), stopping_rx);
+        let hub = Hub::new(
+            numbers.reads().clone(),
+            settings.watch.clone(),
+            stopping_rx.clone(),
+        );
+        let customers = Customers::new(graph.clone(), numbers.clone());
+        if customers.available()
+            && let Some(interval) = settings.token_check_interval
+        {
+            tokio::spawn(customers.clone().check_tokens_every(interval, stopping_rx));
+        }
+        let customer_api =
+            CustomerApi::new(customers, PageTokens::new(page_token_key(&settings.graph)));
         let api = Api::new(numbers, page_tokens, hub.clone());
         Ok(Self {
             settings,
             api,
+            customer_api,
             hub,
             graph,
             stopping,
@@ -128,6 +147,7 @@ impl Service {
         let Service {
             settings,
             api,
+            customer_api,
             hub,
             graph,
             stopping,
@@ -153,13 +173,17 @@ impl Service {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
         health.set_serving::<PhoneNumberServiceServer<Api>>().await;
+        health
+            .set_serving::<CustomerServiceServer<CustomerApi>>()
+            .await;
         health.set_service_status("", ServingStatus::Serving).await;
         tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 
         let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(PhoneNumberServiceServer::new(api));
+            .add_service(PhoneNumberServiceServer::new(api))
+            .add_service(CustomerServiceServer::new(customer_api));
         let http2 = Http2Settings {
             keepalive: settings.keepalive,
             max_concurrent_streams: settings.max_concurrent_streams,
@@ -181,6 +205,9 @@ impl Service {
         tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
         health
             .set_not_serving::<PhoneNumberServiceServer<Api>>()
+            .await;
+        health
+            .set_not_serving::<CustomerServiceServer<CustomerApi>>()
             .await;
         health
             .set_service_status("", ServingStatus::NotServing)

@@ -138,7 +138,7 @@ async fn a_new_token_replaces_the_old_and_starts_its_onboarding_over(
         .unwrap();
     let expires = chrono::DateTime::from_timestamp(1_900_000_000, 0);
     let checked = Change::TokenChecked {
-        business_id: "301000000000001".into(),
+        business_id: Some("301000000000001".into()),
         expires_at: expires,
     };
     store.update(CUSTOMER_A, checked).await.unwrap().unwrap();
@@ -238,7 +238,7 @@ async fn changes_are_recorded(f: StoreFixture) -> StoreFixture {
         .update(
             CUSTOMER_A,
             Change::TokenChecked {
-                business_id: "301000000000001".into(),
+                business_id: Some("301000000000001".into()),
                 expires_at: expires,
             },
         )

@@ -1,7 +1,10 @@
 //! Domain types → protobuf. The one place the two meet.
 
 use super::pb;
-use crate::model::{PhoneNumber, PreverifiedNumber, RegisterBudget, Snapshot};
+use crate::customers::CustomerView;
+use crate::model::{
+    OnboardingStep, PhoneNumber, PreverifiedNumber, RegisterBudget, Snapshot, TokenState,
+};
 use chrono::{DateTime, Utc};
 
 impl From<PhoneNumber> for pb::PhoneNumber {
@@ -138,6 +141,63 @@ fn known<E: Into<i32>>(prefix: &str, raw: &str, from_name: fn(&str) -> Option<E>
         return 0;
     }
     from_name(&format!("{prefix}{raw}")).map_or(0, Into::into)
+}
+
+impl From<CustomerView> for pb::Customer {
+    fn from(view: CustomerView) -> Self {
+        let c = view.customer;
+        let token_state = match c.token_state {
+            TokenState::Active => pb::TokenState::Active,
+            TokenState::ReauthRequired => pb::TokenState::ReauthRequired,
+            TokenState::Unchecked => pb::TokenState::Unchecked,
+        };
+        let steps = OnboardingStep::ALL
+            .into_iter()
+            .map(|step| {
+                let failure = c.progress.failure.as_ref().filter(|f| f.step == step);
+                let state = if c.progress.is_done(step) {
+                    pb::StepState::Done
+                } else if failure.is_some() {
+                    pb::StepState::Failed
+                } else if step == OnboardingStep::RegisterNumber && c.onboarded_at.is_some() {
+                    // Onboarding completed without it: no number was given.
+                    pb::StepState::Skipped
+                } else {
+                    pb::StepState::Pending
+                };
+                pb::StepProgress {
+                    step: onboarding_step(step) as i32,
+                    state: state as i32,
+                    error: failure.map(|f| tonic_types::pb::Status {
+                        code: f.code,
+                        message: f.message.clone(),
+                        details: Vec::new(),
+                    }),
+                }
+            })
+            .collect();
+        pb::Customer {
+            business_id: c.business_id.unwrap_or_default(),
+            token_state: token_state as i32,
+            webhooks_subscribed: c.webhooks_subscribed,
+            phone_number_ids: view.phone_number_ids,
+            onboarded_at: c.onboarded_at.map(timestamp),
+            token_expires_at: c.token_expires_at.map(timestamp),
+            steps,
+            waba_id: c.waba_id,
+        }
+    }
+}
+
+fn onboarding_step(step: OnboardingStep) -> pb::OnboardingStep {
+    match step {
+        OnboardingStep::ExchangeCode => pb::OnboardingStep::ExchangeCode,
+        OnboardingStep::KeepToken => pb::OnboardingStep::KeepToken,
+        OnboardingStep::CheckToken => pb::OnboardingStep::CheckToken,
+        OnboardingStep::SubscribeWebhooks => pb::OnboardingStep::SubscribeWebhooks,
+        OnboardingStep::IndexNumbers => pb::OnboardingStep::IndexNumbers,
+        OnboardingStep::RegisterNumber => pb::OnboardingStep::RegisterNumber,
+    }
 }
 
 #[cfg(test)]

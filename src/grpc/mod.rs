@@ -3,6 +3,7 @@
 
 pub mod codec;
 mod convert;
+mod customers;
 mod deadline;
 mod lifecycle;
 mod metrics;
@@ -35,6 +36,18 @@ pub mod pb {
     impl std::fmt::Debug for SetTwoStepPinRequest {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("SetTwoStepPinRequest")
+                .field("phone_number_id", &self.phone_number_id)
+                .field("pin", &"[redacted]")
+                .field("request_id", &self.request_id)
+                .finish()
+        }
+    }
+
+    impl std::fmt::Debug for OnboardCustomerRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("OnboardCustomerRequest")
+                .field("code", &"[redacted]")
+                .field("waba_id", &self.waba_id)
                 .field("phone_number_id", &self.phone_number_id)
                 .field("pin", &"[redacted]")
                 .field("request_id", &self.request_id)
@@ -76,6 +89,14 @@ pub mod pb {
                     ..VerifyCodeRequest::default()
                 }
             ),
+            format!(
+                "{:?}",
+                OnboardCustomerRequest {
+                    code: "975310".into(),
+                    pin: "975310".into(),
+                    ..OnboardCustomerRequest::default()
+                }
+            ),
         ];
         for debug in secrets {
             assert!(
@@ -85,6 +106,8 @@ pub mod pb {
         }
     }
 }
+
+pub use customers::CustomerApi;
 
 use crate::numbers::Numbers;
 use crate::watch::{Hub, Target};

@@ -6,7 +6,8 @@
 //! Branches on Meta's `error.code`, then `error_subcode`; never on the HTTP status alone.
 
 use crate::graph::{self, GraphError, PHONE_NODE};
-use crate::{keyring, numbers};
+use crate::model::OnboardingStep;
+use crate::{customers, keyring, numbers};
 use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Code, Status};
@@ -64,6 +65,75 @@ impl From<keyring::Error> for Status {
     fn from(e: keyring::Error) -> Self {
         credentials(&e)
     }
+}
+
+impl From<customers::Error> for Status {
+    fn from(err: customers::Error) -> Self {
+        use customers::Error as E;
+        let service = |code, reason: &str, message: String| {
+            let details = ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, HashMap::new());
+            Status::with_error_details(code, message, details)
+        };
+        match err {
+            E::NoStore => service(
+                Code::FailedPrecondition,
+                "STORE_NOT_CONFIGURED",
+                err.to_string(),
+            ),
+            E::NotFound { .. } => service(Code::NotFound, "CUSTOMER_NOT_FOUND", err.to_string()),
+            E::Store(_) => store_unavailable(err.to_string()),
+            E::Unsubscribe { ref cause, .. } => {
+                let status = upstream(cause, true);
+                Status::with_error_details(
+                    status.code(),
+                    err.to_string(),
+                    status.get_error_details(),
+                )
+            }
+            E::Step { step, cause } => step_failed(step, cause),
+        }
+    }
+}
+
+/// A failed onboarding step: the status of what failed, its ErrorInfo naming the step
+/// (metadata `onboarding_step`).
+fn step_failed(step: OnboardingStep, cause: customers::Cause) -> Status {
+    use customers::Cause as C;
+    let message = format!("onboarding step {step} failed: {cause}");
+    let status = match cause {
+        // The exchange and the subscription are writes (sent once); the check a read.
+        C::Graph(e) => upstream(&e, step != OnboardingStep::CheckToken),
+        C::Numbers(e) => Status::from(e),
+        C::Store(m) => store_unavailable(m),
+        C::Denied(m) => {
+            let details =
+                ErrorDetails::with_error_info("TOKEN_NOT_GRANTED", SERVICE_DOMAIN, HashMap::new());
+            Status::with_error_details(Code::PermissionDenied, m, details)
+        }
+        C::NotInWaba { .. } => {
+            let details = ErrorDetails::with_error_info(
+                "PHONE_NUMBER_NOT_IN_WABA",
+                SERVICE_DOMAIN,
+                HashMap::new(),
+            );
+            Status::with_error_details(Code::NotFound, String::new(), details)
+        }
+    };
+    let mut details = status.get_error_details();
+    let mut info = details.error_info().cloned().unwrap_or_else(|| {
+        tonic_types::ErrorInfo::new("ONBOARDING_STEP_FAILED", SERVICE_DOMAIN, HashMap::new())
+    });
+    info.metadata
+        .insert("onboarding_step".to_owned(), step.as_str().to_owned());
+    details.set_error_info(info.reason, info.domain, info.metadata);
+    Status::with_error_details(status.code(), message, details)
+}
+
+fn store_unavailable(message: String) -> Status {
+    let mut details =
+        ErrorDetails::with_error_info("STORE_UNAVAILABLE", SERVICE_DOMAIN, HashMap::new());
+    details.set_retry_info(Some(Duration::from_secs(1)));
+    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 /// No token may make the call: FAILED_PRECONDITION `NO_CREDENTIALS_FOR_WABA`; the
@@ -144,7 +214,7 @@ pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
 /// carries no `RetryInfo`: trying again is a decision (another SMS, another of the 10
 /// register attempts), not a reflex; only Meta's explicit "wait five minutes" (133015)
 /// keeps its delay.
-fn upstream(err: &graph::Error, write: bool) -> Status {
+pub(super) fn upstream(err: &graph::Error, write: bool) -> Status {
     use graph::Error as E;
     let (code, reason, retry) = match err {
         E::Graph(g) => return from_graph(g, write),

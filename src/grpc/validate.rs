@@ -164,6 +164,22 @@ impl Checks {
         code
     }
 
+    /// Embedded Signup's one-time code: printable ASCII without spaces, at most 2 KiB.
+    /// Never echoed.
+    pub fn signup_code(&mut self, field: &str, value: &str) -> &mut Self {
+        const MAX_SIGNUP_CODE_LEN: usize = 2048;
+        if value.is_empty() {
+            self.fail(field, "is required (the code Embedded Signup gave)");
+        } else if value.len() > MAX_SIGNUP_CODE_LEN || !value.bytes().all(|b| b.is_ascii_graphic())
+        {
+            self.fail(
+                field,
+                format!("must be at most {MAX_SIGNUP_CODE_LEN} printable ASCII characters without spaces"),
+            );
+        }
+        self
+    }
+
     /// A language for the code message: `ll` or `ll_CC` (e.g. `en`, `pt_BR`); empty
     /// means [`DEFAULT_CODE_LANGUAGE`].
     pub fn language(&mut self, field: &str, value: &str) -> String {

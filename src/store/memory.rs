@@ -131,7 +131,9 @@ impl Memory {
                 expires_at,
             } => {
                 c.token_state = TokenState::Active;
-                c.business_id = Some(business_id.clone());
+                if business_id.is_some() {
+                    c.business_id = business_id.clone();
+                }
                 c.token_expires_at = *expires_at;
             }
             Change::WebhooksSubscribed(on) => c.webhooks_subscribed = *on,

@@ -134,7 +134,8 @@ pub enum Change {
     TokenState(TokenState),
     /// `debug_token` vouched for the token: active, with its business and expiry.
     TokenChecked {
-        business_id: String,
+        /// `None`: the token did not say (the business already known is kept).
+        business_id: Option<String>,
         expires_at: Option<DateTime<Utc>>,
     },
     WebhooksSubscribed(bool),

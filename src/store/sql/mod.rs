@@ -110,7 +110,7 @@ fn set_clause(change: &Change) -> &'static str {
     match change {
         Change::TokenState(_) => "token_state = $3",
         Change::TokenChecked { .. } => {
-            "token_state = 'active', business_id = $3, token_expires_at = $4"
+            "token_state = 'active', business_id = COALESCE($3, business_id), token_expires_at = $4"
         }
         Change::WebhooksSubscribed(_) => "webhooks_subscribed = $3",
         // Every right-hand side reads the row as it was: the failure is cleared only
@@ -137,7 +137,7 @@ macro_rules! bind_change {
                 business_id,
                 expires_at,
             } => $query
-                .bind(business_id.as_str())
+                .bind(business_id.as_deref())
                 .bind(expires_at.map(|t| t.timestamp_millis())),
             Change::WebhooksSubscribed(on) => $query.bind(*on),
             Change::StepDone(step) => $query.bind(bit(*step)).bind(step.as_str()),

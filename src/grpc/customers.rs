@@ -1,0 +1,240 @@
+//! `whatsapp.phonenumbers.v1.CustomerService`: validate, call the customers domain,
+//! convert. Onboarding and removal run to their end in a task of their own (the code
+//! is spent once sent), each with one audit line.
+
+use super::lifecycle::given;
+use super::metrics::CallTimer;
+use super::page_token::PageTokens;
+use super::pb::customer_service_server::CustomerService;
+use super::validate::Checks;
+use super::{deadline, finish, pb};
+use crate::customers::{self, Customers, Onboarding};
+use secrecy::SecretString;
+use std::num::NonZeroU32;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Customers per page when the caller says 0, and at most.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = crate::store::MAX_PAGE;
+/// The scope page tokens of ListCustomers are bound to.
+const PAGE_SCOPE: &str = "customers";
+
+/// Implements `whatsapp.phonenumbers.v1.CustomerService`.
+#[derive(Debug)]
+pub struct CustomerApi {
+    customers: Customers,
+    page_tokens: PageTokens,
+}
+
+impl CustomerApi {
+    pub fn new(customers: Customers, page_tokens: PageTokens) -> Self {
+        Self {
+            customers,
+            page_tokens,
+        }
+    }
+
+    /// The customer RPCs need a store: say so before looking at the request.
+    fn available(&self) -> Result<(), Status> {
+        if self.customers.available() {
+            Ok(())
+        } else {
+            Err(customers::Error::NoStore.into())
+        }
+    }
+
+    async fn onboard(
+        &self,
+        request: Request<pb::OnboardCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        self.available()?;
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        let mut checks = Checks::default();
+        checks
+            .signup_code("code", &req.code)
+            .graph_id("waba_id", &req.waba_id);
+        match (req.phone_number_id.is_empty(), req.pin.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                checks
+                    .graph_id("phone_number_id", &req.phone_number_id)
+                    .pin("pin", &req.pin);
+            }
+            (true, false) => checks.fail("phone_number_id", "is required with pin"),
+            (false, true) => checks.fail("pin", "is required with phone_number_id"),
+        }
+        if req.request_id.is_empty() {
+            checks.fail(
+                "request_id",
+                "is required: a retry with the same request_id resumes the onboarding \
+                 instead of sending the one-time code again",
+            );
+        }
+        checks.request_id("request_id", &req.request_id).finish()?;
+        let register = given(req.phone_number_id).map(|id| (id, SecretString::from(req.pin)));
+        let onboarding = Onboarding {
+            code: SecretString::from(req.code),
+            waba_id: req.waba_id,
+            register,
+            request_id: req.request_id,
+        };
+        let domain = self.customers.clone();
+        let task = async move {
+            let outcome = domain.onboard(&onboarding, deadline).await;
+            let waba_id = onboarding.waba_id.as_str();
+            let outcome = match outcome {
+                Ok(view) => Ok(view),
+                Err(e) => {
+                    let step = match &e {
+                        customers::Error::Step { step, .. } => Some(*step),
+                        _ => None,
+                    };
+                    let status = Status::from(e);
+                    if let Some(step) = step {
+                        let code = status.code() as i32;
+                        let message = status.message().to_owned();
+                        domain.record_failure(waba_id, step, code, message).await;
+                    }
+                    Err(status)
+                }
+            };
+            tracing::info!(
+                waba_id,
+                register = onboarding.register.as_ref().map(|(id, _)| id.as_str()).unwrap_or_default(),
+                request_id = %onboarding.request_id,
+                ok = outcome.is_ok(),
+                "onboard customer"
+            );
+            outcome
+        };
+        match tokio::spawn(task.instrument(tracing::Span::current())).await {
+            Ok(outcome) => Ok(Response::new(outcome?.into())),
+            Err(e) => {
+                tracing::error!(error = %e, "onboarding task failed");
+                Err(Status::internal("the onboarding failed inside the service"))
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        self.available()?;
+        let req = request.into_inner();
+        Checks::default()
+            .graph_id("waba_id", &req.waba_id)
+            .finish()?;
+        let view = self.customers.get(&req.waba_id).await?;
+        Ok(Response::new(view.into()))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        self.available()?;
+        let req = request.into_inner();
+        let mut checks = Checks::default();
+        let page_size = match u32::try_from(req.page_size) {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) => n.min(MAX_PAGE_SIZE),
+            Err(_) => {
+                checks.fail("page_size", "must not be negative");
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            self.page_tokens
+                .decode(&req.page_token, PAGE_SCOPE, page_size)
+                .inspect_err(|e| checks.fail("page_token", e.to_string()))
+                .ok()
+        };
+        checks.finish()?;
+        let limit = NonZeroU32::new(page_size).expect("at least 1");
+        let (views, next) = self.customers.list(limit, after.as_deref()).await?;
+        let next_page_token = next
+            .map(|last| self.page_tokens.encode(PAGE_SCOPE, page_size, &last))
+            .unwrap_or_default();
+        Ok(Response::new(pb::ListCustomersResponse {
+            customers: views.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn remove(
+        &self,
+        request: Request<pb::RemoveCustomerRequest>,
+    ) -> Result<Response<pb::RemoveCustomerResponse>, Status> {
+        self.available()?;
+        let deadline = deadline::of(&request);
+        let req = request.into_inner();
+        Checks::default()
+            .graph_id("waba_id", &req.waba_id)
+            .finish()?;
+        let domain = self.customers.clone();
+        let task = async move {
+            let outcome = domain.remove(&req.waba_id, deadline).await;
+            tracing::info!(waba_id = %req.waba_id, ok = outcome.is_ok(), "remove customer");
+            outcome
+        };
+        let removed = match tokio::spawn(task.instrument(tracing::Span::current())).await {
+            Ok(outcome) => outcome?,
+            Err(e) => {
+                tracing::error!(error = %e, "removal task failed");
+                return Err(Status::internal("the removal failed inside the service"));
+            }
+        };
+        let unsubscribe_error = removed.unsubscribe_refused.map(|e| {
+            let status = super::status::upstream(&e, true);
+            tonic_types::pb::Status {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+                details: Vec::new(),
+            }
+        });
+        Ok(Response::new(pb::RemoveCustomerResponse {
+            webhooks_unsubscribed: unsubscribe_error.is_none(),
+            unsubscribe_error,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomerApi {
+    async fn onboard_customer(
+        &self,
+        request: Request<pb::OnboardCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let timer = CallTimer::start("OnboardCustomer");
+        finish(timer, self.onboard(request).await)
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let timer = CallTimer::start("GetCustomer");
+        finish(timer, self.get(request).await)
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        let timer = CallTimer::start("ListCustomers");
+        finish(timer, self.list(request).await)
+    }
+
+    async fn remove_customer(
+        &self,
+        request: Request<pb::RemoveCustomerRequest>,
+    ) -> Result<Response<pb::RemoveCustomerResponse>, Status> {
+        let timer = CallTimer::start("RemoveCustomer");
+        finish(timer, self.remove(request).await)
+    }
+}

@@ -3,6 +3,7 @@
 mod support;
 
 mod cache;
+mod customers;
 mod fields;
 mod lifecycle;
 mod operations;

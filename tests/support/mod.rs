@@ -33,10 +33,12 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::{ErrorInfo, StatusExt};
 use waba_numbers::graph::{GraphSettings, TokenSource};
 use waba_numbers::http::{WEBHOOK_PATH, WebhookSettings};
+use waba_numbers::pb::customer_service_client::CustomerServiceClient;
 use waba_numbers::pb::phone_number_service_client::PhoneNumberServiceClient;
 use waba_numbers::pb::{StatusEvent, WatchStatusRequest};
 use waba_numbers::sandbox::{self, SandboxOptions};
 use waba_numbers::server::{self, BoxError, Settings};
+use waba_numbers::store::StoreConfig;
 use waba_numbers::watch::Hub;
 use wiremock::MockServer;
 
@@ -51,6 +53,11 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 /// A client of the service.
 pub type Client = PhoneNumberServiceClient<Channel>;
+/// A client of the service's customer RPCs.
+pub type CustomersClient = CustomerServiceClient<Channel>;
+
+/// The Meta app id the customer tests exchange codes with.
+pub const APP_ID: &str = "1234567890123456";
 
 /// The service, running on its own task, and a client connected to it.
 pub struct Service {
@@ -60,6 +67,8 @@ pub struct Service {
     pub http_addr: SocketAddr,
     /// A client on `addr`.
     pub client: Client,
+    /// A client of the customer RPCs on `addr`.
+    pub customers: CustomersClient,
     /// The service's watchers, to read their stats.
     pub hub: Hub,
     stop: Option<oneshot::Sender<()>>,
@@ -93,11 +102,12 @@ impl Service {
             .check(ready)
             .await
             .unwrap();
-        let client = Client::new(channel);
+        let client = Client::new(channel.clone());
         Service {
             addr,
             http_addr,
             client,
+            customers: CustomersClient::new(channel),
             hub,
             stop: Some(stop),
             task,
@@ -113,16 +123,17 @@ impl Service {
     /// The service on the embedded sandbox run with `options` (its credentials and
     /// webhook address are the service's).
     pub async fn on_sandbox_with(options: SandboxOptions) -> Service {
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
-        let options = SandboxOptions {
-            access_token: Some(TOKEN.into()),
-            app_secret: Some(APP_SECRET.into()),
-            webhook_url: Some(webhook_url),
-            ..options
-        };
-        let url = sandbox::spawn(options).await.unwrap();
-        Service::start_on(settings(&url), http).await
+        let (settings, http) = on_sandbox_settings(options).await;
+        Service::start_on(settings, http).await
+    }
+
+    /// The service on the embedded sandbox with customers: the sandbox's app id, a
+    /// `memory` store.
+    pub async fn on_sandbox_with_customers() -> Service {
+        let (settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
+        let mut settings = with_customers(settings, StoreConfig::memory());
+        settings.graph.app_id = Some(sandbox::SANDBOX_APP_ID.into());
+        Service::start_on(settings, http).await
     }
 
     /// The service on a fake Graph API.
@@ -158,6 +169,21 @@ impl Service {
     }
 }
 
+/// A sandbox run with `options` (its credentials and webhook address the service's),
+/// the settings that reach it, and the service's webhook listener.
+async fn on_sandbox_settings(options: SandboxOptions) -> (Settings, TcpListener) {
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
+    let options = SandboxOptions {
+        access_token: Some(TOKEN.into()),
+        app_secret: Some(APP_SECRET.into()),
+        webhook_url: Some(webhook_url),
+        ..options
+    };
+    let url = sandbox::spawn(options).await.unwrap();
+    (settings(&url), http)
+}
+
 /// Settings against the Graph API at `url`, verifying webhooks with the app secret.
 pub fn settings(url: &str) -> Settings {
     let mut settings = Settings::new(graph_settings(url));
@@ -165,6 +191,15 @@ pub fn settings(url: &str) -> Settings {
         app_secret: Some(APP_SECRET.into()),
         verify_token: Some(VERIFY_TOKEN.into()),
     };
+    settings
+}
+
+/// `settings` with customers kept in `store`, codes exchanged as the app [`APP_ID`], and
+/// no periodic token check (the tests that want one set it).
+pub fn with_customers(mut settings: Settings, store: StoreConfig) -> Settings {
+    settings.store = Some(store);
+    settings.graph.app_id = Some(APP_ID.into());
+    settings.token_check_interval = None;
     settings
 }
 

@@ -5,6 +5,8 @@
 - graph/ is a leaf: it may use model/, tls and metrics, nothing else of the crate;
 - sandbox/ never imports graph/ (an independent reading of Meta's contract), nor store/;
 - store/ may use model/, nothing else of the crate (and graph/, a leaf, never uses it);
+- keyring/ (whose token each call carries) may use model/, graph/ and store/ only;
+- numbers/ (the domain) never imports the layers above it: customers/, watch/, grpc/, http/;
 - only main.rs, server.rs and config.rs wire the sandbox in;
 - metrics.rs knows no tonic (gRPC call metrics live in grpc/).
 
@@ -20,8 +22,12 @@ LEAVES = {"model", "tls"}  # import nothing of the crate
 ONLY = {  # may import these and nothing else
     "graph": {"model", "tls", "metrics"},
     "store": {"model"},
+    "keyring": {"model", "graph", "store"},
 }
-FORBIDDEN = {"sandbox": {"graph", "store"}}
+FORBIDDEN = {
+    "sandbox": {"graph", "store"},
+    "numbers": {"customers", "watch", "grpc", "http", "server"},
+}
 SANDBOX_WIRING = {"main", "server", "config", "sandbox"}
 NO_TONIC = {"metrics"}
 

@@ -188,7 +188,7 @@ async fn onboarding_sends_each_step_with_the_right_token_and_then_the_number_is_
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.customers, [customer.clone()]);
+    assert_eq!(listed.customers, std::slice::from_ref(&customer));
     assert!(listed.next_page_token.is_empty());
 
     // Done is done: the same request_id again sends nothing.

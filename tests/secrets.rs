@@ -3,8 +3,9 @@
 //! SIGTERM behave.
 
 use crate::support::{
-    APP_SECRET, Client, NUMBER, TOKEN, VERSION, channel, fake_graph, get_status, graph_error_body,
-    number_json, ok, proof_for, read, received, register,
+    APP_ID, APP_SECRET, CUSTOMER_A, Client, CustomersClient, NUMBER, TOKEN, VERSION, channel,
+    fake_graph, get_status, graph_error_body, number_json, ok, proof_for, read, received, register,
+    write_key,
 };
 use serde_json::json;
 use std::net::SocketAddr;
@@ -14,8 +15,10 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tonic::Code;
 use tonic_types::StatusExt;
-use waba_numbers::pb::{SetTwoStepPinRequest, VerifyCodeRequest};
-use wiremock::matchers::{header, method, path};
+use waba_numbers::pb::{
+    GetCustomerRequest, OnboardCustomerRequest, SetTwoStepPinRequest, VerifyCodeRequest,
+};
+use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PIN: &str = "975310";
@@ -29,7 +32,11 @@ fn binary() -> Command {
         "WABA_ACCESS_TOKEN",
         "WABA_ACCESS_TOKEN_FILE",
         "WABA_APP_SECRET",
+        "WABA_APP_ID",
         "WABA_LISTEN",
+        "WABA_STORE",
+        "WABA_STORE_KEY_FILE",
+        "WABA_STORE_OLD_KEYS_DIR",
     ] {
         command.env_remove(var);
     }
@@ -51,6 +58,14 @@ async fn start(graph_url: &str) -> (Child, SocketAddr) {
 }
 
 async fn start_with(graph_url: &str, extra: &[&str]) -> (Child, SocketAddr) {
+    start_with_env(graph_url, extra, &[]).await
+}
+
+async fn start_with_env(
+    graph_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, SocketAddr) {
     let addr = free_port().await;
     let http = free_port().await.to_string();
     let child = binary()
@@ -67,6 +82,7 @@ async fn start_with(graph_url: &str, extra: &[&str]) -> (Child, SocketAddr) {
         .env("WABA_ACCESS_TOKEN", TOKEN)
         .env("WABA_APP_SECRET", APP_SECRET)
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "debug,waba_numbers=trace")
         .spawn()
         .unwrap();
@@ -179,6 +195,111 @@ async fn secrets_never_reach_logs_or_error_messages() {
     }
     // Redaction keeps what is not secret.
     assert!(answered.contains("[redacted]"), "{answered}");
+}
+
+/// The hand-off's secrets: the code (in the exchange URL, with the app secret), the
+/// business token (in `debug_token`'s URL, then on every call), the store key.
+#[tokio::test]
+async fn onboarding_secrets_never_reach_logs_answers_or_the_store_file() {
+    const SIGNUP_CODE: &str = "AQBsecret-signup-code-61f0";
+    const USED_CODE: &str = "AQBsecret-signup-code-used-9c2";
+    const BUSINESS_TOKEN: &str = "EAAGsecret-business-token-d41d";
+    let app_token = format!("{APP_ID}|{APP_SECRET}");
+    let graph = fake_graph([
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/oauth/access_token")))
+            .and(query_param("code", SIGNUP_CODE))
+            .respond_with(ok(json!({ "access_token": BUSINESS_TOKEN }))),
+        // A careless refusal echoing the code and the app secret.
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/oauth/access_token")))
+            .respond_with(ResponseTemplate::new(400).set_body_json(graph_error_body(
+                100,
+                Some(36009),
+                &format!("code {USED_CODE} was used (client_secret={APP_SECRET})"),
+            ))),
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/debug_token")))
+            .respond_with(ok(json!({ "data": { "is_valid": true, "granular_scopes": [
+                { "scope": "whatsapp_business_management", "target_ids": [CUSTOMER_A] }
+            ]}}))),
+        Mock::given(method("POST"))
+            .and(path(format!("/{VERSION}/{CUSTOMER_A}/subscribed_apps")))
+            .respond_with(ok(json!({ "success": true }))),
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/{CUSTOMER_A}/phone_numbers")))
+            .respond_with(ok(json!({ "data": [number_json(NUMBER)] }))),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "store.key");
+    let file = dir.path().join("store.db");
+    let store = format!("sqlite:{}", file.display());
+    let (child, addr) = start_with_env(
+        &graph.uri(),
+        &["--app-id", APP_ID],
+        &[
+            ("WABA_STORE", store.as_str()),
+            ("WABA_STORE_KEY_FILE", key.path.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let mut customers = CustomersClient::new(channel(addr).await);
+    let onboarding = |code: &str, request_id: &str| OnboardCustomerRequest {
+        code: code.into(),
+        waba_id: CUSTOMER_A.into(),
+        request_id: request_id.into(),
+        ..OnboardCustomerRequest::default()
+    };
+    let customer = customers
+        .onboard_customer(onboarding(SIGNUP_CODE, "hand-off-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = customers
+        .onboard_customer(onboarding(USED_CODE, "hand-off-2"))
+        .await
+        .unwrap_err();
+    let recorded = customers
+        .get_customer(GetCustomerRequest {
+            waba_id: CUSTOMER_A.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, logs) = terminate(child).await;
+    assert!(
+        logs.contains("Graph API call"),
+        "debug logs were captured:\n{logs}"
+    );
+    let answered = format!(
+        "{customer:?} {} {:?} {recorded:?}",
+        refused.message(),
+        refused.get_details_error_info()
+    );
+    assert!(answered.contains("[redacted]"), "{answered}");
+    let stored = std::fs::read(&file).unwrap();
+    let wal = std::fs::read(dir.path().join("store.db-wal")).unwrap_or_default();
+    for secret in [
+        SIGNUP_CODE,
+        USED_CODE,
+        BUSINESS_TOKEN,
+        APP_SECRET,
+        app_token.as_str(),
+        key.base64.as_str(),
+        &proof_for(BUSINESS_TOKEN),
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+        assert!(
+            !answered.contains(secret),
+            "{secret} in an answer: {answered}"
+        );
+        let found = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(
+            !found(&stored) && !found(&wal),
+            "{secret} in the store file"
+        );
+    }
 }
 
 #[tokio::test]

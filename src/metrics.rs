@@ -78,6 +78,10 @@ fn describe() {
     );
     describe_counter!("waba_webhooks_total", "Webhook notifications by result.");
     describe_gauge!(
+        "waba_customers",
+        "Customers (WABAs whose business token the service holds) by token state."
+    );
+    describe_gauge!(
         "waba_access_token_age_seconds",
         "Age of the access token: its file's modification time, or since the process read it."
     );

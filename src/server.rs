@@ -173,9 +173,16 @@ impl Service {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
         health.set_serving::<PhoneNumberServiceServer<Api>>().await;
-        health
-            .set_serving::<CustomerServiceServer<CustomerApi>>()
-            .await;
+        // Without a store the customer RPCs can only say so.
+        if customer_api.available() {
+            health
+                .set_serving::<CustomerServiceServer<CustomerApi>>()
+                .await;
+        } else {
+            health
+                .set_not_serving::<CustomerServiceServer<CustomerApi>>()
+                .await;
+        }
         health.set_service_status("", ServingStatus::Serving).await;
         tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 

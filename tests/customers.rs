@@ -495,15 +495,11 @@ async fn removing_a_customer_whose_token_is_dead_forgets_it_and_says_so() {
     assert_eq!(again.code(), Code::NotFound);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn the_daily_check_marks_a_revoked_token_before_any_call_fails_on_it() {
     let graph = fake_graph([
         exchange(CODE, BUSINESS_TOKEN),
         debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]).up_to_n_times(1),
-        // Revoked after the onboarding.
-        Mock::given(method("GET"))
-            .and(path(format!("/{VERSION}/debug_token")))
-            .respond_with(ok(token_info(false, &[]))),
         subscribe(BUSINESS_TOKEN).respond_with(success()),
         list_numbers(BUSINESS_TOKEN),
     ])
@@ -512,11 +508,19 @@ async fn the_daily_check_marks_a_revoked_token_before_any_call_fails_on_it() {
     settings.token_check_interval = Some(Duration::from_secs(24 * 3600));
     let service = Service::start(settings).await;
     let mut customers = service.customers.clone();
+    // Onboarded in real time, well within the minute before the first check...
     customers
         .onboard_customer(onboarding(CODE, "hand-off-1"))
         .await
         .unwrap();
-    // The first check runs a minute after start.
+    // ...then the customer removes the app, and the clock is the test's.
+    Mock::given(method("GET"))
+        .and(path(format!("/{VERSION}/debug_token")))
+        .respond_with(ok(token_info(false, &[])))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    tokio::time::pause();
     tokio::time::sleep(Duration::from_secs(61)).await;
     let checked = customers
         .get_customer(get_customer())
@@ -524,6 +528,15 @@ async fn the_daily_check_marks_a_revoked_token_before_any_call_fails_on_it() {
         .unwrap()
         .into_inner();
     assert_eq!(checked.token_state(), TokenState::ReauthRequired);
+    let status = service
+        .client()
+        .get_status(get_status_within(CUSTOMER_NUMBER, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&status).reason, "CUSTOMER_REAUTH_REQUIRED");
+    // A token known dead is not asked about again: the next day's check sends nothing
+    // (the mock expects the one call).
+    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
 }
 
 #[tokio::test]

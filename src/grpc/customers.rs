@@ -35,9 +35,14 @@ impl CustomerApi {
         }
     }
 
+    /// Whether customers can be kept (a store is configured).
+    pub fn available(&self) -> bool {
+        self.customers.available()
+    }
+
     /// The customer RPCs need a store: say so before looking at the request.
-    fn available(&self) -> Result<(), Status> {
-        if self.customers.available() {
+    fn require_store(&self) -> Result<(), Status> {
+        if self.available() {
             Ok(())
         } else {
             Err(customers::Error::NoStore.into())
@@ -48,7 +53,7 @@ impl CustomerApi {
         &self,
         request: Request<pb::OnboardCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
-        self.available()?;
+        self.require_store()?;
         let deadline = deadline::of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
@@ -122,7 +127,7 @@ impl CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
-        self.available()?;
+        self.require_store()?;
         let req = request.into_inner();
         Checks::default()
             .graph_id("waba_id", &req.waba_id)
@@ -135,7 +140,7 @@ impl CustomerApi {
         &self,
         request: Request<pb::ListCustomersRequest>,
     ) -> Result<Response<pb::ListCustomersResponse>, Status> {
-        self.available()?;
+        self.require_store()?;
         let req = request.into_inner();
         let mut checks = Checks::default();
         let page_size = match u32::try_from(req.page_size) {
@@ -170,7 +175,7 @@ impl CustomerApi {
         &self,
         request: Request<pb::RemoveCustomerRequest>,
     ) -> Result<Response<pb::RemoveCustomerResponse>, Status> {
-        self.available()?;
+        self.require_store()?;
         let deadline = deadline::of(&request);
         let req = request.into_inner();
         Checks::default()

@@ -43,7 +43,7 @@ pub struct Removed {
     pub unsubscribe_refused: Option<graph::Error>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error(
         "customers are kept in a store, and none is configured: set WABA_STORE (memory, \
@@ -73,7 +73,7 @@ impl From<store::Error> for Error {
 }
 
 /// Why an onboarding step failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Cause {
     /// A Graph call of the hand-off (exchange, check, subscribe) failed.
     #[error(transparent)]
@@ -162,7 +162,8 @@ impl Customers {
 
     /// Unsubscribes the app from the WABA's webhooks with the customer's token, then
     /// forgets the customer. Meta refusing (the token is dead, access was removed) does
-    /// not keep it; Meta unreachable does, so the unsubscribe can be tried again.
+    /// not keep it (the token is dead, or no longer reaches the WABA); anything else (Meta
+    /// unreachable, throttling) does, so the unsubscribe can be tried again.
     pub async fn remove(&self, waba_id: &str, deadline: Deadline) -> Result<Removed, Error> {
         let store = self.store()?;
         let turn = self.turn(waba_id);
@@ -181,7 +182,7 @@ impl Customers {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if matches!(e, graph::Error::Graph(_)) && !e.is_transient() => {
+                Err(e) if e.is_token_rejected() || e.is_permission_denied() => {
                     tracing::info!(waba_id, error = %e, "Meta refused the unsubscribe; forgetting the customer all the same");
                     refused = Some(e);
                 }
@@ -219,8 +220,9 @@ impl Customers {
                 match self.inner.graph.debug_token(&token, None).await {
                     Ok(info) if info.is_valid => {}
                     Ok(_) => {
-                        self.keys().rejected(&customer.waba_id).await;
-                        marked += 1;
+                        if self.keys().rejected(&customer.waba_id, &token).await {
+                            marked += 1;
+                        }
                     }
                     Err(graph::Error::AppCredentialsMissing) => {
                         tracing::warn!(

@@ -27,14 +27,22 @@ pub struct Onboarding {
 
 impl Customers {
     /// Runs the onboarding's steps not done yet, in order; stops at the first that
-    /// fails (recorded on the customer, when one remains).
-    pub async fn onboard(&self, o: &Onboarding, deadline: Deadline) -> Result<CustomerView, Error> {
+    /// fails, recorded on the customer (before another attempt may run) with the code
+    /// and message `describe` gives it.
+    pub async fn onboard(
+        &self,
+        o: &Onboarding,
+        deadline: Deadline,
+        describe: fn(&Error) -> (i32, String),
+    ) -> Result<CustomerView, Error> {
         let store = self.store()?.clone();
         let turn = self.turn(&o.waba_id);
         let _turn = turn.lock().await;
         let outcome = self.steps(&store, o, deadline).await;
-        if let Err(Error::Step { step, cause }) = &outcome {
+        if let Err(e @ Error::Step { step, cause }) = &outcome {
             tracing::warn!(waba_id = %o.waba_id, %step, error = %cause, "onboarding step failed");
+            let (code, message) = describe(e);
+            self.record_failure(&store, o, *step, code, message).await;
         }
         outcome
     }
@@ -59,7 +67,7 @@ impl Customers {
                 tracing::info!(waba_id, "resuming the onboarding");
                 (customer, token)
             }
-            None => self.exchange(store, o, deadline).await?,
+            None => self.exchange(store, o).await?,
         };
 
         if !customer.progress.is_done(OnboardingStep::CheckToken) {
@@ -108,12 +116,13 @@ impl Customers {
         &self,
         store: &Store,
         o: &Onboarding,
-        deadline: Deadline,
     ) -> Result<(Customer, SecretString), Error> {
+        // Not the caller's deadline: an answer Meta sends after it would carry a token
+        // the spent code can never give again. The request timeout bounds it.
         let token = self
             .inner
             .graph
-            .exchange_code(&o.code, deadline)
+            .exchange_code(&o.code, None)
             .await
             .map_err(|e| failed(OnboardingStep::ExchangeCode, Cause::Graph(e)))?;
         let kept = store
@@ -276,16 +285,29 @@ impl Customers {
             .ok_or_else(|| gone(waba_id))
     }
 
-    /// Records a step's failure on the customer, if one remains (the message is shown
-    /// to callers: it carries no secret).
-    pub async fn record_failure(
+    /// Records a step's failure on the customer this onboarding's token made, if it
+    /// remains: not on one a new code failed to replace (its own onboarding stands).
+    /// The message is shown to callers: it carries no secret.
+    async fn record_failure(
         &self,
-        waba_id: &str,
+        store: &Store,
+        o: &Onboarding,
         step: OnboardingStep,
         code: i32,
         message: String,
     ) {
-        let Ok(store) = self.store() else { return };
+        let waba_id = o.waba_id.as_str();
+        let ours = match store.customer(waba_id).await {
+            Ok(customer) => customer
+                .is_some_and(|c| c.onboarding_request_id.as_deref() == Some(o.request_id.as_str())),
+            Err(e) => {
+                tracing::warn!(waba_id, %step, error = %e, "cannot record the step's failure");
+                false
+            }
+        };
+        if !ours {
+            return;
+        }
         let failure = crate::store::StepFailure {
             step,
             code,

@@ -149,6 +149,12 @@ impl Error {
         self.graph().is_some_and(|g| g.code == 190)
     }
 
+    /// Meta says the token may not act on the object (10, 200-299): access was removed.
+    pub fn is_permission_denied(&self) -> bool {
+        self.graph()
+            .is_some_and(|g| g.code == 10 || (200..300).contains(&g.code))
+    }
+
     /// Meta blocks the number's register and deregister for 72 hours (133016: it used its
     /// 10 attempts).
     pub fn is_register_limit(&self) -> bool {

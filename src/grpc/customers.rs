@@ -87,24 +87,9 @@ impl CustomerApi {
         };
         let domain = self.customers.clone();
         let task = async move {
-            let outcome = domain.onboard(&onboarding, deadline).await;
+            let outcome = domain.onboard(&onboarding, deadline, describe).await;
             let waba_id = onboarding.waba_id.as_str();
-            let outcome = match outcome {
-                Ok(view) => Ok(view),
-                Err(e) => {
-                    let step = match &e {
-                        customers::Error::Step { step, .. } => Some(*step),
-                        _ => None,
-                    };
-                    let status = Status::from(e);
-                    if let Some(step) = step {
-                        let code = status.code() as i32;
-                        let message = status.message().to_owned();
-                        domain.record_failure(waba_id, step, code, message).await;
-                    }
-                    Err(status)
-                }
-            };
+            let outcome = outcome.map_err(Status::from);
             tracing::info!(
                 waba_id,
                 register = onboarding.register.as_ref().map(|(id, _)| id.as_str()).unwrap_or_default(),
@@ -194,19 +179,26 @@ impl CustomerApi {
                 return Err(Status::internal("the removal failed inside the service"));
             }
         };
+        // With Meta's details (ErrorInfo: graph_code, fbtrace_id...), as a call's error has.
         let unsubscribe_error = removed.unsubscribe_refused.map(|e| {
             let status = super::status::upstream(&e, true);
-            tonic_types::pb::Status {
+            prost::Message::decode(status.details()).unwrap_or_else(|_| tonic_types::pb::Status {
                 code: status.code() as i32,
                 message: status.message().to_owned(),
                 details: Vec::new(),
-            }
+            })
         });
         Ok(Response::new(pb::RemoveCustomerResponse {
             webhooks_unsubscribed: unsubscribe_error.is_none(),
             unsubscribe_error,
         }))
     }
+}
+
+/// A failed step's status, as the customer records it (code and message).
+fn describe(e: &customers::Error) -> (i32, String) {
+    let status = Status::from(e.clone());
+    (status.code() as i32, status.message().to_owned())
 }
 
 #[tonic::async_trait]

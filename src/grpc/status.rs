@@ -104,7 +104,13 @@ fn step_failed(step: OnboardingStep, cause: customers::Cause) -> Status {
         // The exchange and the subscription are writes (sent once); the check a read.
         C::Graph(e) => upstream(&e, step != OnboardingStep::CheckToken),
         C::Numbers(e) => Status::from(e),
-        C::Store(m) => store_unavailable(m),
+        // No RetryInfo: a step whose record failed (its effect at Meta done) is for a
+        // person to look at, not a reflex to repeat.
+        C::Store(m) => {
+            let details =
+                ErrorDetails::with_error_info("STORE_UNAVAILABLE", SERVICE_DOMAIN, HashMap::new());
+            Status::with_error_details(Code::Unavailable, m, details)
+        }
         C::Denied(m) => {
             let details =
                 ErrorDetails::with_error_info("TOKEN_NOT_GRANTED", SERVICE_DOMAIN, HashMap::new());

@@ -19,7 +19,7 @@
 use crate::graph::Credential;
 use crate::model::TokenState;
 use crate::store::{self, Store};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -308,16 +308,17 @@ impl Keyring {
         self.publish();
     }
 
-    /// Meta rejected the customer's token (190): marked in memory at once (so nothing
-    /// more is sent with it), then in the store.
-    pub async fn rejected(&self, waba_id: &str) {
-        let already = self
-            .read()
-            .customers
-            .get(waba_id)
-            .is_some_and(|k| k.state == TokenState::ReauthRequired);
-        if already {
-            return;
+    /// Meta rejected the customer's token `token` (190, or `debug_token` said invalid):
+    /// marked in memory at once (so nothing more is sent with it), then in the store;
+    /// whether it was marked. A token replaced meanwhile (a new onboarding) is not the
+    /// one rejected: nothing changes.
+    pub async fn rejected(&self, waba_id: &str, token: &SecretString) -> bool {
+        let current = self.read().customers.get(waba_id).is_some_and(|k| {
+            k.state != TokenState::ReauthRequired
+                && k.token.expose_secret() == token.expose_secret()
+        });
+        if !current {
+            return false;
         }
         tracing::warn!(
             waba_id,
@@ -331,6 +332,7 @@ impl Keyring {
         {
             tracing::warn!(waba_id, error = %e, "cannot record in the store that the token needs re-authorisation");
         }
+        true
     }
 
     /// The WABAs whose token Meta rejects, as it happens (for the watchers).

@@ -260,8 +260,8 @@ async fn routed<T>(
 /// A call routed by `route` failed with `e`: see [`routed`].
 async fn rejected(keys: &Keyring, route: &Route, e: Error) -> Error {
     match route {
-        Route::Customer { waba_id, .. } if e.token_rejected() => {
-            keys.rejected(waba_id).await;
+        Route::Customer { waba_id, token } if e.token_rejected() => {
+            keys.rejected(waba_id, token).await;
             keyring::Error::ReauthRequired {
                 waba_id: waba_id.clone(),
             }

@@ -65,8 +65,11 @@ impl Numbers {
                 outcome.await.map_err(|e| unanswered(Write::AddNumber, e))
             };
             let outcome = routed(&keys, &route, sent).await;
-            // The WABA's pages may miss the number now.
+            // The WABA's pages may miss the number now; its next calls carry the WABA's token.
             reads.invalidate_waba(&owned.waba_id);
+            if let Ok(id) = &outcome {
+                keys.learn(&owned.waba_id, std::slice::from_ref(id));
+            }
             outcome
         };
         let migrate = if n.migrate { "migrate" } else { "" };

@@ -357,6 +357,47 @@ async fn a_token_not_granted_on_the_waba_is_deleted_and_no_customer_remains() {
 }
 
 #[tokio::test]
+async fn a_refused_new_hand_off_leaves_the_customer_as_it_was() {
+    let graph = fake_graph([
+        exchange(CODE, BUSINESS_TOKEN).expect(1),
+        // Another business's code, sent for this WABA by mistake.
+        exchange(CODE_2, BUSINESS_TOKEN_2).expect(1),
+        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
+        debug_token(BUSINESS_TOKEN_2, &["209999999999999"]).expect(1),
+        subscribe(BUSINESS_TOKEN).respond_with(success()).expect(1),
+        list_numbers(BUSINESS_TOKEN),
+        with_token(read(CUSTOMER_NUMBER), BUSINESS_TOKEN)
+            .respond_with(ok(number_json(CUSTOMER_NUMBER)))
+            .expect(1),
+    ])
+    .await;
+    let service = on_fake_with_customers(&graph).await;
+    let mut customers = service.customers.clone();
+    let onboarded = customers
+        .onboard_customer(onboarding(CODE, "hand-off-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = customers
+        .onboard_customer(onboarding(CODE_2, "hand-off-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let after = customers
+        .get_customer(get_customer())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after, onboarded, "the customer is what it was");
+    // Its calls still carry its own token.
+    service
+        .client()
+        .get_status(get_status_within(CUSTOMER_NUMBER, 0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_rejected_customer_token_needs_reauth_until_a_new_onboarding_heals_it() {
     let graph = fake_graph([
         exchange(CODE, BUSINESS_TOKEN).expect(1),

@@ -166,8 +166,7 @@ impl Customers {
     /// unreachable, throttling) does, so the unsubscribe can be tried again.
     pub async fn remove(&self, waba_id: &str, deadline: Deadline) -> Result<Removed, Error> {
         let store = self.store()?;
-        let turn = self.turn(waba_id);
-        let _turn = turn.lock().await;
+        let _turn = self.turn(waba_id).await;
         if store.customer(waba_id).await?.is_none() {
             return Err(Error::NotFound {
                 waba_id: waba_id.to_owned(),
@@ -275,9 +274,41 @@ impl Customers {
         })
     }
 
-    /// The lock that keeps two onboardings (or a removal) of one WABA apart.
-    fn turn(&self, waba_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.inner.turns.lock().unwrap_or_else(|p| p.into_inner());
-        turns.entry(waba_id.to_owned()).or_default().clone()
+    /// The lock that keeps two onboardings (or a removal) of one WABA apart, held until
+    /// the [`Turn`] drops.
+    async fn turn(&self, waba_id: &str) -> Turn<'_> {
+        let lock = self.turns().entry(waba_id.to_owned()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Turn {
+            customers: self,
+            waba_id: waba_id.to_owned(),
+            lock,
+            _guard: guard,
+        }
+    }
+
+    fn turns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        // Held for map operations only, never across an await.
+        self.inner.turns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A WABA's turn: dropping it lets the next onboarding or removal of the WABA in, and
+/// forgets the WABA's lock when nobody else waits on it (so the map holds only WABAs in
+/// use, whatever ids callers send).
+struct Turn<'a> {
+    customers: &'a Customers,
+    waba_id: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = self.customers.turns();
+        // The map's, ours and our guard's: nobody else holds or waits for it.
+        if Arc::strong_count(&self.lock) <= 3 {
+            turns.remove(&self.waba_id);
+        }
     }
 }

@@ -15,6 +15,12 @@ use crate::store::{Change, Customer, Store};
 use secrecy::SecretString;
 use std::time::Duration;
 
+/// The customer a new hand-off replaces, with its token, until the new one is checked.
+struct Previous {
+    customer: Customer,
+    token: SecretString,
+}
+
 /// Embedded Signup's hand-off. `Debug` shows neither the code nor the PIN.
 #[derive(Debug)]
 pub struct Onboarding {
@@ -36,8 +42,7 @@ impl Customers {
         describe: fn(&Error) -> (i32, String),
     ) -> Result<CustomerView, Error> {
         let store = self.store()?.clone();
-        let turn = self.turn(&o.waba_id);
-        let _turn = turn.lock().await;
+        let _turn = self.turn(&o.waba_id).await;
         let outcome = self.steps(&store, o, deadline).await;
         if let Err(e @ Error::Step { step, cause }) = &outcome {
             tracing::warn!(waba_id = %o.waba_id, %step, error = %cause, "onboarding step failed");
@@ -55,23 +60,32 @@ impl Customers {
     ) -> Result<CustomerView, Error> {
         let waba_id = o.waba_id.as_str();
         let known = store.customer(waba_id).await?;
-        let resumed = known.filter(|c| {
+        let resuming = known.as_ref().is_some_and(|c| {
             c.onboarding_request_id.as_deref() == Some(o.request_id.as_str())
                 && c.progress.is_done(OnboardingStep::KeepToken)
         });
-        let (mut customer, token) = match resumed {
-            Some(customer) => {
-                let token = store.token(waba_id).await?.ok_or_else(|| Error::NotFound {
-                    waba_id: waba_id.to_owned(),
-                })?;
+        let token = store.token(waba_id).await?;
+        let (mut customer, token, previous) = match (known, token) {
+            (Some(customer), Some(token)) if resuming => {
                 tracing::info!(waba_id, "resuming the onboarding");
-                (customer, token)
+                (customer, token, None)
             }
-            None => self.exchange(store, o).await?,
+            (Some(_), None) if resuming => return Err(gone(waba_id)),
+            // A new hand-off: the customer there is (if any) stands until the new token
+            // is checked, and comes back if it is refused.
+            (known, token) => {
+                let previous = known
+                    .zip(token)
+                    .map(|(customer, token)| Previous { customer, token });
+                let (customer, token) = self.exchange(store, o, previous.as_ref()).await?;
+                (customer, token, previous)
+            }
         };
 
         if !customer.progress.is_done(OnboardingStep::CheckToken) {
-            customer = self.check(store, &customer, &token, deadline).await?;
+            customer = self
+                .check(store, &customer, &token, previous, deadline)
+                .await?;
         }
         if !customer.progress.is_done(OnboardingStep::SubscribeWebhooks) {
             let step = OnboardingStep::SubscribeWebhooks;
@@ -111,11 +125,13 @@ impl Customers {
     }
 
     /// Steps 1 and 2: the code for a token, kept at once (nothing that can fail comes
-    /// between: the code cannot be exchanged again).
+    /// between: the code cannot be exchanged again). While a `previous` token is active,
+    /// calls keep carrying it until the new one is checked.
     async fn exchange(
         &self,
         store: &Store,
         o: &Onboarding,
+        previous: Option<&Previous>,
     ) -> Result<(Customer, SecretString), Error> {
         // Not the caller's deadline: an answer Meta sends after it would carry a token
         // the spent code can never give again. The request timeout bounds it.
@@ -139,19 +155,23 @@ impl Customers {
                 ));
             }
         };
-        self.keys()
-            .keep(&o.waba_id, token.clone(), TokenState::Unchecked, None);
+        if previous.is_none_or(|p| p.customer.token_state != TokenState::Active) {
+            self.keys()
+                .keep(&o.waba_id, token.clone(), TokenState::Unchecked, None);
+        }
         tracing::info!(waba_id = %o.waba_id, "code exchanged; the customer's token is kept");
         Ok((customer, token))
     }
 
     /// Step 3: `debug_token` must vouch for the token and name the WABA among those it
-    /// manages; else the token is deleted and no customer remains.
+    /// manages; else the token is deleted, and the customer is what it was before this
+    /// hand-off (`previous`), or no customer remains.
     async fn check(
         &self,
         store: &Store,
         customer: &Customer,
         token: &SecretString,
+        previous: Option<Previous>,
         deadline: Deadline,
     ) -> Result<Customer, Error> {
         let step = OnboardingStep::CheckToken;
@@ -177,8 +197,13 @@ impl Customers {
             None
         };
         if let Some(problem) = problem {
-            store.delete(waba_id).await?;
-            self.keys().forget(waba_id);
+            match previous {
+                Some(previous) => self.restore(store, previous).await?,
+                None => {
+                    store.delete(waba_id).await?;
+                    self.keys().forget(waba_id);
+                }
+            }
             tracing::warn!(waba_id, problem, "token refused at onboarding: deleted");
             return Err(failed(step, Cause::Denied(problem)));
         }
@@ -193,8 +218,41 @@ impl Customers {
             .map_err(|e| failed(step, Cause::Store(e.to_string())))?;
         let business_id = business_id.or_else(|| customer.business_id.clone());
         self.keys()
-            .set_state(waba_id, TokenState::Active, business_id);
+            .keep(waba_id, token.clone(), TokenState::Active, business_id);
         self.done(store, waba_id, step).await
+    }
+
+    /// Puts back the token and state a refused hand-off replaced.
+    async fn restore(&self, store: &Store, previous: Previous) -> Result<(), Error> {
+        let Previous { customer, token } = previous;
+        let waba_id = customer.waba_id.as_str();
+        let request_id = customer.onboarding_request_id.as_deref();
+        store.put_token(waba_id, &token, request_id).await?;
+        let mut changes: Vec<Change> = customer
+            .progress
+            .done()
+            .into_iter()
+            .map(Change::StepDone)
+            .collect();
+        changes.push(Change::WebhooksSubscribed(customer.webhooks_subscribed));
+        changes.push(match customer.token_state {
+            TokenState::Active => Change::TokenChecked {
+                business_id: customer.business_id.clone(),
+                expires_at: customer.token_expires_at,
+            },
+            state => Change::TokenState(state),
+        });
+        for change in changes {
+            store.update(waba_id, change).await?;
+        }
+        self.keys().keep(
+            waba_id,
+            token,
+            customer.token_state,
+            customer.business_id.clone(),
+        );
+        tracing::info!(waba_id, "the customer's previous token is back");
+        Ok(())
     }
 
     /// Step 5: every page of the WABA's numbers, read now with the customer's token,

@@ -93,6 +93,9 @@ struct Known {
     customers: HashMap<String, Key>,
     /// Phone number id → its WABA.
     numbers: HashMap<String, String>,
+    /// Pre-verified number id → its business (from listings and adds; this process's
+    /// memory only: the partner's token serves the rest).
+    preverified: HashMap<String, String>,
 }
 
 pub struct Keyring {
@@ -183,20 +186,37 @@ impl Keyring {
 
     /// The token for calls about a phone number: its WABA's, as the index places it,
     /// else the partner's.
+    /// A pre-verified number's id is placed in its business instead.
     pub async fn for_number(&self, phone_number_id: &str) -> Result<Route, Error> {
-        match self.waba_of(phone_number_id).await? {
-            Some(waba_id) => self.for_waba(&waba_id).await,
+        if let Some(waba_id) = self.waba_of(phone_number_id).await? {
+            return self.for_waba(&waba_id).await;
+        }
+        let business = self.read().preverified.get(phone_number_id).cloned();
+        match business {
+            Some(business_id) => self.for_business(&business_id),
             None => self.partner(|| format!("phone number {phone_number_id}")),
         }
     }
 
+    /// Learns that the pre-verified numbers `ids` are in `business_id`'s pool.
+    pub fn learn_preverified(&self, business_id: &str, ids: impl IntoIterator<Item = String>) {
+        let mut known = self.write();
+        for id in ids {
+            known.preverified.insert(id, business_id.to_owned());
+        }
+    }
+
     /// The token for calls about a business portfolio (its pre-verified pool): an active
-    /// customer's of that business, else the partner's.
+    /// customer's of that business (the lowest WABA id, of several), else the partner's.
     pub fn for_business(&self, business_id: &str) -> Result<Route, Error> {
         let known = self.read();
-        let customer = known.customers.iter().find(|(_, key)| {
-            key.state == TokenState::Active && key.business_id.as_deref() == Some(business_id)
-        });
+        let customer = known
+            .customers
+            .iter()
+            .filter(|(_, key)| {
+                key.state == TokenState::Active && key.business_id.as_deref() == Some(business_id)
+            })
+            .min_by(|(a, _), (b, _)| a.cmp(b));
         if let Some((waba_id, key)) = customer {
             return Ok(Route::Customer {
                 waba_id: waba_id.clone(),

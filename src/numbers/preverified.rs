@@ -5,7 +5,6 @@
 use super::idempotency::spawned;
 use super::writes::{succeeded, unanswered};
 use super::{Error, Numbers, Write, routed};
-use crate::graph::Credential;
 use crate::model::{Deadline, PreverifiedNumber, PreverifiedPage};
 
 impl Numbers {
@@ -28,6 +27,7 @@ impl Numbers {
             routed(&keys, &by, sent).await
         })
         .await?;
+        self.keys.learn_preverified(business_id, [added.clone()]);
         let credential = route.credential();
         match self
             .graph
@@ -70,19 +70,26 @@ impl Numbers {
                 )
                 .await?)
         };
-        routed(&self.keys, &route, read).await
+        let page = routed(&self.keys, &route, read).await?;
+        let ids = page.numbers.iter().map(|n| n.id.clone());
+        self.keys.learn_preverified(business_id, ids);
+        Ok(page)
     }
 
-    /// Removes a number from its business's pre-verified pool. The pre-verified id does
-    /// not say its business: the partner's token sends it.
+    /// Removes a number from its business's pre-verified pool, with the token of the
+    /// business it was listed or added in (else the partner's).
     pub async fn delete_preverified(&self, id: &str, deadline: Deadline) -> Result<(), Error> {
-        let graph = self.graph.clone();
+        let (graph, keys) = (self.graph.clone(), self.keys.clone());
         let id = id.to_owned();
         let deleted = spawned(Write::DeletePreverified, async move {
-            graph
-                .delete_preverified_number(&id, &Credential::Partner, deadline)
-                .await
-                .map_err(|e| unanswered(Write::DeletePreverified, e))
+            let route = keys.for_number(&id).await?;
+            let credential = route.credential();
+            let sent = async {
+                let sent = graph.delete_preverified_number(&id, &credential, deadline);
+                sent.await
+                    .map_err(|e| unanswered(Write::DeletePreverified, e))
+            };
+            routed(&keys, &route, sent).await
         });
         succeeded(deleted).await
     }

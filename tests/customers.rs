@@ -259,6 +259,72 @@ async fn a_number_added_to_a_customers_waba_is_written_with_the_customers_token(
 }
 
 #[tokio::test]
+async fn a_customers_pre_verified_pool_is_worked_with_the_customers_token() {
+    const PREVERIFIED: &str = "301000000000777";
+    let graph = fake_graph([
+        exchange(CODE, BUSINESS_TOKEN),
+        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
+        subscribe(BUSINESS_TOKEN).respond_with(success()),
+        list_numbers(BUSINESS_TOKEN),
+        with_token(
+            Mock::given(method("GET"))
+                .and(path(format!("/{VERSION}/{BUSINESS}/preverified_numbers"))),
+            BUSINESS_TOKEN,
+        )
+        .respond_with(ok(
+            json!({ "data": [{ "id": PREVERIFIED, "phone_number": "15550100777",
+            "code_verification_status": "NOT_VERIFIED" }] }),
+        ))
+        .expect(1),
+        with_token(
+            Mock::given(method("POST")).and(path(format!("/{VERSION}/{PREVERIFIED}/request_code"))),
+            BUSINESS_TOKEN,
+        )
+        .respond_with(success())
+        .expect(1),
+        with_token(
+            Mock::given(method("DELETE")).and(path(format!("/{VERSION}/{PREVERIFIED}"))),
+            BUSINESS_TOKEN,
+        )
+        .respond_with(success())
+        .expect(1),
+    ])
+    .await;
+    let mut settings = with_customers(settings(&graph.uri()), StoreConfig::memory());
+    settings.graph.token = None; // only the customer's token could do it
+    let service = Service::start(settings).await;
+    service
+        .customers
+        .clone()
+        .onboard_customer(onboarding(CODE, "hand-off-1"))
+        .await
+        .unwrap();
+    let mut client = service.client();
+    let pool = client
+        .list_preverified_numbers(waba_numbers::pb::ListPreverifiedNumbersRequest {
+            business_id: BUSINESS.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pool.preverified_numbers[0].id, PREVERIFIED);
+    client
+        .request_verification_code(waba_numbers::pb::RequestVerificationCodeRequest {
+            phone_number_id: PREVERIFIED.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .delete_preverified_number(waba_numbers::pb::DeletePreverifiedNumberRequest {
+            preverified_id: PREVERIFIED.into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_retry_after_a_failed_step_resumes_there_and_never_exchanges_the_code_again() {
     let graph = fake_graph([
         exchange(CODE, BUSINESS_TOKEN).expect(1),

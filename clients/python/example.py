@@ -148,15 +148,39 @@ def main() -> None:
 
         # A customer finished Embedded Signup: the backend onboards it with what the
         # frontend sent (code, WABA id, the number to register and its PIN) and a
-        # request_id it keeps: a retry with it resumes and never sends the code again.
+        # request_id it keeps. Here the first try names a number of another WABA: the
+        # register step fails, with the cause's ErrorInfo naming the step.
         customers = cpb_grpc.CustomerServiceStub(channel)
         onboarding = cpb.OnboardCustomerRequest(
             code=SIGNUP_CODE,
             waba_id=CUSTOMER_WABA,
-            phone_number_id=CUSTOMER_NUMBER,
+            phone_number_id=REGISTERED,
             pin="112233",
             request_id="py-onboard-1",
         )
+        try:
+            customers.OnboardCustomer(onboarding, timeout=30)
+            raise AssertionError("a number of another WABA was registered")
+        except grpc.RpcError as err:
+            info = error_info(err)
+            print(
+                "OnboardCustomer, a number not in the WABA:",
+                err.code().name,
+                info.reason,
+                dict(info.metadata),
+            )
+            assert err.code() == grpc.StatusCode.NOT_FOUND, err
+            assert info.reason == "PHONE_NUMBER_NOT_IN_WABA", info
+            assert info.metadata["onboarding_step"] == "register_number", info
+        customer = customers.GetCustomer(cpb.GetCustomerRequest(waba_id=CUSTOMER_WABA), timeout=15)
+        failed = [p for p in customer.steps if p.state == cpb.STEP_STATE_FAILED]
+        assert [p.step for p in failed] == [cpb.ONBOARDING_STEP_REGISTER_NUMBER], customer
+        assert failed[0].error.code == grpc.StatusCode.NOT_FOUND.value[0], failed
+        print("GetCustomer: REGISTER_NUMBER failed:", failed[0].error.message)
+
+        # The retry, with the right number and the same request_id, resumes at that step:
+        # the one-time code is not sent again (a second exchange would fail: it works once).
+        onboarding.phone_number_id = CUSTOMER_NUMBER
         customer = customers.OnboardCustomer(onboarding, timeout=30)
         print("OnboardCustomer:", customer.waba_id, cpb.TokenState.Name(customer.token_state))
         for progress in customer.steps:
@@ -164,14 +188,12 @@ def main() -> None:
         assert customer.token_state == cpb.TOKEN_STATE_ACTIVE, customer
         assert all(p.state == cpb.STEP_STATE_DONE for p in customer.steps), customer
         assert CUSTOMER_NUMBER in customer.phone_number_ids, customer
-        again = customers.OnboardCustomer(onboarding, timeout=30)
-        assert again.onboarded_at == customer.onboarded_at, again
-        print("OnboardCustomer again, same request_id: resumed, nothing left to do")
 
         # The customer's WABA, read with its own business token.
         page = stub.ListNumbers(pb.ListNumbersRequest(waba_id=CUSTOMER_WABA), timeout=15)
         for number in page.phone_numbers:
-            print(" ", number.id, number.display_phone_number, pb.PlatformType.Name(number.platform_type))
+            platform = pb.PlatformType.Name(number.platform_type)
+            print(" ", number.id, number.display_phone_number, platform)
         assert len(page.phone_numbers) == 3, page
         registered = [n for n in page.phone_numbers if n.id == CUSTOMER_NUMBER]
         assert registered[0].platform_type == pb.PLATFORM_TYPE_CLOUD_API, registered

@@ -30,6 +30,14 @@ const (
 	unregistered = "106540352242902" // verified, no PIN yet
 	newNumber    = "5550100782"      // +1 555-010-0782, added by this example (each client its own)
 	sandboxCode  = "424242"          // the one verification code the sandbox sends
+
+	// Embedded Signup's hand-off for the sandbox customer "go" (each client its own): the
+	// sandbox accepts codes es-<customer> and derives the customer's WABA and its 3
+	// numbers from the name (src/sandbox/customers.rs); number 3 is verified, not
+	// registered, no PIN.
+	signupCode     = "es-go"
+	customerWaba   = "102246068869013"
+	customerNumber = "106160129990369"
 )
 
 func main() {
@@ -126,6 +134,50 @@ func main() {
 	}
 	stopWatching()
 	log.Printf("WatchStatus: 35 initial snapshots")
+
+	// A customer finished Embedded Signup: the backend onboards it with what the frontend
+	// sent (code, WABA id, the number to register and its PIN) and a request_id it keeps.
+	// Here the first try names a number of another WABA: the register step fails, with
+	// the cause's ErrorInfo naming the step.
+	customers := pb.NewCustomerServiceClient(conn)
+	onboarding := &pb.OnboardCustomerRequest{Code: signupCode, WabaId: customerWaba,
+		PhoneNumberId: registered, Pin: "112233", RequestId: "go-onboard-1"}
+	_, err = customers.OnboardCustomer(ctx, onboarding)
+	st = status.Convert(err)
+	info = errorInfo(st)
+	expect(st.Code() == codes.NotFound && info != nil && info.Reason == "PHONE_NUMBER_NOT_IN_WABA" &&
+		info.Metadata["onboarding_step"] == "register_number", "a number not in the WABA gave %v %v", st.Code(), st.Details())
+	log.Printf("OnboardCustomer, a number not in the WABA: %v %s %v", st.Code(), info.Reason, info.Metadata)
+	customer, err := customers.GetCustomer(ctx, &pb.GetCustomerRequest{WabaId: customerWaba})
+	check(err)
+	last := customer.Steps[len(customer.Steps)-1]
+	expect(last.Step == pb.OnboardingStep_ONBOARDING_STEP_REGISTER_NUMBER &&
+		last.State == pb.StepState_STEP_STATE_FAILED && codes.Code(last.Error.GetCode()) == codes.NotFound,
+		"the register step is %v", last)
+	log.Printf("GetCustomer: REGISTER_NUMBER failed: %s", last.Error.GetMessage())
+
+	// The retry, with the right number and the same request_id, resumes at that step: the
+	// one-time code is not sent again (a second exchange would fail: it works once).
+	onboarding.PhoneNumberId = customerNumber
+	customer, err = customers.OnboardCustomer(ctx, onboarding)
+	check(err)
+	log.Printf("OnboardCustomer: %s %v", customer.WabaId, customer.TokenState)
+	for _, progress := range customer.Steps {
+		log.Printf("  %v %v", progress.Step, progress.State)
+		expect(progress.State == pb.StepState_STEP_STATE_DONE, "step %v is %v", progress.Step, progress.State)
+	}
+	expect(customer.TokenState == pb.TokenState_TOKEN_STATE_ACTIVE, "the customer is %v", customer)
+
+	// The customer's WABA, read with its own business token.
+	page, err := client.ListNumbers(ctx, &pb.ListNumbersRequest{WabaId: customerWaba})
+	check(err)
+	registeredNow := false
+	for _, n := range page.PhoneNumbers {
+		log.Printf("  %s %s %v", n.Id, n.DisplayPhoneNumber, n.PlatformType)
+		registeredNow = registeredNow || (n.Id == customerNumber && n.PlatformType == pb.PlatformType_PLATFORM_TYPE_CLOUD_API)
+	}
+	expect(len(page.PhoneNumbers) == 3 && registeredNow, "the customer's WABA holds %v", page.PhoneNumbers)
+	log.Printf("ListNumbers of the customer's WABA: %d numbers", len(page.PhoneNumbers))
 	log.Printf("go client: every call behaved as expected")
 }
 

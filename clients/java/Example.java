@@ -8,10 +8,15 @@
 import com.google.protobuf.Any;
 import com.google.rpc.ErrorInfo;
 import com.wabanumbers.whatsapp.phonenumbers.v1.AddNumberRequest;
+import com.wabanumbers.whatsapp.phonenumbers.v1.Customer;
+import com.wabanumbers.whatsapp.phonenumbers.v1.CustomerServiceGrpc;
 import com.wabanumbers.whatsapp.phonenumbers.v1.EventSource;
+import com.wabanumbers.whatsapp.phonenumbers.v1.GetCustomerRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.GetStatusRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.ListNumbersResponse;
+import com.wabanumbers.whatsapp.phonenumbers.v1.OnboardCustomerRequest;
+import com.wabanumbers.whatsapp.phonenumbers.v1.OnboardingStep;
 import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumber;
 import com.wabanumbers.whatsapp.phonenumbers.v1.PhoneNumberServiceGrpc;
 import com.wabanumbers.whatsapp.phonenumbers.v1.PlatformType;
@@ -19,6 +24,9 @@ import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.RegisterResponse;
 import com.wabanumbers.whatsapp.phonenumbers.v1.RequestVerificationCodeRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.StatusEvent;
+import com.wabanumbers.whatsapp.phonenumbers.v1.StepProgress;
+import com.wabanumbers.whatsapp.phonenumbers.v1.StepState;
+import com.wabanumbers.whatsapp.phonenumbers.v1.TokenState;
 import com.wabanumbers.whatsapp.phonenumbers.v1.VerificationStatus;
 import com.wabanumbers.whatsapp.phonenumbers.v1.VerifyCodeRequest;
 import com.wabanumbers.whatsapp.phonenumbers.v1.WatchStatusRequest;
@@ -43,6 +51,12 @@ public final class Example {
   static final String UNREGISTERED = "106540352242902"; // verified, no PIN yet
   static final String NEW_NUMBER = "5550100783"; // +1 555-010-0783, added by this example (each client its own)
   static final String SANDBOX_CODE = "424242"; // the one verification code the sandbox sends
+  // Embedded Signup's hand-off for the sandbox customer "java" (each client its own): the
+  // sandbox accepts codes es-<customer> and derives the customer's WABA and its 3 numbers
+  // from the name (src/sandbox/customers.rs); number 3 is verified, not registered, no PIN.
+  static final String SIGNUP_CODE = "es-java";
+  static final String CUSTOMER_WABA = "102375242593715";
+  static final String CUSTOMER_NUMBER = "106529740852699";
 
   public static void main(String[] args) throws Exception {
     String target = args.length > 0 ? args[0] : "localhost:50051";
@@ -135,6 +149,58 @@ public final class Example {
       });
       watching.cancel(null);
       System.out.println("WatchStatus: 35 initial snapshots");
+
+      // A customer finished Embedded Signup: the backend onboards it with what the frontend
+      // sent (code, WABA id, the number to register and its PIN) and a request_id it keeps.
+      // Here the first try names a number of another WABA: the register step fails, with
+      // the cause's ErrorInfo naming the step.
+      CustomerServiceGrpc.CustomerServiceBlockingStub customers = CustomerServiceGrpc.newBlockingStub(channel);
+      OnboardCustomerRequest onboarding = OnboardCustomerRequest.newBuilder().setCode(SIGNUP_CODE)
+          .setWabaId(CUSTOMER_WABA).setPhoneNumberId(REGISTERED).setPin("112233")
+          .setRequestId("java-onboard-1").build();
+      try {
+        customers.withDeadlineAfter(30, TimeUnit.SECONDS).onboardCustomer(onboarding);
+        throw new AssertionError("a number of another WABA was registered");
+      } catch (StatusRuntimeException e) {
+        ErrorInfo info = errorInfo(e);
+        expect(e.getStatus().getCode() == Status.Code.NOT_FOUND && info != null
+            && info.getReason().equals("PHONE_NUMBER_NOT_IN_WABA")
+            && "register_number".equals(info.getMetadataMap().get("onboarding_step")),
+            "a number not in the WABA gave " + e.getStatus());
+        System.out.println("OnboardCustomer, a number not in the WABA: " + e.getStatus().getCode() + " "
+            + info.getReason() + " " + info.getMetadataMap());
+      }
+      Customer customer = customers.withDeadlineAfter(15, TimeUnit.SECONDS)
+          .getCustomer(GetCustomerRequest.newBuilder().setWabaId(CUSTOMER_WABA).build());
+      StepProgress last = customer.getSteps(customer.getStepsCount() - 1);
+      expect(last.getStep() == OnboardingStep.ONBOARDING_STEP_REGISTER_NUMBER
+          && last.getState() == StepState.STEP_STATE_FAILED
+          && last.getError().getCode() == Status.Code.NOT_FOUND.value(), "the register step is " + last);
+      System.out.println("GetCustomer: REGISTER_NUMBER failed: " + last.getError().getMessage());
+
+      // The retry, with the right number and the same request_id, resumes at that step: the
+      // one-time code is not sent again (a second exchange would fail: it works once).
+      customer = customers.withDeadlineAfter(30, TimeUnit.SECONDS).onboardCustomer(
+          onboarding.toBuilder().setPhoneNumberId(CUSTOMER_NUMBER).build());
+      System.out.println("OnboardCustomer: " + customer.getWabaId() + " " + customer.getTokenState());
+      for (StepProgress progress : customer.getStepsList()) {
+        System.out.println("  " + progress.getStep() + " " + progress.getState());
+        expect(progress.getState() == StepState.STEP_STATE_DONE, "step " + progress.getStep() + " is "
+            + progress.getState());
+      }
+      expect(customer.getTokenState() == TokenState.TOKEN_STATE_ACTIVE, "the customer is " + customer);
+
+      // The customer's WABA, read with its own business token.
+      ListNumbersResponse page = numbers.withDeadlineAfter(15, TimeUnit.SECONDS).listNumbers(
+          ListNumbersRequest.newBuilder().setWabaId(CUSTOMER_WABA).build());
+      boolean registeredNow = false;
+      for (PhoneNumber n : page.getPhoneNumbersList()) {
+        System.out.println("  " + n.getId() + " " + n.getDisplayPhoneNumber() + " " + n.getPlatformType());
+        registeredNow |= n.getId().equals(CUSTOMER_NUMBER)
+            && n.getPlatformType() == PlatformType.PLATFORM_TYPE_CLOUD_API;
+      }
+      expect(page.getPhoneNumbersCount() == 3 && registeredNow, "the customer's WABA holds " + page);
+      System.out.println("ListNumbers of the customer's WABA: " + page.getPhoneNumbersCount() + " numbers");
       System.out.println("java client: every call behaved as expected");
     } finally {
       channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Java client test, offline: stubs from proto/ with Debian's protoc and grpc-java
 # plugin, compiled against Debian's grpc-java jars, then the example against a sandbox.
-# Debian ships no proto-google-common-protos or grpc-services jar: google.rpc and the
-# health service are generated from the protos vendored in clients/java/proto.
+# Debian's proto-google-common-protos (libgoogle-common-protos-java) is 1.16.0, without
+# ErrorInfo, and it ships no grpc-services jar: google.rpc and the health service are
+# generated instead, google.rpc.Status from the copy customers.proto imports
+# (proto/google/rpc/status.proto), error_details and health from clients/java/proto.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -14,8 +16,8 @@ mkdir -p "$ws/gen" "$ws/classes"
 protoc -I proto -I clients/java/proto \
   --plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin \
   --java_out="$ws/gen" --grpc-java_out="$ws/gen" \
-  proto/whatsapp/phonenumbers/v1/phone_numbers.proto \
-  clients/java/proto/google/rpc/status.proto clients/java/proto/google/rpc/error_details.proto \
+  proto/whatsapp/phonenumbers/v1/phone_numbers.proto proto/whatsapp/phonenumbers/v1/customers.proto \
+  proto/google/rpc/status.proto clients/java/proto/google/rpc/error_details.proto \
   clients/java/proto/grpc/health/v1/health.proto
 
 jars=(grpc-api grpc-core grpc-stub grpc-protobuf grpc-protobuf-lite grpc-context grpc-netty protobuf

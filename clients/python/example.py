@@ -17,6 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent / "gen"))
+from whatsapp.phonenumbers.v1 import customers_pb2 as cpb  # noqa: E402
+from whatsapp.phonenumbers.v1 import customers_pb2_grpc as cpb_grpc  # noqa: E402
 from whatsapp.phonenumbers.v1 import phone_numbers_pb2 as pb  # noqa: E402
 from whatsapp.phonenumbers.v1 import phone_numbers_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -26,6 +28,12 @@ REGISTERED = "106540352242901"  # two-step verification PIN 123456
 UNREGISTERED = "106540352242902"  # verified, no PIN yet
 NEW_NUMBER = "5550100781"  # +1 555-010-0781, added by this example (each client its own)
 SANDBOX_CODE = "424242"  # the one verification code the sandbox sends
+# Embedded Signup's hand-off for the sandbox customer "python" (each client its own): the
+# sandbox accepts codes es-<customer> and derives the customer's WABA and its 3 numbers
+# from the name (src/sandbox/customers.rs); number 3 is verified, not registered, no PIN.
+SIGNUP_CODE = "es-python"
+CUSTOMER_WABA = "102801995429072"
+CUSTOMER_NUMBER = "106876071560431"
 
 
 def open_channel(target: str) -> grpc.Channel:
@@ -137,6 +145,59 @@ def main() -> None:
         events.cancel()
         assert all(e.source == pb.EVENT_SOURCE_INITIAL for e in first)
         print(f"WatchStatus: {len(first)} initial snapshots")
+
+        # A customer finished Embedded Signup: the backend onboards it with what the
+        # frontend sent (code, WABA id, the number to register and its PIN) and a
+        # request_id it keeps. Here the first try names a number of another WABA: the
+        # register step fails, with the cause's ErrorInfo naming the step.
+        customers = cpb_grpc.CustomerServiceStub(channel)
+        onboarding = cpb.OnboardCustomerRequest(
+            code=SIGNUP_CODE,
+            waba_id=CUSTOMER_WABA,
+            phone_number_id=REGISTERED,
+            pin="112233",
+            request_id="py-onboard-1",
+        )
+        try:
+            customers.OnboardCustomer(onboarding, timeout=30)
+            raise AssertionError("a number of another WABA was registered")
+        except grpc.RpcError as err:
+            info = error_info(err)
+            print(
+                "OnboardCustomer, a number not in the WABA:",
+                err.code().name,
+                info.reason,
+                dict(info.metadata),
+            )
+            assert err.code() == grpc.StatusCode.NOT_FOUND, err
+            assert info.reason == "PHONE_NUMBER_NOT_IN_WABA", info
+            assert info.metadata["onboarding_step"] == "register_number", info
+        customer = customers.GetCustomer(cpb.GetCustomerRequest(waba_id=CUSTOMER_WABA), timeout=15)
+        failed = [p for p in customer.steps if p.state == cpb.STEP_STATE_FAILED]
+        assert [p.step for p in failed] == [cpb.ONBOARDING_STEP_REGISTER_NUMBER], customer
+        assert failed[0].error.code == grpc.StatusCode.NOT_FOUND.value[0], failed
+        print("GetCustomer: REGISTER_NUMBER failed:", failed[0].error.message)
+
+        # The retry, with the right number and the same request_id, resumes at that step:
+        # the one-time code is not sent again (a second exchange would fail: it works once).
+        onboarding.phone_number_id = CUSTOMER_NUMBER
+        customer = customers.OnboardCustomer(onboarding, timeout=30)
+        print("OnboardCustomer:", customer.waba_id, cpb.TokenState.Name(customer.token_state))
+        for progress in customer.steps:
+            print(" ", cpb.OnboardingStep.Name(progress.step), cpb.StepState.Name(progress.state))
+        assert customer.token_state == cpb.TOKEN_STATE_ACTIVE, customer
+        assert all(p.state == cpb.STEP_STATE_DONE for p in customer.steps), customer
+        assert CUSTOMER_NUMBER in customer.phone_number_ids, customer
+
+        # The customer's WABA, read with its own business token.
+        page = stub.ListNumbers(pb.ListNumbersRequest(waba_id=CUSTOMER_WABA), timeout=15)
+        for number in page.phone_numbers:
+            platform = pb.PlatformType.Name(number.platform_type)
+            print(" ", number.id, number.display_phone_number, platform)
+        assert len(page.phone_numbers) == 3, page
+        registered = [n for n in page.phone_numbers if n.id == CUSTOMER_NUMBER]
+        assert registered[0].platform_type == pb.PLATFORM_TYPE_CLOUD_API, registered
+        print(f"ListNumbers of the customer's WABA: {len(page.phone_numbers)} numbers")
 
     print("python client: every call behaved as expected")
 

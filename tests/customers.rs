@@ -608,6 +608,86 @@ async fn customers_survive_a_restart_on_the_same_sqlite_file_which_holds_no_secr
     second.stop().await.unwrap();
 }
 
+/// Two replicas on one store: what one learns of a customer's token, the other finds.
+#[tokio::test]
+async fn a_customer_healed_on_one_replica_is_healed_on_the_other() {
+    let graph = fake_graph([
+        exchange(CODE, BUSINESS_TOKEN).expect(1),
+        exchange(CODE_2, BUSINESS_TOKEN_2).expect(1),
+        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
+        debug_token(BUSINESS_TOKEN_2, &[CUSTOMER_A]),
+        subscribe(BUSINESS_TOKEN).respond_with(success()),
+        subscribe(BUSINESS_TOKEN_2).respond_with(success()),
+        list_numbers(BUSINESS_TOKEN),
+        list_numbers(BUSINESS_TOKEN_2),
+        with_token(read(CUSTOMER_NUMBER), BUSINESS_TOKEN).respond_with(graph_error(
+            400,
+            190,
+            Some(458),
+            "The user has not authorized application",
+        )),
+        with_token(read(CUSTOMER_NUMBER), BUSINESS_TOKEN_2)
+            .respond_with(ok(number_json(CUSTOMER_NUMBER))),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "store.key");
+    let spec = format!("sqlite:{}", dir.path().join("customers.db").display());
+    let store = || StoreConfig::parse(&spec, Some(key.path.clone()), None).unwrap();
+    let mut settings = with_customers(settings(&graph.uri()), store());
+    settings.graph.token = None;
+    let a = Service::start(settings.clone()).await;
+    a.customers
+        .clone()
+        .onboard_customer(onboarding(CODE, "hand-off-1"))
+        .await
+        .unwrap();
+    let b = Service::start(settings.clone()).await;
+    // C holds the token too, and will not hear of its death until it meets it.
+    let c = Service::start(settings).await;
+    let read_on = |service: &Service| {
+        let mut client = service.client();
+        async move {
+            client
+                .get_status(get_status_within(CUSTOMER_NUMBER, 0))
+                .await
+        }
+    };
+    // B meets the dead token: the customer is marked, in the store too.
+    let refused = read_on(&b).await.unwrap_err();
+    assert_eq!(error_info(&refused).reason, "CUSTOMER_REAUTH_REQUIRED");
+    let marked = a
+        .customers
+        .clone()
+        .get_customer(get_customer())
+        .await
+        .unwrap();
+    assert_eq!(
+        marked.into_inner().token_state(),
+        TokenState::ReauthRequired
+    );
+    // A heals it; B, which refused, finds the new token in the store.
+    a.customers
+        .clone()
+        .onboard_customer(onboarding(CODE_2, "hand-off-2"))
+        .await
+        .unwrap();
+    read_on(&b).await.unwrap();
+    read_on(&a).await.unwrap();
+    // C meets the dead token after the heal: that call fails, but the store's newer
+    // token is not marked, and C's next call carries it.
+    let stale = read_on(&c).await.unwrap_err();
+    assert_eq!(error_info(&stale).reason, "CUSTOMER_REAUTH_REQUIRED");
+    let healed = b
+        .customers
+        .clone()
+        .get_customer(get_customer())
+        .await
+        .unwrap();
+    assert_eq!(healed.into_inner().token_state(), TokenState::Active);
+    read_on(&c).await.unwrap();
+}
+
 #[tokio::test]
 async fn removing_a_customer_whose_token_is_dead_forgets_it_and_says_so() {
     let graph = fake_graph([

@@ -168,20 +168,36 @@ impl Keyring {
 
     /// The token for calls about the WABA: its customer's, else the partner's.
     pub async fn for_waba(&self, waba_id: &str) -> Result<Route, Error> {
-        if let Some(route) = self.customer_route(waba_id)? {
+        let refused = match self.customer_route(waba_id) {
+            Ok(Some(route)) => return Ok(route),
+            Ok(None) => None,
+            Err(refused) => Some(refused),
+        };
+        // Onboarded (or, refused here, healed) by another replica since?
+        if self.reload(waba_id).await?
+            && let Ok(Some(route)) = self.customer_route(waba_id)
+        {
             return Ok(route);
         }
-        // Onboarded by another replica since this one started?
-        if let Some(store) = &self.store
-            && let Some(customer) = store.customer(waba_id).await?
-            && let Some(token) = store.token(waba_id).await?
-        {
-            self.keep(waba_id, token, customer.token_state, customer.business_id);
-            if let Some(route) = self.customer_route(waba_id)? {
-                return Ok(route);
-            }
+        match refused {
+            Some(refused) => Err(refused),
+            None => self.partner(|| format!("WABA {waba_id}")),
         }
-        self.partner(|| format!("WABA {waba_id}"))
+    }
+
+    /// Takes the customer of `waba_id` as the store has it; whether it has one.
+    async fn reload(&self, waba_id: &str) -> Result<bool, Error> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let Some(customer) = store.customer(waba_id).await? else {
+            return Ok(false);
+        };
+        let Some(token) = store.token(waba_id).await? else {
+            return Ok(false);
+        };
+        self.keep(waba_id, token, customer.token_state, customer.business_id);
+        Ok(true)
     }
 
     /// The token for calls about a phone number: its WABA's, as the index places it,
@@ -338,6 +354,15 @@ impl Keyring {
                 && k.token.expose_secret() == token.expose_secret()
         });
         if !current {
+            return false;
+        }
+        // Replaced in the store meanwhile (another replica onboarded the customer again)?
+        // Then the store's token is the customer's now, and this one's death no news.
+        if let Some(store) = &self.store
+            && let Ok(Some(stored)) = store.token(waba_id).await
+            && stored.expose_secret() != token.expose_secret()
+        {
+            let _ = self.reload(waba_id).await;
             return false;
         }
         tracing::warn!(

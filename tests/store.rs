@@ -83,6 +83,8 @@ on_every_store!(
     of_racing_writers_exactly_one_wins,
     numbers_are_indexed_by_waba,
     a_token_an_onboarding_exchanged_starts_two_steps_in,
+    the_ledger_counts_attempts_in_their_window,
+    of_racing_spenders_the_ledger_lets_exactly_the_budget_through,
 );
 
 on_sql_stores!(
@@ -826,5 +828,97 @@ async fn a_token_an_onboarding_exchanged_starts_two_steps_in(f: StoreFixture) ->
     assert!(by_hand.progress.done().is_empty());
     assert_eq!(by_hand.onboarding_request_id, None);
     assert_eq!(store.customer(CUSTOMER_A).await.unwrap(), Some(by_hand));
+    f
+}
+
+const HOURS_72: std::time::Duration = std::time::Duration::from_secs(72 * 3600);
+
+async fn the_ledger_counts_attempts_in_their_window(f: StoreFixture) -> StoreFixture {
+    let store = f.open().await;
+    let empty = store.ledger_view(N1, "register", HOURS_72).await.unwrap();
+    assert!(empty.attempts.is_empty() && empty.blocked_until.is_none());
+    let (_, first) = store
+        .ledger_spend(N1, "register", HOURS_72, |_| true)
+        .await
+        .unwrap();
+    let (seen, second) = store
+        .ledger_spend(N1, "register", HOURS_72, |v| v.attempts.len() == 1)
+        .await
+        .unwrap();
+    assert!(first.is_some() && second.is_some());
+    assert_eq!(
+        seen.attempts.len(),
+        2,
+        "the new attempt is in the view it returns"
+    );
+    assert!(
+        seen.attempts.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first"
+    );
+    let (refused, none) = store
+        .ledger_spend(N1, "register", HOURS_72, |_| false)
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    assert_eq!(refused.attempts.len(), 2, "a refusal counts nothing");
+    // Per number and per limit.
+    let other = store.ledger_view(N2, "register", HOURS_72).await.unwrap();
+    let names = store
+        .ledger_view(N1, "display_name", HOURS_72)
+        .await
+        .unwrap();
+    assert!(other.attempts.is_empty() && names.attempts.is_empty());
+
+    store.ledger_refund(&second.unwrap()).await.unwrap();
+    assert_eq!(
+        store
+            .ledger_view(N1, "register", HOURS_72)
+            .await
+            .unwrap()
+            .attempts
+            .len(),
+        1
+    );
+    store.ledger_block(N1, "register", HOURS_72).await.unwrap();
+    store
+        .ledger_block(N1, "register", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let blocked = store.ledger_view(N1, "register", HOURS_72).await.unwrap();
+    let until = blocked.blocked_until.expect("Meta's block is kept");
+    assert!(
+        until - blocked.now > chrono::Duration::hours(71),
+        "the later block stays"
+    );
+    // A window that ended now holds nothing.
+    let (gone, _) = store
+        .ledger_spend(N1, "register", std::time::Duration::ZERO, |_| false)
+        .await
+        .unwrap();
+    assert!(gone.attempts.is_empty());
+    f
+}
+
+async fn of_racing_spenders_the_ledger_lets_exactly_the_budget_through(
+    f: StoreFixture,
+) -> StoreFixture {
+    let store = f.open().await;
+    let spenders = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (_, spent) = store
+                .ledger_spend(N3, "register", HOURS_72, |v| v.attempts.len() < 10)
+                .await
+                .unwrap();
+            spent.is_some()
+        })
+    });
+    let mut through = 0;
+    for spender in spenders.collect::<Vec<_>>() {
+        through += usize::from(spender.await.unwrap());
+    }
+    assert_eq!(through, 10);
+    let view = store.ledger_view(N3, "register", HOURS_72).await.unwrap();
+    assert_eq!(view.attempts.len(), 10);
     f
 }

@@ -8,13 +8,14 @@
 //! `BTreeMap` keeps customers in WABA id order, as the SQL backends page them.
 
 use super::MAX_PAGE;
-use super::types::{Cas, Change, Customer, CustomerPage, Progress, Version};
+use super::types::{AttemptId, Cas, Change, Customer, CustomerPage, LedgerView, Progress, Version};
 use crate::model::TokenState;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 #[derive(Default)]
 pub(crate) struct Memory {
@@ -25,6 +26,29 @@ pub(crate) struct Memory {
 struct State {
     customers: BTreeMap<String, Row>,
     numbers: HashMap<String, String>,
+    /// (number, limit) → its attempts (id, when) and Meta's block.
+    ledger: HashMap<(String, String), Counted>,
+}
+
+#[derive(Default)]
+struct Counted {
+    attempts: Vec<(AttemptId, DateTime<Utc>)>,
+    blocked_until: Option<DateTime<Utc>>,
+}
+
+impl Counted {
+    fn view(&mut self, now: DateTime<Utc>, window: Duration) -> LedgerView {
+        let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        self.attempts.retain(|(_, at)| *at > since);
+        if self.blocked_until.is_some_and(|b| b <= now) {
+            self.blocked_until = None;
+        }
+        LedgerView {
+            now,
+            attempts: self.attempts.iter().map(|(_, at)| *at).collect(),
+            blocked_until: self.blocked_until,
+        }
+    }
 }
 
 struct Row {
@@ -168,5 +192,60 @@ impl Memory {
             .collect();
         numbers.sort();
         numbers
+    }
+
+    /// Atomic under the one mutex, as a transaction is on SQL.
+    pub(crate) fn ledger_spend(
+        &self,
+        number: &str,
+        kind: &str,
+        window: Duration,
+        decide: impl FnOnce(&LedgerView) -> bool,
+    ) -> (LedgerView, Option<AttemptId>) {
+        let now = Utc::now();
+        let mut state = self.state();
+        let counted = state
+            .ledger
+            .entry((number.to_owned(), kind.to_owned()))
+            .or_default();
+        let mut view = counted.view(now, window);
+        if !decide(&view) {
+            return (view, None);
+        }
+        let id = AttemptId::new();
+        counted.attempts.push((id.clone(), now));
+        view.attempts.push(now);
+        (view, Some(id))
+    }
+
+    pub(crate) fn ledger_refund(&self, attempt: &AttemptId) {
+        for counted in self.state().ledger.values_mut() {
+            counted.attempts.retain(|(id, _)| id != attempt);
+        }
+    }
+
+    pub(crate) fn ledger_block(&self, number: &str, kind: &str, for_: Duration) {
+        let until = Utc::now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::MAX);
+        let mut state = self.state();
+        let counted = state
+            .ledger
+            .entry((number.to_owned(), kind.to_owned()))
+            .or_default();
+        if counted.blocked_until.is_none_or(|b| b < until) {
+            counted.blocked_until = Some(until);
+        }
+    }
+
+    pub(crate) fn ledger_view(&self, number: &str, kind: &str, window: Duration) -> LedgerView {
+        let now = Utc::now();
+        let mut state = self.state();
+        match state.ledger.get_mut(&(number.to_owned(), kind.to_owned())) {
+            Some(counted) => counted.view(now, window),
+            None => LedgerView {
+                now,
+                attempts: Vec::new(),
+                blocked_until: None,
+            },
+        }
     }
 }

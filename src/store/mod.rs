@@ -36,7 +36,10 @@ mod types;
 pub use config::StoreConfig;
 pub use crypto::Keys;
 pub use error::Error;
-pub use types::{Cas, Change, Customer, CustomerPage, Progress, Rekeyed, StepFailure, Version};
+pub use types::{
+    AttemptId, Cas, Change, Customer, CustomerPage, LedgerView, Progress, Rekeyed, StepFailure,
+    Version,
+};
 
 use crate::model::{OnboardingStep, TokenState};
 use config::Backend;
@@ -46,6 +49,7 @@ use sql::Sql;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The most customers one page holds; a larger limit gets pages of this size.
 pub const MAX_PAGE: u32 = 1000;
@@ -271,6 +275,64 @@ impl Store {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.numbers_of(waba_id)),
             Inner::Sql(s) => s.numbers_of(waba_id).await,
+        }
+    }
+
+    /// Counts an attempt against one of Meta's per-number limits (`kind`), if `decide`
+    /// allows it, atomically with reading the count: attempts older than `window` are
+    /// forgotten, `decide` sees what is left (by the store's clock), and the attempt is
+    /// recorded at the store's now only if it says yes. Of several replicas spending on
+    /// one number at once, each sees the attempts of those before it.
+    pub async fn ledger_spend(
+        &self,
+        number: &str,
+        kind: &str,
+        window: Duration,
+        decide: impl FnOnce(&LedgerView) -> bool + Send,
+    ) -> Result<(LedgerView, Option<AttemptId>), Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.ledger_spend(number, kind, window, decide)),
+            Inner::Sql(s) => s.ledger_spend(number, kind, window, decide).await,
+        }
+    }
+
+    /// Gives back an attempt that was never sent.
+    pub async fn ledger_refund(&self, attempt: &AttemptId) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                m.ledger_refund(attempt);
+                Ok(())
+            }
+            Inner::Sql(s) => s.ledger_refund(attempt).await,
+        }
+    }
+
+    /// Meta blocked the number for `kind` for `for_` from now (a later block is kept).
+    pub async fn ledger_block(
+        &self,
+        number: &str,
+        kind: &str,
+        for_: Duration,
+    ) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                m.ledger_block(number, kind, for_);
+                Ok(())
+            }
+            Inner::Sql(s) => s.ledger_block(number, kind, for_).await,
+        }
+    }
+
+    /// What the ledger counts for the number now.
+    pub async fn ledger_view(
+        &self,
+        number: &str,
+        kind: &str,
+        window: Duration,
+    ) -> Result<LedgerView, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.ledger_view(number, kind, window)),
+            Inner::Sql(s) => s.ledger_view(number, kind, window).await,
         }
     }
 

@@ -179,3 +179,26 @@ pub struct Rekeyed {
     /// The WABAs whose token no key at hand opens (their key is lost): skipped.
     pub unreadable: Vec<String>,
 }
+
+/// What the ledger counts for one number and one limit, by the store's clock: the
+/// attempts still in the window, oldest first, and Meta's block if it still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerView {
+    pub now: DateTime<Utc>,
+    pub attempts: Vec<DateTime<Utc>>,
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
+/// An attempt [`super::Store::ledger_spend`] counted: its id gives it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptId(pub(crate) String);
+
+impl AttemptId {
+    pub(crate) fn new() -> AttemptId {
+        AttemptId(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -63,6 +63,9 @@ macro_rules! on_pool {
     };
 }
 
+// After the macro: it is in scope by text order.
+mod ledger;
+
 const COLUMNS: &str = "waba_id, business_id, token_state, token_expires_at, \
     webhooks_subscribed, steps_done, failed_step, failure_code, failure_message, \
     onboarded_at, created_at, updated_at, version, onboarding_request_id";

@@ -7,6 +7,7 @@ mod customers;
 mod fields;
 mod lifecycle;
 mod operations;
+mod replicas;
 mod sandbox;
 mod secrets;
 mod server;

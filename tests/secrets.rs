@@ -3,16 +3,13 @@
 //! SIGTERM behave.
 
 use crate::support::{
-    APP_ID, APP_SECRET, CUSTOMER_A, Client, CustomersClient, NUMBER, TOKEN, VERSION, channel,
-    fake_graph, get_status, graph_error_body, number_json, ok, proof_for, read, received, register,
+    APP_ID, APP_SECRET, CUSTOMER_A, Client, CustomersClient, NUMBER, TOKEN, VERSION, binary,
+    channel, fake_graph, free_port, get_status, graph_error_body, number_json, ok, proof_for, read,
+    received, register, start_binary, start_binary_with, start_binary_with_env, terminate,
     write_key,
 };
 use serde_json::json;
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
 use tonic::Code;
 use tonic_types::StatusExt;
 use waba_numbers::pb::{
@@ -25,105 +22,6 @@ const PIN: &str = "975310";
 /// The two-step PIN SetTwoStepPin sets, and the code VerifyCode checks.
 const NEW_PIN: &str = "864201";
 const CODE: &str = "531642";
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_waba-numbers"));
-    for var in [
-        "WABA_ACCESS_TOKEN",
-        "WABA_ACCESS_TOKEN_FILE",
-        "WABA_APP_SECRET",
-        "WABA_APP_ID",
-        "WABA_LISTEN",
-        "WABA_STORE",
-        "WABA_STORE_KEY_FILE",
-        "WABA_STORE_OLD_KEYS_DIR",
-    ] {
-        command.env_remove(var);
-    }
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-async fn free_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// Starts the binary against `graph_url` and waits until it accepts connections.
-async fn start(graph_url: &str) -> (Child, SocketAddr) {
-    start_with(graph_url, &[]).await
-}
-
-async fn start_with(graph_url: &str, extra: &[&str]) -> (Child, SocketAddr) {
-    start_with_env(graph_url, extra, &[]).await
-}
-
-async fn start_with_env(
-    graph_url: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Child, SocketAddr) {
-    let addr = free_port().await;
-    let http = free_port().await.to_string();
-    let child = binary()
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--http-listen",
-            &http,
-            "--graph-url",
-            graph_url,
-            "--graph-version",
-            VERSION,
-        ])
-        .env("WABA_ACCESS_TOKEN", TOKEN)
-        .env("WABA_APP_SECRET", APP_SECRET)
-        .args(extra)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "debug,waba_numbers=trace")
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return (child, addr);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the binary did not start listening on {addr}");
-}
-
-async fn terminate(mut child: Child) -> (bool, String) {
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
-    (status.success(), output)
-}
 
 #[tokio::test]
 async fn secrets_never_reach_logs_or_error_messages() {
@@ -152,7 +50,7 @@ async fn secrets_never_reach_logs_or_error_messages() {
     ])
     .await;
 
-    let (child, addr) = start(&graph.uri()).await;
+    let (child, addr) = start_binary(&graph.uri()).await;
     let mut client = Client::new(channel(addr).await);
     client.get_status(get_status(NUMBER)).await.unwrap();
     let err = client.register(register(NUMBER, PIN)).await.unwrap_err();
@@ -235,7 +133,7 @@ async fn onboarding_secrets_never_reach_logs_answers_or_the_store_file() {
     let key = write_key(dir.path(), "store.key");
     let file = dir.path().join("store.db");
     let store = format!("sqlite:{}", file.display());
-    let (child, addr) = start_with_env(
+    let (child, addr) = start_binary_with_env(
         &graph.uri(),
         &["--app-id", APP_ID],
         &[
@@ -317,7 +215,7 @@ async fn sigterm_lets_the_in_flight_call_finish_then_exits_cleanly() {
     let slow = Mock::given(method("GET"))
         .respond_with(ok(number_json(NUMBER)).set_delay(Duration::from_millis(700)));
     let graph = fake_graph([slow]).await;
-    let (child, addr) = start(&graph.uri()).await;
+    let (child, addr) = start_binary(&graph.uri()).await;
     let mut client = Client::new(channel(addr).await);
     let call = tokio::spawn(async move { client.get_status(get_status(NUMBER)).await });
     tokio::time::sleep(Duration::from_millis(200)).await; // the call is at the fake Graph API
@@ -334,7 +232,7 @@ async fn json_logs_carry_the_request_id_and_metas_fbtrace_id() {
     let not_found =
         Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(error));
     let graph = fake_graph([not_found]).await;
-    let (child, addr) = start_with(&graph.uri(), &["--log-format", "json"]).await;
+    let (child, addr) = start_binary_with(&graph.uri(), &["--log-format", "json"]).await;
     let mut client = Client::new(channel(addr).await);
     let mut request = tonic::Request::new(get_status(NUMBER));
     request

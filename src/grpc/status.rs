@@ -57,6 +57,7 @@ impl From<numbers::Error> for Status {
                 Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
             numbers::Error::Credentials(e) => credentials(&e),
+            numbers::Error::StoreUnavailable(_) => store_unavailable(err.to_string()),
         }
     }
 }

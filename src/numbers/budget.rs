@@ -5,10 +5,17 @@
 //!   number for 72 hours (133016). The guard keeps `reserve` attempts for a person.
 //! - Display-name changes: 10 per number per 30 days.
 //!
-//! Every attempt sent counts, whatever Meta answered: Meta counts requests. Kept in
-//! memory for now (a restart forgets the count).
+//! Every attempt sent counts, whatever Meta answered: Meta counts requests. With a store
+//! the count is the store's ([`crate::store::Store::ledger_spend`]): one transaction per
+//! attempt, shared by every replica on it and kept across restarts (not with `memory`),
+//! and this replica's memory mirrors what the store said at its last attempt on the
+//! number (what snapshots show as `register_budget`). A store that cannot answer refuses
+//! the attempt ([`Error::StoreUnavailable`]): never a guess that could spend twice.
+//! Without a store the count is this process's alone.
 
+use super::Error;
 use crate::model::RegisterBudget;
+use crate::store::{AttemptId, LedgerView, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -110,6 +117,13 @@ pub struct Spent {
     at: Instant,
 }
 
+/// An attempt counted by [`Ledger::count`]: here, or in the store.
+#[derive(Debug, Clone)]
+pub enum Counted {
+    Here(Spent),
+    Shared(AttemptId),
+}
+
 #[derive(Debug)]
 pub struct Ledger {
     limit: Limit,
@@ -118,10 +132,18 @@ pub struct Ledger {
     /// Attempts kept back: refused once only this many are left.
     reserve: u32,
     counts: Mutex<HashMap<String, Count>>,
+    /// Where the count is kept when there is a store: this process mirrors it.
+    shared: Option<Store>,
 }
 
 impl Ledger {
+    /// A ledger counted in this process alone.
     pub fn new(limit: Limit, reserve: u32) -> Self {
+        Self::with_store(limit, reserve, None)
+    }
+
+    /// A ledger counted in `store` when there is one.
+    pub fn with_store(limit: Limit, reserve: u32, shared: Option<Store>) -> Self {
         let (allowed, window) = match limit {
             Limit::Register => (REGISTER_LIMIT, REGISTER_WINDOW),
             Limit::DisplayName => (DISPLAY_NAME_LIMIT, DISPLAY_NAME_WINDOW),
@@ -133,7 +155,116 @@ impl Ledger {
             // At least one attempt stays usable, or nothing could ever be sent.
             reserve: reserve.min(allowed - 1),
             counts: Mutex::default(),
+            shared,
         }
+    }
+
+    /// The limit's name in the store.
+    fn kind(&self) -> &'static str {
+        match self.limit {
+            Limit::Register => "register",
+            Limit::DisplayName => "display_name",
+        }
+    }
+
+    /// Counts an attempt about to be sent, or refuses it ([`Error::Refused`]), in the
+    /// store when there is one (atomic across replicas), else here.
+    pub async fn count(&self, id: &str, spend_reserve: bool) -> Result<Counted, Error> {
+        let refused = |r| Error::Refused(Box::new(r));
+        let Some(store) = &self.shared else {
+            return self
+                .spend(id, spend_reserve)
+                .map(Counted::Here)
+                .map_err(refused);
+        };
+        let reserve = if spend_reserve { 0 } else { self.reserve };
+        let mut refusal = None;
+        let decide = |view: &LedgerView| {
+            refusal = self.refusal(id, view, reserve);
+            refusal.is_none()
+        };
+        let (view, attempt) = store
+            .ledger_spend(id, self.kind(), self.window, decide)
+            .await
+            .map_err(|e| Error::StoreUnavailable(e.to_string()))?;
+        self.mirror(id, &view);
+        match (attempt, refusal) {
+            (Some(attempt), _) => Ok(Counted::Shared(attempt)),
+            (None, Some(refusal)) => Err(refused(refusal)),
+            (None, None) => Err(Error::StoreUnavailable(
+                "the ledger counted nothing and refused nothing".into(),
+            )),
+        }
+    }
+
+    /// Gives back an attempt that was never sent.
+    pub async fn uncount(&self, id: &str, counted: Counted) {
+        match (counted, &self.shared) {
+            (Counted::Here(spent), _) => self.refund(id, spent),
+            (Counted::Shared(attempt), Some(store)) => {
+                if let Err(e) = store.ledger_refund(&attempt).await {
+                    // Counted once too often: it leaves the window in its time.
+                    tracing::warn!(phone_number_id = id, error = %e, "cannot give back an attempt that was never sent");
+                }
+                if let Ok(view) = store.ledger_view(id, self.kind(), self.window).await {
+                    self.mirror(id, &view);
+                }
+            }
+            (Counted::Shared(_), None) => {}
+        }
+    }
+
+    /// Meta blocked the number (133016): here, and in the store for every replica.
+    pub async fn note_block(&self, id: &str, for_: Duration) {
+        self.block(id, for_);
+        if let Some(store) = &self.shared
+            && let Err(e) = store.ledger_block(id, self.kind(), for_).await
+        {
+            tracing::warn!(phone_number_id = id, error = %e, "cannot record Meta's block in the store");
+        }
+    }
+
+    /// Why the store's count refuses an attempt now, if it does.
+    fn refusal(&self, id: &str, view: &LedgerView, reserve: u32) -> Option<Refusal> {
+        let used = view.attempts.len() as u32;
+        let after = |until: DateTime<Utc>| (until - view.now).to_std().unwrap_or_default();
+        let refusal = |retry_after, blocked_by_meta| Refusal {
+            limit: self.limit,
+            phone_number_id: id.to_owned(),
+            retry_after,
+            used,
+            allowed: self.allowed,
+            window: self.window,
+            blocked_by_meta,
+        };
+        if let Some(until) = view.blocked_until {
+            return Some(refusal(after(until), true));
+        }
+        if used + reserve < self.allowed {
+            return None;
+        }
+        let freeing = (used + reserve + 1 - self.allowed) as usize;
+        let oldest = view.attempts[freeing.min(view.attempts.len()) - 1];
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+        Some(refusal(after(oldest + window), false))
+    }
+
+    /// Takes the store's count of the number as this process's.
+    fn mirror(&self, id: &str, view: &LedgerView) {
+        let here = Moment::now();
+        let moment = |wall: DateTime<Utc>| {
+            let ago = (view.now - wall).to_std().unwrap_or_default();
+            let ahead = (wall - view.now).to_std().unwrap_or_default();
+            Moment {
+                at: (here.at - ago) + ahead,
+                wall,
+            }
+        };
+        let count = Count {
+            attempts: view.attempts.iter().map(|w| moment(*w)).collect(),
+            blocked_until: view.blocked_until.map(moment),
+        };
+        self.lock().insert(id.to_owned(), count);
     }
 
     /// Counts an attempt about to be sent, or refuses it: atomic, so concurrent attempts

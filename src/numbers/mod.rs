@@ -55,6 +55,10 @@ pub enum Error {
     /// A guard on one of Meta's per-number limits refused: no call was sent.
     #[error("{}", refusal_message(.0))]
     Refused(Box<Refusal>),
+    /// The store that keeps the count of Meta's limits cannot be reached: no call was
+    /// sent (the service never guesses a count it could overspend).
+    #[error("the store that counts the number's attempts is unavailable ({0}); no call was sent")]
+    StoreUnavailable(String),
     /// No token may make the call (or the customer's needs Embedded Signup again): no
     /// call was sent, or Meta rejected the customer's token.
     #[error(transparent)]
@@ -156,7 +160,12 @@ impl Numbers {
         cache: &CacheSettings,
         register_reserve: u32,
     ) -> Self {
-        let register_budget = Arc::new(Ledger::new(Limit::Register, register_reserve));
+        let store = keys.store().cloned();
+        let register_budget = Arc::new(Ledger::with_store(
+            Limit::Register,
+            register_reserve,
+            store.clone(),
+        ));
         let deadlines = Arc::new(Deadlines::new(register_budget.clone()));
         Self {
             reads: ReadPath::new(graph.clone(), keys.clone(), cache, deadlines.clone()),
@@ -164,7 +173,7 @@ impl Numbers {
             keys,
             guards: Arc::new(Guards {
                 register_budget,
-                display_names: Ledger::new(Limit::DisplayName, 0),
+                display_names: Ledger::with_store(Limit::DisplayName, 0, store),
                 deadlines,
                 add: Idempotent::new(Write::AddNumber),
                 request_code: Idempotent::new(Write::RequestCode),

@@ -256,16 +256,14 @@ async fn within_budget<T>(
     write: Write,
     send: impl Future<Output = Result<T, graph::Error>>,
 ) -> Result<T, Error> {
-    let spent = budget
-        .spend(id, spend_reserve)
-        .map_err(|r| Error::Refused(Box::new(r)))?;
+    let counted = budget.count(id, spend_reserve).await?;
     let outcome = send.await;
     if let Err(e) = &outcome {
         if e.was_not_sent() {
-            budget.refund(id, spent);
+            budget.uncount(id, counted).await;
         }
         if e.is_register_limit() {
-            budget.block(id, super::budget::REGISTER_WINDOW);
+            budget.note_block(id, super::budget::REGISTER_WINDOW).await;
         }
     }
     outcome.map_err(|e| unanswered(write, e))

@@ -7,6 +7,7 @@
 //! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
 //! the store on each backend.
 
+mod binary;
 mod graph;
 mod ids;
 mod requests;
@@ -14,6 +15,7 @@ mod store;
 mod stream;
 mod webhooks;
 
+pub use binary::*;
 pub use graph::*;
 pub use ids::*;
 pub use requests::*;

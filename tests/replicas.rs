@@ -1,0 +1,75 @@
+//! Several replicas of the real binary on one PostgreSQL store (`WABA_TEST_POSTGRES_URL`;
+//! without it these say so and pass, unless `WABA_TEST_POSTGRES_REQUIRED` is set, as in
+//! CI), against one fake Graph API that counts calls: what one replica spends of a
+//! number's limits, every replica counts.
+
+use crate::support::{
+    Client, Engine, NUMBER, StoreFixture, VERSION, assert_register_guard, channel, fake_graph,
+    register, start_binary_with_env, terminate,
+};
+use serde_json::json;
+use std::net::SocketAddr;
+use tokio::process::Child;
+use tonic::Code;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+/// `n` replicas of the binary on the fixture's store, against `graph_url`.
+async fn replicas(n: usize, store: &StoreFixture, graph_url: &str) -> Vec<(Child, SocketAddr)> {
+    let mut started = Vec::new();
+    for _ in 0..n {
+        let env = [
+            ("WABA_STORE", store.spec.as_str()),
+            ("WABA_STORE_KEY_FILE", store.key.path.to_str().unwrap()),
+        ];
+        started.push(start_binary_with_env(graph_url, &[], &env).await);
+    }
+    started
+}
+
+#[tokio::test]
+async fn eleven_register_attempts_over_three_replicas_spend_the_budget_once() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    // Meta takes every register: only the shared ledger can stop the 10th.
+    let graph = fake_graph([Mock::given(method("POST"))
+        .and(path(format!("/{VERSION}/{NUMBER}/register")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "success": true })))
+        .expect(9)])
+    .await;
+    let replicas = replicas(3, &store, &graph.uri()).await;
+    let mut clients = Vec::new();
+    for (_, addr) in &replicas {
+        clients.push(Client::new(channel(*addr).await));
+    }
+    // At once, spread over the three: 9 of Meta's 10 may be spent (the default reserve
+    // keeps one for a person), whichever replica takes them.
+    let calls = (0..11).map(|i| {
+        let mut client = clients[i % 3].clone();
+        tokio::spawn(async move {
+            let mut request = register(NUMBER, "123456");
+            request.request_id = format!("attempt-{i}");
+            client.register(request).await
+        })
+    });
+    let mut refused = Vec::new();
+    let mut registered = 0;
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            Ok(_) => registered += 1,
+            Err(status) => refused.push(status),
+        }
+    }
+    assert_eq!(registered, 9);
+    assert_eq!(refused.len(), 2);
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_register_guard(status, NUMBER, 1);
+    }
+    for (child, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+    // The fake's expectation (exactly 9 upstream registers) is checked as it drops.
+}

@@ -85,6 +85,7 @@ on_every_store!(
     a_token_an_onboarding_exchanged_starts_two_steps_in,
     the_ledger_counts_attempts_in_their_window,
     of_racing_spenders_the_ledger_lets_exactly_the_budget_through,
+    of_racing_claims_on_an_idempotency_key_exactly_one_wins,
 );
 
 on_sql_stores!(
@@ -920,5 +921,102 @@ async fn of_racing_spenders_the_ledger_lets_exactly_the_budget_through(
     assert_eq!(through, 10);
     let view = store.ledger_view(N3, "register", HOURS_72).await.unwrap();
     assert_eq!(view.attempts.len(), 10);
+    f
+}
+
+async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture) -> StoreFixture {
+    use waba_numbers::store::Claim;
+    let store = f.open().await;
+    let lease = std::time::Duration::from_secs(15);
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let claims = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .idem_claim("register", "key-1", b"request-a", lease, day)
+                .await
+                .unwrap()
+        })
+    });
+    let mut won = Vec::new();
+    for claim in claims.collect::<Vec<_>>() {
+        match claim.await.unwrap() {
+            Claim::Won(id) => won.push(id),
+            Claim::Held(record) => {
+                assert!(record.lease_alive && record.outcome.is_none());
+            }
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one call sends the write");
+    let claim = won.pop().unwrap();
+    let held = store
+        .idem_peek("register", "key-1", day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.fingerprint, b"request-a");
+    assert!(
+        store
+            .idem_renew("register", "key-1", &claim, lease)
+            .await
+            .unwrap()
+    );
+    // Per RPC: the same key of another RPC is another record.
+    let other = store
+        .idem_claim("deregister", "key-1", b"x", lease, day)
+        .await
+        .unwrap();
+    assert!(matches!(other, Claim::Won(_)));
+
+    // A kept outcome is what later calls find.
+    store
+        .idem_finish("register", "key-1", &claim, r#"{"Ok":true}"#, false)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .idem_renew("register", "key-1", &claim, lease)
+            .await
+            .unwrap()
+    );
+    match store
+        .idem_claim("register", "key-1", b"request-a", lease, day)
+        .await
+        .unwrap()
+    {
+        Claim::Held(record) => {
+            assert_eq!(record.outcome.as_deref(), Some(r#"{"Ok":true}"#));
+            assert!(!record.lease_alive);
+        }
+        won => panic!("a kept outcome was replaced: {won:?}"),
+    }
+    // A definite failure is replaced by the next call: a new attempt.
+    let Claim::Won(second) = store
+        .idem_claim("register", "key-2", b"b", lease, day)
+        .await
+        .unwrap()
+    else {
+        panic!("a new key is free");
+    };
+    store
+        .idem_finish("register", "key-2", &second, r#"{"Err":"no"}"#, true)
+        .await
+        .unwrap();
+    let again = store
+        .idem_claim("register", "key-2", b"b", lease, day)
+        .await
+        .unwrap();
+    assert!(matches!(again, Claim::Won(_)));
+    // A lease not renewed in time: the record says its holder is gone.
+    store
+        .idem_claim("register", "key-3", b"c", std::time::Duration::ZERO, day)
+        .await
+        .unwrap();
+    let lapsed = store
+        .idem_peek("register", "key-3", day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!lapsed.lease_alive && lapsed.outcome.is_none());
     f
 }

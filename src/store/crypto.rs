@@ -63,6 +63,9 @@ struct Key {
     fingerprint: [u8; 32],
     /// Where it was read from, for error messages.
     path: String,
+    /// The key of the request fingerprints idempotency records keep (derived, so the
+    /// encryption key itself signs nothing).
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
 /// The current key and the old ones. `Debug` shows their ids only.
@@ -131,6 +134,15 @@ impl Keys {
     /// The id of the key that encrypts.
     pub fn current_id(&self) -> &str {
         &self.current.id
+    }
+
+    /// The keys request fingerprints are signed with: the current key's first, then the
+    /// old ones' (a record kept before a rotation still matches its request).
+    pub fn mac_keys(&self) -> Vec<[u8; 32]> {
+        std::iter::once(&self.current)
+            .chain(&self.old)
+            .map(|k| *k.mac_key)
+            .collect()
     }
 
     /// Encrypts `token` for the row of `waba_id` under the current key.
@@ -221,9 +233,14 @@ fn read_key(path: &Path) -> Result<Key, Error> {
             )
         })?);
     let (id, fingerprint) = key_id(&key);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.as_slice())
+        .expect("any key length");
+    hmac::Mac::update(&mut mac, b"waba-numbers idempotency fingerprints v1");
+    let mac_key = Zeroizing::new(hmac::Mac::finalize(mac).into_bytes().into());
     Ok(Key {
         id,
         fingerprint,
+        mac_key,
         cipher: XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key)),
         path: path.display().to_string(),
     })

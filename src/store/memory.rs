@@ -8,7 +8,10 @@
 //! `BTreeMap` keeps customers in WABA id order, as the SQL backends page them.
 
 use super::MAX_PAGE;
-use super::types::{AttemptId, Cas, Change, Customer, CustomerPage, LedgerView, Progress, Version};
+use super::types::{
+    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, LedgerView,
+    Progress, Version,
+};
 use crate::model::TokenState;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -17,9 +20,29 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-#[derive(Default)]
 pub(crate) struct Memory {
     state: Mutex<State>,
+    /// Signs request fingerprints: nothing outlives the process, so neither does it.
+    fingerprint_key: [u8; 32],
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            state: Mutex::default(),
+            fingerprint_key: rand::random(),
+        }
+    }
+}
+
+impl Record {
+    fn seen(&self, now: DateTime<Utc>) -> IdemRecord {
+        IdemRecord {
+            fingerprint: self.fingerprint.clone(),
+            outcome: self.outcome.clone(),
+            lease_alive: self.outcome.is_none() && self.lease_until.is_some_and(|l| l > now),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -28,6 +51,25 @@ struct State {
     numbers: HashMap<String, String>,
     /// (number, limit) → its attempts (id, when) and Meta's block.
     ledger: HashMap<(String, String), Counted>,
+    /// (rpc, request_id) → its idempotency record.
+    records: HashMap<(String, String), Record>,
+}
+
+struct Record {
+    fingerprint: Vec<u8>,
+    claim: ClaimId,
+    outcome: Option<String>,
+    replaceable: bool,
+    lease_until: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn before(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[derive(Default)]
@@ -233,6 +275,85 @@ impl Memory {
             .or_default();
         if counted.blocked_until.is_none_or(|b| b < until) {
             counted.blocked_until = Some(until);
+        }
+    }
+
+    pub(crate) fn fingerprint_key(&self) -> [u8; 32] {
+        self.fingerprint_key
+    }
+
+    pub(crate) fn idem_claim(
+        &self,
+        key: (String, String),
+        fingerprint: &[u8],
+        lease: Duration,
+        remember: Duration,
+    ) -> Claim {
+        let now = Utc::now();
+        let mut state = self.state();
+        let free = state
+            .records
+            .get(&key)
+            .is_none_or(|r| r.created_at <= before(now, remember) || r.replaceable);
+        if free {
+            let claim = ClaimId::new();
+            let record = Record {
+                fingerprint: fingerprint.to_vec(),
+                claim: claim.clone(),
+                outcome: None,
+                replaceable: false,
+                lease_until: Some(after(now, lease)),
+                created_at: now,
+            };
+            state.records.insert(key, record);
+            return Claim::Won(claim);
+        }
+        Claim::Held(state.records[&key].seen(now))
+    }
+
+    pub(crate) fn idem_peek(
+        &self,
+        key: &(String, String),
+        remember: Duration,
+    ) -> Option<IdemRecord> {
+        let now = Utc::now();
+        let state = self.state();
+        let record = state
+            .records
+            .get(key)
+            .filter(|r| r.created_at > before(now, remember))?;
+        Some(record.seen(now))
+    }
+
+    pub(crate) fn idem_renew(
+        &self,
+        key: &(String, String),
+        claim: &ClaimId,
+        lease: Duration,
+    ) -> bool {
+        let now = Utc::now();
+        match self.state().records.get_mut(key) {
+            Some(r) if r.claim == *claim && r.outcome.is_none() => {
+                r.lease_until = Some(after(now, lease));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn idem_finish(
+        &self,
+        key: &(String, String),
+        claim: &ClaimId,
+        outcome: &str,
+        replaceable: bool,
+    ) {
+        if let Some(r) = self.state().records.get_mut(key)
+            && r.claim == *claim
+        {
+            r.outcome = Some(outcome.to_owned());
+            r.replaceable = replaceable;
+            r.lease_until = None;
         }
     }
 

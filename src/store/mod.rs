@@ -37,8 +37,8 @@ pub use config::StoreConfig;
 pub use crypto::Keys;
 pub use error::Error;
 pub use types::{
-    AttemptId, Cas, Change, Customer, CustomerPage, LedgerView, Progress, Rekeyed, StepFailure,
-    Version,
+    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, LedgerView,
+    Progress, Rekeyed, StepFailure, Version,
 };
 
 use crate::model::{OnboardingStep, TokenState};
@@ -333,6 +333,92 @@ impl Store {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.ledger_view(number, kind, window)),
             Inner::Sql(s) => s.ledger_view(number, kind, window).await,
+        }
+    }
+
+    /// Claims the idempotency key (`rpc`, `request_id`) for a request whose fingerprint
+    /// is `fingerprint`, with a lease of `lease`: [`Claim::Won`] for exactly one of the
+    /// calls racing on it, on any replica, unless a record younger than `remember` holds
+    /// it (and is not a definite failure, which a new call replaces).
+    pub async fn idem_claim(
+        &self,
+        rpc: &str,
+        request_id: &str,
+        fingerprint: &[u8],
+        lease: Duration,
+        remember: Duration,
+    ) -> Result<Claim, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                let key = (rpc.to_owned(), request_id.to_owned());
+                Ok(m.idem_claim(key, fingerprint, lease, remember))
+            }
+            Inner::Sql(s) => {
+                s.idem_claim(rpc, request_id, fingerprint, lease, remember)
+                    .await
+            }
+        }
+    }
+
+    /// The record of a key, if one younger than `remember` holds it.
+    pub async fn idem_peek(
+        &self,
+        rpc: &str,
+        request_id: &str,
+        remember: Duration,
+    ) -> Result<Option<IdemRecord>, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.idem_peek(&(rpc.to_owned(), request_id.to_owned()), remember)),
+            Inner::Sql(s) => s.idem_peek(rpc, request_id, remember).await,
+        }
+    }
+
+    /// Extends the claim's lease while its attempt runs; false if the claim is not the
+    /// record's any more.
+    pub async fn idem_renew(
+        &self,
+        rpc: &str,
+        request_id: &str,
+        claim: &ClaimId,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                Ok(m.idem_renew(&(rpc.to_owned(), request_id.to_owned()), claim, lease))
+            }
+            Inner::Sql(s) => s.idem_renew(rpc, request_id, claim, lease).await,
+        }
+    }
+
+    /// Records the claim's outcome; `replaceable`: a definite failure, which the next
+    /// call under the key replaces with a new attempt.
+    pub async fn idem_finish(
+        &self,
+        rpc: &str,
+        request_id: &str,
+        claim: &ClaimId,
+        outcome: &str,
+        replaceable: bool,
+    ) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                let key = (rpc.to_owned(), request_id.to_owned());
+                m.idem_finish(&key, claim, outcome, replaceable);
+                Ok(())
+            }
+            Inner::Sql(s) => {
+                s.idem_finish(rpc, request_id, claim, outcome, replaceable)
+                    .await
+            }
+        }
+    }
+
+    /// The keys request fingerprints are signed with, current first: derived from the
+    /// store's keys (the same on every replica); per process for `memory`.
+    pub fn fingerprint_keys(&self) -> Vec<[u8; 32]> {
+        match &*self.inner {
+            Inner::Memory(m) => vec![m.fingerprint_key()],
+            Inner::Sql(s) => s.keys().mac_keys(),
         }
     }
 

@@ -202,3 +202,37 @@ impl AttemptId {
         &self.0
     }
 }
+
+/// What claiming an idempotency key found ([`super::Store::idem_claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is this call's: send the write, renew the lease while it runs, finish.
+    Won(ClaimId),
+    /// Another call holds it.
+    Held(IdemRecord),
+}
+
+/// Which call holds a key: the one that claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimId(pub(crate) String);
+
+impl ClaimId {
+    pub(crate) fn new() -> ClaimId {
+        ClaimId(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An idempotency record as another call left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// The request it was claimed for (an HMAC, never the request).
+    pub fingerprint: Vec<u8>,
+    /// The outcome, once its attempt ended (the caller's encoding).
+    pub outcome: Option<String>,
+    /// The attempt's holder renewed its lease in time (false once it ended, or died).
+    pub lease_alive: bool,
+}

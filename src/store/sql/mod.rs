@@ -64,6 +64,7 @@ macro_rules! on_pool {
 }
 
 // After the macro: it is in scope by text order.
+mod idempotency;
 mod ledger;
 
 const COLUMNS: &str = "waba_id, business_id, token_state, token_expires_at, \

@@ -73,3 +73,55 @@ async fn eleven_register_attempts_over_three_replicas_spend_the_budget_once() {
     store.finish().await;
     // The fake's expectation (exactly 9 upstream registers) is checked as it drops.
 }
+
+#[tokio::test]
+async fn one_request_id_sent_to_two_replicas_at_once_registers_once() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    // Meta takes its time: both calls are in flight together.
+    let graph = fake_graph([Mock::given(method("POST"))
+        .and(path(format!("/{VERSION}/{NUMBER}/register")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "success": true }))
+                .set_delay(std::time::Duration::from_millis(500)),
+        )
+        .expect(1)])
+    .await;
+    let replicas = replicas(2, &store, &graph.uri()).await;
+    let calls = replicas.iter().map(|(_, addr)| {
+        let addr = *addr;
+        tokio::spawn(async move {
+            let mut client = Client::new(channel(addr).await);
+            let mut request = register(NUMBER, "123456");
+            request.request_id = "signup-42-register".into();
+            client.register(request).await.map(|r| r.into_inner())
+        })
+    });
+    let mut answers = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        answers.push(call.await.unwrap().unwrap());
+    }
+    assert_eq!(answers[0], answers[1], "both callers get the same answer");
+    // A retry later, on either replica, is the same answer, and no new call.
+    let mut client = Client::new(channel(replicas[1].1).await);
+    let mut again = register(NUMBER, "123456");
+    again.request_id = "signup-42-register".into();
+    assert_eq!(
+        client.register(again).await.unwrap().into_inner(),
+        answers[0]
+    );
+    // The same key for another request is refused, on any replica.
+    let mut other = register(NUMBER, "654321");
+    other.request_id = "signup-42-register".into();
+    let reused = Client::new(channel(replicas[0].1).await)
+        .register(other)
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
+    for (child, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}

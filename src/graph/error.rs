@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Meta's error envelope (`{"error": {...}}`), kept whole so nothing Meta said is lost.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GraphError {
     pub http_status: u16,
     pub code: i64,
@@ -61,7 +61,7 @@ impl GraphError {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     #[error("Graph API error {}: {}", .0.code, .0.message)]
     Graph(Box<GraphError>),

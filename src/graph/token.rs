@@ -22,7 +22,7 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TokenError {
     #[error("cannot read the access token file {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },

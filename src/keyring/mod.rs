@@ -56,7 +56,7 @@ impl Route {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// Nothing the service holds may reach the target.
     #[error(

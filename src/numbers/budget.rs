@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Which of Meta's limits a guard spares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Limit {
     /// Register and deregister attempts.
     Register,
@@ -32,7 +32,7 @@ pub enum Limit {
 }
 
 /// A guard's refusal: no call was made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refusal {
     pub limit: Limit,
     pub phone_number_id: String,

@@ -9,8 +9,16 @@
 //! retrying after one is a deliberate new attempt. An outcome Meta may have counted
 //! (success, or no answer) is never attempted again under the same key. A key reused
 //! for a different request is refused. Keys are per RPC: each RPC has its own guard.
+//!
+//! With a store the keys are the fleet's: the first call on any replica claims the key in
+//! the store ([`Store::idem_claim`]: exactly one of racing calls wins) and sends the
+//! write, renewing its lease while it runs; a call on another replica waits for the
+//! outcome the store then keeps (JSON), or, if the holder's lease lapses first (it died),
+//! answers outcome unknown, as every later call under the key does: nothing reaches Meta
+//! blindly. A store that cannot answer sends nothing ([`Error::StoreUnavailable`]).
 
 use super::{Error, Write};
+use crate::store::{Claim, Store};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use hmac::{Hmac, Mac};
@@ -32,10 +40,18 @@ struct Entry<T: Clone> {
     attempt: Attempt<T>,
 }
 
+/// How long a claim lives without renewal, and how often its holder renews it.
+const LEASE: Duration = Duration::from_secs(15);
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How often a call waiting on another replica's attempt looks at its record.
+const POLL: Duration = Duration::from_millis(100);
+
 pub struct Idempotent<T: Clone> {
     write: Write,
     entries: moka::future::Cache<String, Entry<T>>,
     key: [u8; 32],
+    /// The fleet's records, when there is a store.
+    shared: Option<Store>,
 }
 
 impl<T: Clone> std::fmt::Debug for Idempotent<T> {
@@ -47,9 +63,14 @@ impl<T: Clone> std::fmt::Debug for Idempotent<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Idempotent<T> {
-    pub fn new(write: Write) -> Self {
+impl<T> Idempotent<T>
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    /// Keys remembered in `store` when there is one (shared by its replicas).
+    pub fn with_store(write: Write, shared: Option<Store>) -> Self {
         Self {
+            shared,
             write,
             entries: moka::future::Cache::builder()
                 .max_capacity(MAX_KEYS)
@@ -76,13 +97,38 @@ impl<T: Clone + Send + Sync + 'static> Idempotent<T> {
         };
         let fingerprint = self.fingerprint(request);
         let write = self.write;
+        let shared = self.shared.clone().map(|store| {
+            let fingerprints = store
+                .fingerprint_keys()
+                .iter()
+                .map(|key| fingerprint_under(key, request))
+                .collect::<Vec<_>>();
+            (store, fingerprints)
+        });
+        let key = request_id.to_owned();
         // The initializer has no await point, so it cannot be abandoned half way.
         let entry = self
             .entries
             .get_with(request_id.to_owned(), async move {
+                let attempt = match shared {
+                    None => spawned(write, attempt).boxed(),
+                    Some((store, fingerprints)) => {
+                        tokio::spawn(in_store(store, write, key, fingerprints, attempt))
+                            .map(move |joined| {
+                                joined.unwrap_or_else(|e| {
+                                    tracing::error!(error = %e, "write attempt task failed");
+                                    Err(Error::OutcomeUnknown {
+                                        write,
+                                        cause: "the attempt failed inside the service".into(),
+                                    })
+                                })
+                            })
+                            .boxed()
+                    }
+                };
                 Entry {
                     fingerprint,
-                    attempt: spawned(write, attempt).boxed().shared(),
+                    attempt: attempt.shared(),
                 }
             })
             .await;
@@ -107,12 +153,107 @@ impl<T: Clone + Send + Sync + 'static> Idempotent<T> {
     }
 
     fn fingerprint(&self, request: &[&str]) -> [u8; 32] {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("any key length");
-        for part in request {
-            mac.update(part.as_bytes());
-            mac.update(&[0]);
+        fingerprint_under(&self.key, request)
+    }
+}
+
+/// The request's fingerprint under `key`: its parts, each ended by a 0, signed.
+fn fingerprint_under(key: &[u8; 32], request: &[&str]) -> [u8; 32] {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    for part in request {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// One attempt under a key the store keeps for the fleet (see the module's doc).
+/// `fingerprints`: the request's under each of the store's keys, current first.
+async fn in_store<T, Fut>(
+    store: Store,
+    write: Write,
+    request_id: String,
+    fingerprints: Vec<[u8; 32]>,
+    attempt: Fut,
+) -> Result<T, Error>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let rpc = write.key();
+    let unavailable = |e: crate::store::Error| Error::StoreUnavailable(e.to_string());
+    let lapsed = || Error::OutcomeUnknown {
+        write,
+        cause: "the replica that sent it stopped answering before it ended".into(),
+    };
+    let mut attempt = Some(attempt);
+    loop {
+        let claim = store
+            .idem_claim(rpc, &request_id, &fingerprints[0], LEASE, REMEMBER_FOR)
+            .await
+            .map_err(unavailable)?;
+        let mut record = match claim {
+            Claim::Won(claim) => {
+                let attempt = attempt.take().expect("a key is won once per call");
+                let renewing =
+                    tokio::spawn(renew(store.clone(), rpc, request_id.clone(), claim.clone()));
+                let outcome = spawned(write, attempt).await;
+                renewing.abort();
+                let replaceable = outcome.as_ref().is_err_and(Error::is_definite);
+                let kept = serde_json::to_string(&outcome)
+                    .map_err(|e| e.to_string())
+                    .map(|encoded| (encoded, store.clone()));
+                match kept {
+                    Ok((encoded, store)) => {
+                        if let Err(e) = store
+                            .idem_finish(rpc, &request_id, &claim, &encoded, replaceable)
+                            .await
+                        {
+                            // Its lease lapses: later calls under the key answer outcome unknown.
+                            tracing::warn!(rpc, error = %e, "cannot record the write's outcome in the store");
+                        }
+                    }
+                    Err(e) => tracing::error!(rpc, error = %e, "cannot encode the write's outcome"),
+                }
+                return outcome;
+            }
+            Claim::Held(record) => record,
+        };
+        loop {
+            if record.fingerprint.is_empty() {
+                break; // gone between claim and read: claim again
+            }
+            if !fingerprints.iter().any(|f| f[..] == record.fingerprint[..]) {
+                return Err(Error::RequestIdReused);
+            }
+            if let Some(outcome) = &record.outcome {
+                return serde_json::from_str(outcome).unwrap_or_else(|_| Err(lapsed()));
+            }
+            if !record.lease_alive {
+                return Err(lapsed());
+            }
+            tokio::time::sleep(POLL).await;
+            match store
+                .idem_peek(rpc, &request_id, REMEMBER_FOR)
+                .await
+                .map_err(unavailable)?
+            {
+                Some(next) => record = next,
+                None => break,
+            }
         }
-        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Keeps the claim's lease alive while its attempt runs (aborted when it ends).
+async fn renew(store: Store, rpc: &'static str, request_id: String, claim: crate::store::ClaimId) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        match store.idem_renew(rpc, &request_id, &claim, LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(rpc, error = %e, "cannot renew the write's lease"),
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 /// Attempts of Meta's 10 per 72 hours the register guard keeps for a person by default.
 pub const DEFAULT_REGISTER_RESERVE: u32 = 1;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     #[error(transparent)]
     Upstream(#[from] graph::Error),
@@ -99,7 +99,7 @@ fn refusal_message(r: &Refusal) -> String {
 }
 
 /// The writes, for messages and for the idempotency keys (one space of keys each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     AddNumber,
     RequestCode,
@@ -113,6 +113,21 @@ pub enum Write {
 }
 
 impl Write {
+    /// Its space of idempotency keys in the store. Part of the schema: never rename.
+    pub fn key(self) -> &'static str {
+        match self {
+            Write::AddNumber => "add_number",
+            Write::RequestCode => "request_code",
+            Write::VerifyCode => "verify_code",
+            Write::Register => "register",
+            Write::Deregister => "deregister",
+            Write::SetPin => "set_pin",
+            Write::DisplayName => "display_name",
+            Write::AddPreverified => "add_preverified",
+            Write::DeletePreverified => "delete_preverified",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Write::AddNumber => "add number",
@@ -173,14 +188,14 @@ impl Numbers {
             keys,
             guards: Arc::new(Guards {
                 register_budget,
-                display_names: Ledger::with_store(Limit::DisplayName, 0, store),
+                display_names: Ledger::with_store(Limit::DisplayName, 0, store.clone()),
                 deadlines,
-                add: Idempotent::new(Write::AddNumber),
-                request_code: Idempotent::new(Write::RequestCode),
-                register: Idempotent::new(Write::Register),
-                deregister: Idempotent::new(Write::Deregister),
-                pin: Idempotent::new(Write::SetPin),
-                display_name: Idempotent::new(Write::DisplayName),
+                add: Idempotent::with_store(Write::AddNumber, store.clone()),
+                request_code: Idempotent::with_store(Write::RequestCode, store.clone()),
+                register: Idempotent::with_store(Write::Register, store.clone()),
+                deregister: Idempotent::with_store(Write::Deregister, store.clone()),
+                pin: Idempotent::with_store(Write::SetPin, store.clone()),
+                display_name: Idempotent::with_store(Write::DisplayName, store.clone()),
             }),
         }
     }

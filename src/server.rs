@@ -110,6 +110,7 @@ impl Service {
             settings.watch.clone(),
             stopping_rx.clone(),
         );
+        hub.join_fleet().await;
         let customers = Customers::new(graph.clone(), numbers.clone());
         if customers.available()
             && let Some(interval) = settings.token_check_interval

@@ -4,25 +4,42 @@
 //! number's limits, every replica counts.
 
 use crate::support::{
-    Client, Engine, NUMBER, StoreFixture, VERSION, assert_register_guard, channel, fake_graph,
-    register, start_binary_with_env, terminate,
+    Client, Engine, N1, NUMBER, StoreFixture, VERSION, WABA, assert_register_guard, channel,
+    fake_graph, list, name_update, next, number, page, register, sign, start_binary_on, terminate,
+    waba,
 };
 use serde_json::json;
 use std::net::SocketAddr;
 use tokio::process::Child;
 use tonic::Code;
+use waba_numbers::pb::EventSource;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-/// `n` replicas of the binary on the fixture's store, against `graph_url`.
+/// `n` replicas of the binary on the fixture's store, against `graph_url` (logging
+/// warnings only: nobody reads their output while they run).
 async fn replicas(n: usize, store: &StoreFixture, graph_url: &str) -> Vec<(Child, SocketAddr)> {
+    let mut started = Vec::new();
+    for (child, grpc, _) in replicas_with_http(n, store, graph_url, &[]).await {
+        started.push((child, grpc));
+    }
+    started
+}
+
+async fn replicas_with_http(
+    n: usize,
+    store: &StoreFixture,
+    graph_url: &str,
+    extra: &[&str],
+) -> Vec<(Child, SocketAddr, SocketAddr)> {
     let mut started = Vec::new();
     for _ in 0..n {
         let env = [
             ("WABA_STORE", store.spec.as_str()),
             ("WABA_STORE_KEY_FILE", store.key.path.to_str().unwrap()),
+            ("RUST_LOG", "warn"),
         ];
-        started.push(start_binary_with_env(graph_url, &[], &env).await);
+        started.push(start_binary_on(graph_url, extra, &env).await);
     }
     started
 }
@@ -121,6 +138,46 @@ async fn one_request_id_sent_to_two_replicas_at_once_registers_once() {
         .unwrap_err();
     assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
     for (child, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}
+
+#[tokio::test]
+async fn a_webhook_on_one_replica_reaches_a_subscriber_on_another_at_once() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    // N1 as the webhook names it (+1 555-010-0001), its display name in review.
+    let mut n1 = number(N1, "PENDING_REVIEW");
+    n1["display_phone_number"] = "+1 555-010-0001".into();
+    let graph = fake_graph([list().respond_with(page(&[n1]))]).await;
+    let replicas = replicas_with_http(3, &store, &graph.uri(), &["--watch-interval", "1h"]).await;
+    let mut watcher = Client::new(channel(replicas[2].1).await);
+    let mut events = watcher.watch_status(waba(WABA)).await.unwrap().into_inner();
+    let first = next(&mut events).await;
+    assert_eq!(first.source(), EventSource::Initial);
+    // Meta delivers the webhook to replica 1 alone.
+    waba_numbers::tls::install_provider(); // for the test's own HTTP client
+    let body = name_update("APPROVED", chrono::Utc::now().timestamp());
+    let status = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/whatsapp", replicas[0].2))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(body.to_string().as_bytes()))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let pushed = tokio::time::timeout(std::time::Duration::from_secs(1), events.message())
+        .await
+        .expect("the webhook's event on replica 3 within 1 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pushed.source(), EventSource::Webhook);
+    assert_eq!(pushed.changed_fields, ["name_status"]);
+    for (child, _, _) in replicas {
         terminate(child).await;
     }
     store.finish().await;

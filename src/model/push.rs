@@ -5,7 +5,7 @@
 
 use super::PhoneNumber;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Push {
     /// The WABA the webhook entry is about.
     pub waba_id: String,
@@ -14,7 +14,7 @@ pub struct Push {
     pub kind: PushKind,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PushKind {
     /// `phone_number_name_update`: a display name was reviewed.
     NameDecision {

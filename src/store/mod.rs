@@ -51,6 +51,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use sql::Notifications;
+
+/// The largest payload [`Store::publish`] sends.
+pub const MAX_NOTIFICATION: usize = sql::MAX_PAYLOAD;
+
 /// The most customers one page holds; a larger limit gets pages of this size.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -419,6 +424,23 @@ impl Store {
         match &*self.inner {
             Inner::Memory(m) => vec![m.fingerprint_key()],
             Inner::Sql(s) => s.keys().mac_keys(),
+        }
+    }
+
+    /// Sends `payload` (under [`MAX_NOTIFICATION`] bytes) to every replica listening on
+    /// `channel`: PostgreSQL's NOTIFY; nothing for a store of one replica.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(()),
+            Inner::Sql(s) => s.publish(channel, payload).await,
+        }
+    }
+
+    /// What other replicas publish on `channel`; `None` for a store of one replica.
+    pub async fn subscribe(&self, channel: &str) -> Result<Option<Notifications>, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(None),
+            Inner::Sql(s) => s.subscribe(channel).await,
         }
     }
 

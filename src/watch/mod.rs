@@ -16,6 +16,7 @@
 //! throttles the WABA, and (a WABA listing, or a lone number read alone) joins an
 //! identical read in flight. Batches of lone numbers are their own reads.
 
+mod fleet;
 mod poll;
 
 use crate::model::{Push, Snapshot};
@@ -165,6 +166,8 @@ struct Inner {
     /// Wakes the lone-number poller: a number is due now.
     poller_wake: Notify,
     shutdown: watch::Receiver<bool>,
+    /// The other replicas on the store, once joined ([`Hub::join_fleet`]).
+    fleet: std::sync::OnceLock<fleet::Fleet>,
 }
 
 struct WabaWatcher {
@@ -198,6 +201,7 @@ impl Hub {
             numbers: Mutex::default(),
             poller_wake: Notify::new(),
             shutdown,
+            fleet: std::sync::OnceLock::new(),
         });
         tokio::spawn(poll::numbers(inner.clone()));
         tokio::spawn(stop_on_shutdown(inner.clone()));
@@ -207,6 +211,16 @@ impl Hub {
 
     pub fn settings(&self) -> &WatchSettings {
         &self.inner.settings
+    }
+
+    /// Joins the other replicas on a PostgreSQL store: webhook pushes and writes here
+    /// reach their watchers and caches, and theirs ours (see `fleet.rs`).
+    pub async fn join_fleet(&self) {
+        let store = self.inner.reads.keys().store().cloned();
+        if let Some(fleet) = fleet::Fleet::join(store, self.clone()).await {
+            let _ = self.inner.fleet.set(fleet);
+            tracing::info!("listening to the other replicas on the store");
+        }
     }
 
     /// Joins each target's watcher, starting those that have no subscriber yet. Numbers
@@ -272,6 +286,14 @@ impl Hub {
     /// number) has every number that may belong to it re-read. A push older than one of
     /// its kind already applied changes nothing (the number is re-read all the same).
     pub fn push(&self, push: &Push) {
+        self.push_here(push);
+        if let Some(fleet) = self.inner.fleet.get() {
+            fleet.pushed(push);
+        }
+    }
+
+    /// [`Hub::push`], on this replica only.
+    fn push_here(&self, push: &Push) {
         let reads = &self.inner.reads;
         let accepted = reads.push(push);
         let fresh = accepted.as_ref().is_some_and(|a| a.fresh);
@@ -326,6 +348,14 @@ impl Hub {
     /// re-read it promptly, so subscribers see what the write changed, and the number's
     /// windows, without waiting for the next poll.
     pub fn written(&self, waba_id: Option<&str>, phone_number_id: Option<&str>) {
+        self.written_here(waba_id, phone_number_id);
+        if let Some(fleet) = self.inner.fleet.get() {
+            fleet.written(waba_id, phone_number_id);
+        }
+    }
+
+    /// [`Hub::written`], on this replica only.
+    fn written_here(&self, waba_id: Option<&str>, phone_number_id: Option<&str>) {
         let waba_id = waba_id
             .map(str::to_owned)
             .or_else(|| phone_number_id.and_then(|id| self.inner.reads.waba_of(id)));

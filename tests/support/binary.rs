@@ -48,14 +48,25 @@ pub async fn start_binary_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (Child, SocketAddr) {
+    let (child, grpc, _) = start_binary_on(graph_url, extra, env).await;
+    (child, grpc)
+}
+
+/// Starts the binary (`env` may set `RUST_LOG`, trace by default); its gRPC and HTTP
+/// (webhook) addresses, once it accepts gRPC connections.
+pub async fn start_binary_on(
+    graph_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, SocketAddr, SocketAddr) {
     let addr = free_port().await;
-    let http = free_port().await.to_string();
+    let http = free_port().await;
     let child = binary()
         .args([
             "--listen",
             &addr.to_string(),
             "--http-listen",
-            &http,
+            &http.to_string(),
             "--graph-url",
             graph_url,
             "--graph-version",
@@ -63,14 +74,14 @@ pub async fn start_binary_with_env(
         ])
         .env("WABA_ACCESS_TOKEN", TOKEN)
         .env("WABA_APP_SECRET", APP_SECRET)
+        .env("RUST_LOG", "debug,waba_numbers=trace")
         .args(extra)
         .envs(env.iter().copied())
-        .env("RUST_LOG", "debug,waba_numbers=trace")
         .spawn()
         .unwrap();
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return (child, addr);
+            return (child, addr, http);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

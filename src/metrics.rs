@@ -78,6 +78,10 @@ fn describe() {
     );
     describe_counter!("waba_webhooks_total", "Webhook notifications by result.");
     describe_gauge!(
+        "waba_store_up",
+        "Whether the store (WABA_STORE) answered its last query: 1, or 0 while it is down."
+    );
+    describe_gauge!(
         "waba_customers",
         "Customers (WABAs whose business token the service holds) by token state."
     );

@@ -149,7 +149,7 @@ impl Store {
     ) -> Result<Customer, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.put_token(waba_id, token, onboarding)),
-            Inner::Sql(s) => s.put_token(waba_id, token, onboarding).await,
+            Inner::Sql(s) => observed(s.put_token(waba_id, token, onboarding).await),
         }
     }
 
@@ -157,7 +157,7 @@ impl Store {
     pub async fn customer(&self, waba_id: &str) -> Result<Option<Customer>, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.customer(waba_id)),
-            Inner::Sql(s) => s.customer(waba_id).await,
+            Inner::Sql(s) => observed(s.customer(waba_id).await),
         }
     }
 
@@ -165,7 +165,7 @@ impl Store {
     pub async fn token(&self, waba_id: &str) -> Result<Option<SecretString>, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.token(waba_id)),
-            Inner::Sql(s) => s.token(waba_id).await,
+            Inner::Sql(s) => observed(s.token(waba_id).await),
         }
     }
 
@@ -178,7 +178,7 @@ impl Store {
     ) -> Result<CustomerPage, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.list(limit, after)),
-            Inner::Sql(s) => s.list(limit, after).await,
+            Inner::Sql(s) => observed(s.list(limit, after).await),
         }
     }
 
@@ -187,7 +187,7 @@ impl Store {
     pub async fn delete(&self, waba_id: &str) -> Result<bool, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.delete(waba_id)),
-            Inner::Sql(s) => s.delete(waba_id).await,
+            Inner::Sql(s) => observed(s.delete(waba_id).await),
         }
     }
 
@@ -219,7 +219,7 @@ impl Store {
     ) -> Result<Cas, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.update(waba_id, expected, change)),
-            Inner::Sql(s) => s.update(waba_id, expected, change).await,
+            Inner::Sql(s) => observed(s.update(waba_id, expected, change).await),
         }
     }
 
@@ -263,7 +263,7 @@ impl Store {
                 m.index_numbers(waba_id, numbers);
                 Ok(())
             }
-            Inner::Sql(s) => s.index_numbers(waba_id, numbers).await,
+            Inner::Sql(s) => observed(s.index_numbers(waba_id, numbers).await),
         }
     }
 
@@ -271,7 +271,7 @@ impl Store {
     pub async fn waba_of(&self, phone_number_id: &str) -> Result<Option<String>, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.waba_of(phone_number_id)),
-            Inner::Sql(s) => s.waba_of(phone_number_id).await,
+            Inner::Sql(s) => observed(s.waba_of(phone_number_id).await),
         }
     }
 
@@ -279,7 +279,7 @@ impl Store {
     pub async fn numbers_of(&self, waba_id: &str) -> Result<Vec<String>, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.numbers_of(waba_id)),
-            Inner::Sql(s) => s.numbers_of(waba_id).await,
+            Inner::Sql(s) => observed(s.numbers_of(waba_id).await),
         }
     }
 
@@ -297,7 +297,7 @@ impl Store {
     ) -> Result<(LedgerView, Option<AttemptId>), Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.ledger_spend(number, kind, window, decide)),
-            Inner::Sql(s) => s.ledger_spend(number, kind, window, decide).await,
+            Inner::Sql(s) => observed(s.ledger_spend(number, kind, window, decide).await),
         }
     }
 
@@ -308,7 +308,7 @@ impl Store {
                 m.ledger_refund(attempt);
                 Ok(())
             }
-            Inner::Sql(s) => s.ledger_refund(attempt).await,
+            Inner::Sql(s) => observed(s.ledger_refund(attempt).await),
         }
     }
 
@@ -324,7 +324,7 @@ impl Store {
                 m.ledger_block(number, kind, for_);
                 Ok(())
             }
-            Inner::Sql(s) => s.ledger_block(number, kind, for_).await,
+            Inner::Sql(s) => observed(s.ledger_block(number, kind, for_).await),
         }
     }
 
@@ -337,7 +337,7 @@ impl Store {
     ) -> Result<LedgerView, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.ledger_view(number, kind, window)),
-            Inner::Sql(s) => s.ledger_view(number, kind, window).await,
+            Inner::Sql(s) => observed(s.ledger_view(number, kind, window).await),
         }
     }
 
@@ -358,10 +358,10 @@ impl Store {
                 let key = (rpc.to_owned(), request_id.to_owned());
                 Ok(m.idem_claim(key, fingerprint, lease, remember))
             }
-            Inner::Sql(s) => {
+            Inner::Sql(s) => observed(
                 s.idem_claim(rpc, request_id, fingerprint, lease, remember)
-                    .await
-            }
+                    .await,
+            ),
         }
     }
 
@@ -374,7 +374,7 @@ impl Store {
     ) -> Result<Option<IdemRecord>, Error> {
         match &*self.inner {
             Inner::Memory(m) => Ok(m.idem_peek(&(rpc.to_owned(), request_id.to_owned()), remember)),
-            Inner::Sql(s) => s.idem_peek(rpc, request_id, remember).await,
+            Inner::Sql(s) => observed(s.idem_peek(rpc, request_id, remember).await),
         }
     }
 
@@ -391,7 +391,7 @@ impl Store {
             Inner::Memory(m) => {
                 Ok(m.idem_renew(&(rpc.to_owned(), request_id.to_owned()), claim, lease))
             }
-            Inner::Sql(s) => s.idem_renew(rpc, request_id, claim, lease).await,
+            Inner::Sql(s) => observed(s.idem_renew(rpc, request_id, claim, lease).await),
         }
     }
 
@@ -411,10 +411,10 @@ impl Store {
                 m.idem_finish(&key, claim, outcome, replaceable);
                 Ok(())
             }
-            Inner::Sql(s) => {
+            Inner::Sql(s) => observed(
                 s.idem_finish(rpc, request_id, claim, outcome, replaceable)
-                    .await
-            }
+                    .await,
+            ),
         }
     }
 
@@ -432,7 +432,7 @@ impl Store {
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), Error> {
         match &*self.inner {
             Inner::Memory(_) => Ok(()),
-            Inner::Sql(s) => s.publish(channel, payload).await,
+            Inner::Sql(s) => observed(s.publish(channel, payload).await),
         }
     }
 
@@ -460,4 +460,22 @@ impl Store {
             s.close().await;
         }
     }
+}
+
+/// Says (a gauge `waba_store_up`, a log line on each change) whether the store answers:
+/// an error reaching the database marks it down, the next answer up again.
+fn observed<T>(result: Result<T, Error>) -> Result<T, Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DOWN: AtomicBool = AtomicBool::new(false);
+    let down = matches!(result, Err(Error::Database(_) | Error::Connect { .. }));
+    if DOWN.swap(down, Ordering::Relaxed) != down {
+        match &result {
+            Err(e) => {
+                tracing::error!(error = %e, "the store is down: writes that need it are refused")
+            }
+            Ok(_) => tracing::info!("the store answers again"),
+        }
+    }
+    metrics::gauge!("waba_store_up").set(if down { 0.0 } else { 1.0 });
+    result
 }

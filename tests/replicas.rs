@@ -49,10 +49,15 @@ async fn eleven_register_attempts_over_three_replicas_spend_the_budget_once() {
     let Some(store) = StoreFixture::new(Engine::Postgres).await else {
         return;
     };
-    // Meta takes every register: only the shared ledger can stop the 10th.
+    // Meta takes every register, slowly (so the calls overlap): only the shared ledger
+    // can stop the 10th.
     let graph = fake_graph([Mock::given(method("POST"))
         .and(path(format!("/{VERSION}/{NUMBER}/register")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "success": true })))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "success": true }))
+                .set_delay(std::time::Duration::from_millis(200)),
+        )
         .expect(9)])
     .await;
     let replicas = replicas(3, &store, &graph.uri()).await;

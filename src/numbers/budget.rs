@@ -255,10 +255,9 @@ impl Ledger {
         let moment = |wall: DateTime<Utc>| {
             let ago = (view.now - wall).to_std().unwrap_or_default();
             let ahead = (wall - view.now).to_std().unwrap_or_default();
-            Moment {
-                at: (here.at - ago) + ahead,
-                wall,
-            }
+            // Checked: an attempt older than this host's uptime has no Instant of its own.
+            let at = here.at.checked_sub(ago).unwrap_or(here.at) + ahead;
+            Moment { at, wall }
         };
         let count = Count {
             attempts: view.attempts.iter().map(|w| moment(*w)).collect(),
@@ -400,6 +399,20 @@ mod tests {
         tokio::time::advance(REGISTER_WINDOW).await;
         ledger.spend("1", false).unwrap();
         assert_eq!(ledger.budget("1").blocked_until, None);
+    }
+
+    #[test]
+    fn the_mirror_takes_the_stores_count_even_of_attempts_older_than_this_host() {
+        let ledger = Ledger::new(Limit::DisplayName, 0);
+        let now = Utc::now();
+        let view = LedgerView {
+            now,
+            // Older than any test machine's uptime may be: no Instant can say it.
+            attempts: vec![now - chrono::Duration::days(29), now],
+            blocked_until: None,
+        };
+        ledger.mirror("1", &view);
+        assert_eq!(ledger.budget("1").attempts_left, 8);
     }
 
     #[tokio::test(start_paused = true)]

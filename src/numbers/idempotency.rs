@@ -187,6 +187,7 @@ where
         cause: "the replica that sent it stopped answering before it ended".into(),
     };
     let mut attempt = Some(attempt);
+    let mut lapsed_once = false;
     loop {
         let claim = store
             .idem_claim(rpc, &request_id, &fingerprints[0], LEASE, REMEMBER_FOR)
@@ -200,20 +201,22 @@ where
                 let outcome = spawned(write, attempt).await;
                 renewing.abort();
                 let replaceable = outcome.as_ref().is_err_and(Error::is_definite);
-                let kept = serde_json::to_string(&outcome)
-                    .map_err(|e| e.to_string())
-                    .map(|encoded| (encoded, store.clone()));
-                match kept {
-                    Ok((encoded, store)) => {
-                        if let Err(e) = store
-                            .idem_finish(rpc, &request_id, &claim, &encoded, replaceable)
-                            .await
-                        {
-                            // Its lease lapses: later calls under the key answer outcome unknown.
-                            tracing::warn!(rpc, error = %e, "cannot record the write's outcome in the store");
-                        }
-                    }
-                    Err(e) => tracing::error!(rpc, error = %e, "cannot encode the write's outcome"),
+                let encoded = serde_json::to_string(&outcome).unwrap_or_else(|e| {
+                    // An error that does not encode (a path that is not UTF-8): kept as
+                    // what it means for a retry.
+                    tracing::error!(rpc, error = %e, "cannot encode the write's outcome");
+                    let kept: Result<T, Error> = Err(match &outcome {
+                        Err(e) if e.is_definite() => Error::StoreUnavailable(e.to_string()),
+                        _ => lapsed(),
+                    });
+                    serde_json::to_string(&kept).unwrap_or_default()
+                });
+                if let Err(e) = store
+                    .idem_finish(rpc, &request_id, &claim, &encoded, replaceable)
+                    .await
+                {
+                    // Its lease lapses: later calls under the key answer outcome unknown.
+                    tracing::warn!(rpc, error = %e, "cannot record the write's outcome in the store");
                 }
                 return outcome;
             }
@@ -227,10 +230,24 @@ where
                 return Err(Error::RequestIdReused);
             }
             if let Some(outcome) = &record.outcome {
-                return serde_json::from_str(outcome).unwrap_or_else(|_| Err(lapsed()));
+                return serde_json::from_str(outcome).unwrap_or_else(|e| {
+                    // Kept by a newer (or older) replica in a shape this one does not read.
+                    tracing::error!(rpc, error = %e, "cannot read another replica's outcome");
+                    Err(Error::OutcomeUnknown {
+                        write,
+                        cause: "another replica kept its outcome in a form this one cannot read"
+                            .into(),
+                    })
+                });
             }
             if !record.lease_alive {
-                return Err(lapsed());
+                if lapsed_once {
+                    return Err(lapsed());
+                }
+                // A holder that renews late (its store connections busy) gets one more
+                // look, a renewal period later.
+                lapsed_once = true;
+                tokio::time::sleep(RENEW_EVERY).await;
             }
             tokio::time::sleep(POLL).await;
             match store
@@ -271,5 +288,34 @@ pub(super) fn spawned<T: Send + 'static>(
                 cause: "the attempt failed inside the service".into(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph;
+
+    /// What a replica keeps, another reads back: every kind of outcome a write can end in.
+    #[test]
+    fn outcomes_round_trip_between_replicas() {
+        let outcomes: Vec<Result<bool, Error>> = vec![
+            Ok(true),
+            Err(Error::RequestIdReused),
+            Err(Error::OutcomeUnknown {
+                write: Write::Register,
+                cause: "timeout".into(),
+            }),
+            Err(Error::WriteFailed(graph::Error::Graph(Box::new(
+                graph::GraphError::of(133005, None, "PIN mismatch"),
+            )))),
+            Err(Error::Upstream(graph::Error::Timeout)),
+            Err(Error::StoreUnavailable("down".into())),
+        ];
+        for outcome in outcomes {
+            let encoded = serde_json::to_string(&outcome).unwrap();
+            let decoded: Result<bool, Error> = serde_json::from_str(&encoded).unwrap();
+            assert_eq!(format!("{decoded:?}"), format!("{outcome:?}"));
+        }
     }
 }

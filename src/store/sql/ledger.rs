@@ -35,6 +35,9 @@ const BLOCK: &str = "INSERT INTO ledger_numbers (phone_number_id, kind, blocked_
     OR ledger_numbers.blocked_until < excluded.blocked_until \
     THEN excluded.blocked_until ELSE ledger_numbers.blocked_until END";
 
+/// PostgreSQL's wall clock now, in milliseconds (see [`Sql::ledger_sql`]).
+const CLOCK_NOW: &str = "CAST(floor(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)";
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -47,12 +50,17 @@ fn time(ms: i64) -> Result<DateTime<Utc>, Error> {
 }
 
 impl Sql {
+    /// `text` for the engine. On PostgreSQL the clock is the statement's, not the
+    /// transaction's start (`now()`): a spender that waited on the row lock counts its
+    /// attempt when it got it, not before, so the attempt leaves this window no earlier
+    /// than Meta's.
     fn ledger_sql(&self, text: &str) -> String {
-        let for_update = match self.pool {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => " FOR UPDATE",
-        };
-        self.sql(text).replace("{for_update}", for_update)
+        match self.pool {
+            Pool::Sqlite(_) => self.sql(text).replace("{for_update}", ""),
+            Pool::Postgres(_) => text
+                .replace("{now}", CLOCK_NOW)
+                .replace("{for_update}", " FOR UPDATE"),
+        }
     }
 
     pub(crate) async fn ledger_spend(

@@ -57,7 +57,9 @@ pub enum Error {
     Refused(Box<Refusal>),
     /// The store that keeps the count of Meta's limits cannot be reached: no call was
     /// sent (the service never guesses a count it could overspend).
-    #[error("the store that counts the number's attempts is unavailable ({0}); no call was sent")]
+    #[error(
+        "the store that guards this write (its attempt count or idempotency record) is unavailable ({0}); no call was sent"
+    )]
     StoreUnavailable(String),
     /// No token may make the call (or the customer's needs Embedded Signup again): no
     /// call was sent, or Meta rejected the customer's token.

@@ -6,8 +6,9 @@
 //! - `postgres://...`: shared by every replica.
 //!
 //! It keeps customers (a business token per customer WABA, its state, the onboarding
-//! progress) and the phone number → WABA index; the next shared state (the register
-//! ledger, idempotency records, watcher ownership) joins them.
+//! progress), the phone number → WABA index, the ledger of Meta's per-number limits and
+//! the idempotency records of writes; on PostgreSQL it also carries the replicas' messages
+//! to each other (NOTIFY). Watcher ownership is next.
 //!
 //! Why it looks like this:
 //! - One [`Store`] type with an enum inside, not a trait object: three known backends,

@@ -80,6 +80,9 @@ impl Fleet {
     }
 
     pub(super) fn written(&self, waba_id: Option<&str>, phone_number_id: Option<&str>) {
+        if waba_id.is_none() && phone_number_id.is_none() {
+            return; // nothing another replica holds (a business's pre-verified pool)
+        }
         self.send(What::Written {
             waba_id: waba_id.map(str::to_owned),
             phone_number_id: phone_number_id.map(str::to_owned),

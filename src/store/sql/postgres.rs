@@ -49,6 +49,9 @@ pub(super) async fn connect(url: &SecretString, shown: &str) -> Result<PgPool, E
         .map_err(failed)?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
+        // A store that is down says so within seconds, not after sqlx's 30 s: callers'
+        // write deadlines are about that long.
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options)
         .await
         .map_err(failed)?;

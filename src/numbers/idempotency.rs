@@ -113,17 +113,7 @@ where
                 let attempt = match shared {
                     None => spawned(write, attempt).boxed(),
                     Some((store, fingerprints)) => {
-                        tokio::spawn(in_store(store, write, key, fingerprints, attempt))
-                            .map(move |joined| {
-                                joined.unwrap_or_else(|e| {
-                                    tracing::error!(error = %e, "write attempt task failed");
-                                    Err(Error::OutcomeUnknown {
-                                        write,
-                                        cause: "the attempt failed inside the service".into(),
-                                    })
-                                })
-                            })
-                            .boxed()
+                        spawned(write, in_store(store, write, key, fingerprints, attempt)).boxed()
                     }
                 };
                 Entry {

@@ -4,7 +4,7 @@
 //! older than the caller's memory, or a definite failure (`replaceable`): retrying after a
 //! definite no is a new attempt, as in one process.
 
-use super::{Pool, Sql};
+use super::{Pool, Sql, millis};
 use crate::store::Error;
 use crate::store::types::{Claim, ClaimId, IdemRecord};
 use sqlx::Row;
@@ -24,10 +24,6 @@ const RENEW: &str = "UPDATE idempotency SET lease_until = {now} + $4 \
     WHERE rpc = $1 AND request_id = $2 AND claim = $3 AND outcome IS NULL";
 const FINISH: &str = "UPDATE idempotency SET outcome = $4, replaceable = $5, lease_until = NULL \
     WHERE rpc = $1 AND request_id = $2 AND claim = $3";
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 impl Sql {
     pub(crate) async fn idem_claim(

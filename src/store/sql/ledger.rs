@@ -7,7 +7,7 @@
 //! its attempt. Attempts older than the window are deleted in the same transaction, and
 //! every time is the database's (`{now}`, read once in the transaction).
 
-use super::{Pool, Sql};
+use super::{Pool, Sql, millis};
 use crate::store::Error;
 use crate::store::types::{AttemptId, LedgerView};
 use chrono::{DateTime, Utc};
@@ -37,10 +37,6 @@ const BLOCK: &str = "INSERT INTO ledger_numbers (phone_number_id, kind, blocked_
 
 /// PostgreSQL's wall clock now, in milliseconds (see [`Sql::ledger_sql`]).
 const CLOCK_NOW: &str = "CAST(floor(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)";
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 fn time(ms: i64) -> Result<DateTime<Utc>, Error> {
     DateTime::from_timestamp_millis(ms).ok_or(Error::Corrupt {

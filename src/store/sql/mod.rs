@@ -113,6 +113,11 @@ const WABA_OF: &str = "SELECT waba_id FROM phone_numbers WHERE phone_number_id =
 const NUMBERS_OF: &str =
     "SELECT phone_number_id FROM phone_numbers WHERE waba_id = $1 ORDER BY phone_number_id";
 
+/// A duration as the milliseconds the SQL times count in (saturating).
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The `SET` part of a change; its parameters start at `$3`, bound by [`bind_change!`].
 fn set_clause(change: &Change) -> &'static str {
     match change {

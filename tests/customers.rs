@@ -118,6 +118,32 @@ fn all_done_but_register(register: StepState) -> Vec<(OnboardingStep, StepState)
     ]
 }
 
+/// Meta's side of the hand-off of `CODE` for `CUSTOMER_A`, each call answered however
+/// often it comes (the tests about the hand-off itself count theirs).
+fn hand_off() -> [Mock; 4] {
+    [
+        exchange(CODE, BUSINESS_TOKEN),
+        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
+        subscribe(BUSINESS_TOKEN).respond_with(success()),
+        list_numbers(BUSINESS_TOKEN),
+    ]
+}
+
+/// The service with no partner token (only the customer's can make a call), the customer
+/// onboarded.
+async fn onboarded_with_no_partner_token(graph: &MockServer) -> Service {
+    let mut settings = with_customers(settings(&graph.uri()), StoreConfig::memory());
+    settings.graph.token = None;
+    let service = Service::start(settings).await;
+    service
+        .customers
+        .clone()
+        .onboard_customer(onboarding(CODE, "hand-off-1"))
+        .await
+        .unwrap();
+    service
+}
+
 async fn on_fake_with_customers(graph: &MockServer) -> Service {
     Service::start(with_customers(
         settings(&graph.uri()),
@@ -207,34 +233,25 @@ async fn onboarding_sends_each_step_with_the_right_token_and_then_the_number_is_
 #[tokio::test]
 async fn a_number_added_to_a_customers_waba_is_written_with_the_customers_token() {
     const ADDED: &str = "201000000000012";
-    let graph = fake_graph([
-        exchange(CODE, BUSINESS_TOKEN),
-        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
-        subscribe(BUSINESS_TOKEN).respond_with(success()),
-        list_numbers(BUSINESS_TOKEN),
-        with_token(
-            Mock::given(method("POST")).and(path(format!("/{VERSION}/{CUSTOMER_A}/phone_numbers"))),
-            BUSINESS_TOKEN,
-        )
-        .respond_with(ok(json!({ "id": ADDED })))
-        .expect(1),
-        with_token(
-            Mock::given(method("POST")).and(path(format!("/{VERSION}/{ADDED}/request_code"))),
-            BUSINESS_TOKEN,
-        )
-        .respond_with(success())
-        .expect(1),
-    ])
+    let graph = fake_graph(
+        hand_off().into_iter().chain([
+            with_token(
+                Mock::given(method("POST"))
+                    .and(path(format!("/{VERSION}/{CUSTOMER_A}/phone_numbers"))),
+                BUSINESS_TOKEN,
+            )
+            .respond_with(ok(json!({ "id": ADDED })))
+            .expect(1),
+            with_token(
+                Mock::given(method("POST")).and(path(format!("/{VERSION}/{ADDED}/request_code"))),
+                BUSINESS_TOKEN,
+            )
+            .respond_with(success())
+            .expect(1),
+        ]),
+    )
     .await;
-    let mut settings = with_customers(settings(&graph.uri()), StoreConfig::memory());
-    settings.graph.token = None; // only the customer's token could do it
-    let service = Service::start(settings).await;
-    service
-        .customers
-        .clone()
-        .onboard_customer(onboarding(CODE, "hand-off-1"))
-        .await
-        .unwrap();
+    let service = onboarded_with_no_partner_token(&graph).await;
     let added = service
         .client()
         .add_number(waba_numbers::pb::AddNumberRequest {
@@ -261,44 +278,35 @@ async fn a_number_added_to_a_customers_waba_is_written_with_the_customers_token(
 #[tokio::test]
 async fn a_customers_pre_verified_pool_is_worked_with_the_customers_token() {
     const PREVERIFIED: &str = "301000000000777";
-    let graph = fake_graph([
-        exchange(CODE, BUSINESS_TOKEN),
-        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
-        subscribe(BUSINESS_TOKEN).respond_with(success()),
-        list_numbers(BUSINESS_TOKEN),
-        with_token(
-            Mock::given(method("GET"))
-                .and(path(format!("/{VERSION}/{BUSINESS}/preverified_numbers"))),
-            BUSINESS_TOKEN,
-        )
-        .respond_with(ok(
-            json!({ "data": [{ "id": PREVERIFIED, "phone_number": "15550100777",
+    let graph = fake_graph(
+        hand_off().into_iter().chain([
+            with_token(
+                Mock::given(method("GET"))
+                    .and(path(format!("/{VERSION}/{BUSINESS}/preverified_numbers"))),
+                BUSINESS_TOKEN,
+            )
+            .respond_with(ok(
+                json!({ "data": [{ "id": PREVERIFIED, "phone_number": "15550100777",
             "code_verification_status": "NOT_VERIFIED" }] }),
-        ))
-        .expect(1),
-        with_token(
-            Mock::given(method("POST")).and(path(format!("/{VERSION}/{PREVERIFIED}/request_code"))),
-            BUSINESS_TOKEN,
-        )
-        .respond_with(success())
-        .expect(1),
-        with_token(
-            Mock::given(method("DELETE")).and(path(format!("/{VERSION}/{PREVERIFIED}"))),
-            BUSINESS_TOKEN,
-        )
-        .respond_with(success())
-        .expect(1),
-    ])
+            ))
+            .expect(1),
+            with_token(
+                Mock::given(method("POST"))
+                    .and(path(format!("/{VERSION}/{PREVERIFIED}/request_code"))),
+                BUSINESS_TOKEN,
+            )
+            .respond_with(success())
+            .expect(1),
+            with_token(
+                Mock::given(method("DELETE")).and(path(format!("/{VERSION}/{PREVERIFIED}"))),
+                BUSINESS_TOKEN,
+            )
+            .respond_with(success())
+            .expect(1),
+        ]),
+    )
     .await;
-    let mut settings = with_customers(settings(&graph.uri()), StoreConfig::memory());
-    settings.graph.token = None; // only the customer's token could do it
-    let service = Service::start(settings).await;
-    service
-        .customers
-        .clone()
-        .onboard_customer(onboarding(CODE, "hand-off-1"))
-        .await
-        .unwrap();
+    let service = onboarded_with_no_partner_token(&graph).await;
     let mut client = service.client();
     let pool = client
         .list_preverified_numbers(waba_numbers::pb::ListPreverifiedNumbersRequest {
@@ -690,12 +698,8 @@ async fn a_customer_healed_on_one_replica_is_healed_on_the_other() {
 
 #[tokio::test]
 async fn removing_a_customer_whose_token_is_dead_forgets_it_and_says_so() {
-    let graph = fake_graph([
-        exchange(CODE, BUSINESS_TOKEN),
-        debug_token(BUSINESS_TOKEN, &[CUSTOMER_A]),
-        subscribe(BUSINESS_TOKEN).respond_with(success()),
-        list_numbers(BUSINESS_TOKEN),
-        with_token(
+    let graph = fake_graph(
+        hand_off().into_iter().chain([with_token(
             Mock::given(method("DELETE"))
                 .and(path(format!("/{VERSION}/{CUSTOMER_A}/subscribed_apps"))),
             BUSINESS_TOKEN,
@@ -706,8 +710,8 @@ async fn removing_a_customer_whose_token_is_dead_forgets_it_and_says_so() {
             Some(458),
             "The user has not authorized application",
         ))
-        .expect(1),
-    ])
+        .expect(1)]),
+    )
     .await;
     let service = on_fake_with_customers(&graph).await;
     let mut customers = service.customers.clone();

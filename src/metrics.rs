@@ -76,6 +76,19 @@ fn describe() {
         "waba_watchers",
         "Shared watchers running, by kind (waba, number)."
     );
+    describe_gauge!(
+        "waba_watchers_polling",
+        "Watchers this replica polls itself, by kind; the others follow the replica that \
+         leases their shard."
+    );
+    describe_gauge!(
+        "waba_fleet_shards",
+        "Shards of the watched targets this replica leases (of 64), with a PostgreSQL store."
+    );
+    describe_gauge!(
+        "waba_fleet_replicas",
+        "Replicas alive on the PostgreSQL store, as this one's last lease renewal counted."
+    );
     describe_counter!("waba_webhooks_total", "Webhook notifications by result.");
     describe_gauge!(
         "waba_store_up",

@@ -156,11 +156,14 @@ impl Service {
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
         let mut http_stopping = stopping.subscribe();
         let http_server = tokio::spawn(
-            axum::serve(http, crate::http::router(hub, graph, settings.webhooks))
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopping.wait_for(|stop| *stop).await;
-                })
-                .into_future(),
+            axum::serve(
+                http,
+                crate::http::router(hub.clone(), graph, settings.webhooks),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stopping.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -222,6 +225,8 @@ impl Service {
             .await;
         let _ = stopping.send(true);
         let _ = stop.send(());
+        // Other replicas take this one's watched targets at once, not after the leases lapse.
+        hub.leave_fleet().await;
         let grace = settings.shutdown_grace;
         // Both listeners drain at once, so the whole shutdown stays within one grace period.
         let (grpc_done, http_done) = tokio::join!(

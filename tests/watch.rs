@@ -100,6 +100,8 @@ async fn a_thousand_subscribers_cost_the_upstream_calls_of_one() {
         waba_watchers: 0,
         number_watchers: 1,
         subscriptions: 1000,
+        polling_waba_watchers: 0,
+        polling_number_watchers: 1,
     };
     assert_eq!(service.hub.stats(), expected);
 
@@ -308,6 +310,8 @@ async fn a_client_that_leaves_frees_its_subscription_and_the_watcher_stops() {
         waba_watchers: 0,
         number_watchers: 0,
         subscriptions: 0,
+        polling_waba_watchers: 0,
+        polling_number_watchers: 0,
     };
     let mut stats = service.hub.stats();
     for _ in 0..1000 {

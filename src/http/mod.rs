@@ -58,6 +58,10 @@ async fn scrape(
     metrics::gauge!("waba_watchers", "kind" => "waba").set(stats.waba_watchers as f64);
     metrics::gauge!("waba_watchers", "kind" => "number").set(stats.number_watchers as f64);
     metrics::gauge!("waba_watch_subscriptions").set(stats.subscriptions as f64);
+    metrics::gauge!("waba_watchers_polling", "kind" => "waba")
+        .set(stats.polling_waba_watchers as f64);
+    metrics::gauge!("waba_watchers_polling", "kind" => "number")
+        .set(stats.polling_number_watchers as f64);
     if let Some(tokens) = webhooks.graph.tokens() {
         let token_age = tokens.age().await;
         metrics::gauge!("waba_access_token_age_seconds").set(token_age.as_secs_f64());

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 ///
 /// Meta's enums are open (values get added and renamed), so they are kept as Meta's
 /// strings; an empty string means Meta did not return the field.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PhoneNumber {
     pub id: String,
     pub display_phone_number: String,
@@ -38,7 +38,7 @@ pub struct PhoneNumber {
 
 /// What the service works out for a number: when it must be registered (again), and
 /// how many register/deregister attempts it has left. Empty as Meta answers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     /// Register by then, or the customer goes through Embedded Signup again.
     pub register_deadline: Option<DateTime<Utc>>,
@@ -48,7 +48,7 @@ pub struct Windows {
 }
 
 /// A number's register/deregister budget as the service counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterBudget {
     /// Attempts left in the moving window, of Meta's 10.
     pub attempts_left: u32,

@@ -329,6 +329,17 @@ impl ReadPath {
         }
     }
 
+    /// After this replica may have missed other replicas' writes and pushes (its
+    /// connection to the store was lost): every cached snapshot and page is dropped, and
+    /// reads in flight are no longer joined.
+    pub fn invalidate_all(&self) {
+        let inner = &self.inner;
+        inner.numbers.invalidate_all();
+        inner.pages.invalidate_all();
+        inner.number_reads.forget_if(|_| true);
+        inner.page_reads.forget_if(|_| true);
+    }
+
     /// The WABA a number is known to belong to.
     pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
         self.inner.keys.known_waba_of(phone_number_id)

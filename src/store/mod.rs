@@ -8,7 +8,8 @@
 //! It keeps customers (a business token per customer WABA, its state, the onboarding
 //! progress), the phone number → WABA index, the ledger of Meta's per-number limits and
 //! the idempotency records of writes; on PostgreSQL it also carries the replicas' messages
-//! to each other (NOTIFY). Watcher ownership is next.
+//! to each other (NOTIFY), the leases that make one replica poll each watched target, and the owners'
+//! latest observations.
 //!
 //! Why it looks like this:
 //! - One [`Store`] type with an enum inside, not a trait object: three known backends,
@@ -38,8 +39,8 @@ pub use config::StoreConfig;
 pub use crypto::Keys;
 pub use error::Error;
 pub use types::{
-    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, LedgerView,
-    Progress, Rekeyed, StepFailure, Version,
+    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, Lease, LedgerView,
+    Observation, Progress, Rekeyed, StepFailure, TickPlan, Version,
 };
 
 use crate::model::{OnboardingStep, TokenState};
@@ -52,7 +53,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use sql::Notifications;
+pub use sql::{Heard, Notifications};
 
 /// The largest payload [`Store::publish`] sends.
 pub const MAX_NOTIFICATION: usize = sql::MAX_PAYLOAD;
@@ -442,6 +443,53 @@ impl Store {
         match &*self.inner {
             Inner::Memory(_) => Ok(None),
             Inner::Sql(s) => s.subscribe(channel).await,
+        }
+    }
+
+    /// One replica's tick of the shard leases (see `sql/leases.rs`); `None` for a store
+    /// of one replica, which polls all it watches.
+    pub async fn fleet_tick(&self, plan: TickPlan<'_>) -> Result<Option<Lease>, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(None),
+            Inner::Sql(s) => observed(s.fleet_tick(plan).await),
+        }
+    }
+
+    /// Marks `targets` (with their shards) watched here for `interest`.
+    pub async fn fleet_watching(
+        &self,
+        targets: &[String],
+        shards: &[i32],
+        interest: Duration,
+    ) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(()),
+            Inner::Sql(s) => observed(s.fleet_watching(targets, shards, interest).await),
+        }
+    }
+
+    /// Gives back `replica`'s leases at once (it stops).
+    pub async fn fleet_leave(&self, replica: &str) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(()),
+            Inner::Sql(s) => observed(s.fleet_leave(replica).await),
+        }
+    }
+
+    /// Keeps `body` as `target`'s latest observation for the other replicas; its version
+    /// (`None` for a store of one replica).
+    pub async fn put_observation(&self, target: &str, body: &str) -> Result<Option<i64>, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(None),
+            Inner::Sql(s) => observed(s.put_observation(target, body).await),
+        }
+    }
+
+    /// The latest observations kept for those of `targets` that have one.
+    pub async fn observations(&self, targets: &[String]) -> Result<Vec<Observation>, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(Vec::new()),
+            Inner::Sql(s) => observed(s.observations(targets).await),
         }
     }
 

@@ -236,3 +236,38 @@ pub struct IdemRecord {
     /// The attempt's holder renewed its lease in time (false once it ended, or died).
     pub lease_alive: bool,
 }
+
+/// What one replica's tick of the shard leases does ([`crate::store::Store::fleet_tick`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TickPlan<'a> {
+    pub replica: &'a str,
+    pub shards: u32,
+    /// How long a lease (and a replica's liveness) lasts without renewal.
+    pub ttl: std::time::Duration,
+    /// Targets this replica watches, with their shards, to refresh for `interest`.
+    pub watching: Option<(&'a [String], &'a [i32])>,
+    pub interest: std::time::Duration,
+    /// Delete rows nobody renews.
+    pub tidy: bool,
+}
+
+/// A replica's leases after its tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// The shards it polls, ascending.
+    pub shards: Vec<u32>,
+    /// The replicas alive (itself included).
+    pub replicas: u32,
+    /// The watched targets of its shards, some replica's subscribers wanting them.
+    pub watched: Vec<String>,
+}
+
+/// An owner's latest observation of a target, as kept for the other replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub target: String,
+    /// Rises with every observation of the target.
+    pub version: i64,
+    /// JSON, written and read by the watchers (the store does not look inside).
+    pub body: String,
+}

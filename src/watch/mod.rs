@@ -15,6 +15,9 @@
 //! watcher's read fills the cache a GetStatus answers from, is not sent while Meta
 //! throttles the WABA, and (a WABA listing, or a lone number read alone) joins an
 //! identical read in flight. Batches of lone numbers are their own reads.
+//!
+//! With several replicas on one PostgreSQL store, each target is polled by one replica
+//! for all of them, and webhooks and writes reach every replica ([`fleet`]).
 
 mod fleet;
 mod poll;
@@ -50,10 +53,30 @@ impl Default for WatchSettings {
 }
 
 /// What a subscriber watches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Target {
     Number(String),
     Waba(String),
+}
+
+impl Target {
+    /// How the fleet's tables name it.
+    fn key(&self) -> String {
+        match self {
+            Target::Number(id) => format!("number:{id}"),
+            Target::Waba(id) => format!("waba:{id}"),
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Target> {
+        match key.split_once(':')? {
+            ("number", id) => Some(Target::Number(id.to_owned())),
+            ("waba", id) => Some(Target::Waba(id.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +168,9 @@ pub struct HubStats {
     pub number_watchers: usize,
     /// Subscriptions across all watchers.
     pub subscriptions: usize,
+    /// Watchers this replica polls itself (the others follow another replica's).
+    pub polling_waba_watchers: usize,
+    pub polling_number_watchers: usize,
 }
 
 #[derive(Clone)]
@@ -168,12 +194,16 @@ struct Inner {
     shutdown: watch::Receiver<bool>,
     /// The other replicas on the store, once joined ([`Hub::join_fleet`]).
     fleet: std::sync::OnceLock<fleet::Fleet>,
+    /// What this replica polls itself: everything, unless the fleet says otherwise.
+    owned: watch::Sender<fleet::Owned>,
 }
 
 struct WabaWatcher {
     tx: ViewSender,
     /// A webhook or a write asks for a prompt re-read.
     nudge: Arc<Notify>,
+    /// The owner's latest observation taken, while another replica polls it.
+    version: i64,
 }
 
 struct NumberWatcher {
@@ -182,6 +212,10 @@ struct NumberWatcher {
     due: bool,
     /// Never read yet: a subscriber waits for its first snapshot.
     fresh: bool,
+    /// Polled here at the last pass (rather than followed).
+    polled: bool,
+    /// The owner's latest observation taken, while another replica polls it.
+    version: i64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -202,6 +236,7 @@ impl Hub {
             poller_wake: Notify::new(),
             shutdown,
             fleet: std::sync::OnceLock::new(),
+            owned: watch::Sender::new(fleet::Owned::default()),
         });
         tokio::spawn(poll::numbers(inner.clone()));
         tokio::spawn(stop_on_shutdown(inner.clone()));
@@ -213,13 +248,21 @@ impl Hub {
         &self.inner.settings
     }
 
-    /// Joins the other replicas on a PostgreSQL store: webhook pushes and writes here
-    /// reach their watchers and caches, and theirs ours (see `fleet.rs`).
+    /// Joins the other replicas on a PostgreSQL store: one of them polls each watched
+    /// target for all, and webhook pushes and writes here reach their watchers and
+    /// caches, and theirs ours (see `fleet`).
     pub async fn join_fleet(&self) {
         let store = self.inner.reads.keys().store().cloned();
         if let Some(fleet) = fleet::Fleet::join(store, self.clone()).await {
             let _ = self.inner.fleet.set(fleet);
-            tracing::info!("listening to the other replicas on the store");
+            tracing::info!("sharing the watched targets with the other replicas on the store");
+        }
+    }
+
+    /// Hands this replica's targets to the others at once (the server stops).
+    pub async fn leave_fleet(&self) {
+        if let Some(fleet) = self.inner.fleet.get() {
+            fleet.leave().await;
         }
     }
 
@@ -237,19 +280,36 @@ impl Hub {
     }
 
     fn join(&self, target: &Target) -> ViewReceiver {
+        let (views, new) = self.join_or_start(target);
+        if new && let Some(fleet) = self.inner.fleet.get() {
+            fleet.watching(target);
+        }
+        views
+    }
+
+    /// [`Hub::subscribe`] for the fleet's relay, which the fleet need not be told of.
+    fn subscribe_quietly(&self, target: &Target) -> ViewReceiver {
+        let (views, _) = self.join_or_start(target);
+        self.inner.poller_wake.notify_one();
+        views
+    }
+
+    /// Joins the target's watcher; whether it was started for this subscriber.
+    fn join_or_start(&self, target: &Target) -> (ViewReceiver, bool) {
         match target {
             Target::Waba(id) => {
                 let mut wabas = lock(&self.inner.wabas);
                 if let Some(w) = wabas.get(id).filter(|w| !failed(&w.tx)) {
-                    return w.tx.subscribe();
+                    return (w.tx.subscribe(), false);
                 }
                 if self.inner.stopping() {
-                    return watch::channel(stopped_view()).1;
+                    return (watch::channel(stopped_view()).1, false);
                 }
                 let (tx, rx) = watch::channel(Arc::new(View::default()));
                 let watcher = WabaWatcher {
                     tx: Arc::new(tx),
                     nudge: Arc::new(Notify::new()),
+                    version: 0,
                 };
                 let task = poll::waba(
                     self.inner.clone(),
@@ -259,24 +319,26 @@ impl Hub {
                 );
                 wabas.insert(id.clone(), watcher);
                 tokio::spawn(task);
-                rx
+                (rx, true)
             }
             Target::Number(id) => {
                 let mut numbers = lock(&self.inner.numbers);
                 if let Some(w) = numbers.get(id).filter(|w| !failed(&w.tx)) {
-                    return w.tx.subscribe();
+                    return (w.tx.subscribe(), false);
                 }
                 if self.inner.stopping() {
-                    return watch::channel(stopped_view()).1;
+                    return (watch::channel(stopped_view()).1, false);
                 }
                 let (tx, rx) = watch::channel(Arc::new(View::default()));
                 let watcher = NumberWatcher {
                     tx: Arc::new(tx),
                     due: true,
                     fresh: true,
+                    polled: false,
+                    version: 0,
                 };
                 numbers.insert(id.clone(), watcher);
-                rx
+                (rx, true)
             }
         }
     }
@@ -387,6 +449,7 @@ impl Hub {
     }
 
     pub fn stats(&self) -> HubStats {
+        let owned = self.owned();
         let wabas = lock(&self.inner.wabas);
         let numbers = lock(&self.inner.numbers);
         let subscriptions = wabas.values().map(|w| w.tx.receiver_count()).sum::<usize>()
@@ -394,11 +457,103 @@ impl Hub {
                 .values()
                 .map(|w| w.tx.receiver_count())
                 .sum::<usize>();
+        let polled = |target: Target| owned.polls(&target);
         HubStats {
             waba_watchers: wabas.len(),
             number_watchers: numbers.len(),
             subscriptions,
+            polling_waba_watchers: wabas
+                .keys()
+                .filter(|id| polled(Target::Waba((*id).clone())))
+                .count(),
+            polling_number_watchers: numbers
+                .keys()
+                .filter(|id| polled(Target::Number((*id).clone())))
+                .count(),
         }
+    }
+
+    fn owned(&self) -> fleet::Owned {
+        self.inner.owned.borrow().clone()
+    }
+
+    /// Takes the fleet's word on what this replica polls; whether it changed. Watchers
+    /// that now poll read at once; those that now follow stop reading.
+    fn set_owned(&self, owned: fleet::Owned) -> bool {
+        let changed = self.inner.owned.send_if_modified(|o| {
+            let changed = *o != owned;
+            *o = owned;
+            changed
+        });
+        if changed {
+            self.inner.poller_wake.notify_one();
+        }
+        changed
+    }
+
+    /// The targets this replica's own subscribers watch (not only the fleet's relay,
+    /// which holds those in `held`).
+    fn local_targets(&self, held: &HashSet<Target>) -> Vec<Target> {
+        let own = |target: Target, receivers: usize| {
+            let relayed = usize::from(held.contains(&target));
+            (receivers > relayed).then_some(target)
+        };
+        let mut targets: Vec<Target> = lock(&self.inner.wabas)
+            .iter()
+            .filter_map(|(id, w)| own(Target::Waba(id.clone()), w.tx.receiver_count()))
+            .collect();
+        targets.extend(
+            lock(&self.inner.numbers)
+                .iter()
+                .filter_map(|(id, w)| own(Target::Number(id.clone()), w.tx.receiver_count())),
+        );
+        targets
+    }
+
+    /// The targets watched here that another replica polls.
+    fn followed(&self) -> Vec<Target> {
+        let owned = self.owned();
+        let wabas = lock(&self.inner.wabas)
+            .keys()
+            .map(|id| Target::Waba(id.clone()))
+            .collect::<Vec<_>>();
+        let numbers = lock(&self.inner.numbers)
+            .keys()
+            .map(|id| Target::Number(id.clone()))
+            .collect::<Vec<_>>();
+        wabas
+            .into_iter()
+            .chain(numbers)
+            .filter(|t| !owned.polls(t))
+            .collect()
+    }
+
+    /// Whether `target` is followed here and `version` of its owner's observation is
+    /// news to it.
+    fn follows(&self, target: &Target, version: i64) -> bool {
+        if self.inner.polls(target) {
+            return false;
+        }
+        match target {
+            Target::Waba(id) => lock(&self.inner.wabas)
+                .get(id)
+                .is_some_and(|w| w.version < version),
+            Target::Number(id) => lock(&self.inner.numbers)
+                .get(id)
+                .is_some_and(|w| w.version < version),
+        }
+    }
+
+    /// Every watcher here that polls reads again soon (writes and pushes may have been
+    /// missed).
+    fn written_everywhere_here(&self) {
+        for w in lock(&self.inner.wabas).values() {
+            w.nudge.notify_one();
+        }
+        for w in lock(&self.inner.numbers).values_mut() {
+            w.due = true;
+        }
+        self.inner.poller_wake.notify_one();
     }
 }
 
@@ -456,9 +611,23 @@ async fn stop_on_shutdown(inner: Arc<Inner>) {
     }
 }
 
+/// Ends a watch: its subscribers get the error's status.
+fn fail(tx: &ViewSender, e: numbers::Error) {
+    update(tx, |view| {
+        view.health = Health::Failed(e);
+        true
+    });
+}
+
 impl Inner {
     fn stopping(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Whether this replica reads `target` from Meta itself (rather than following
+    /// another replica's reads of it).
+    fn polls(&self, target: &Target) -> bool {
+        self.owned.borrow().polls(target)
     }
 
     /// Merges the numbers a read found into a view. With

@@ -1,6 +1,6 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
-use super::{Health, Inner, NUDGE_GAP, ViewSender, lock, update};
+use super::{Health, Inner, NUDGE_GAP, Target, ViewSender, fail, lock, update};
 use crate::graph::MAX_BATCH;
 use crate::keyring;
 use crate::model::Snapshot;
@@ -50,9 +50,17 @@ fn classify(inner: &Inner, e: &numbers::Error) -> Failure {
 
 /// Keeps a WABA's view fresh until its last subscriber leaves or the server stops.
 pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc<Notify>) {
+    let target = Target::Waba(waba_id.clone());
     let mut shutdown = inner.shutdown.clone();
+    let mut owned = inner.owned.subscribe();
     let mut failures = 0;
     loop {
+        if !inner.polls(&target) {
+            if follow(&inner, &target, &tx, &mut owned).await {
+                continue; // this replica polls it now: at once
+            }
+            return;
+        }
         let (delay, paused) = match read_waba(&inner, &waba_id).await {
             Ok(numbers) => {
                 failures = 0;
@@ -110,8 +118,56 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
                         return;
                     }
                 }
+                _ = owned.changed() => {
+                    if !inner.polls(&target) {
+                        break; // another replica polls it now
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// How long a follower waits for its owner's first observation before asking again.
+const FOLLOW_ASK: Duration = Duration::from_secs(5);
+
+/// Waits while another replica polls the WABA for this one (the fleet updates the view);
+/// whether this replica polls it now (`false`: the watch is over).
+async fn follow(
+    inner: &Inner,
+    target: &Target,
+    tx: &ViewSender,
+    owned: &mut tokio::sync::watch::Receiver<super::fleet::Owned>,
+) -> bool {
+    let Target::Waba(waba_id) = target else {
+        return false;
+    };
+    let mut shutdown = inner.shutdown.clone();
+    let mut ask_at = Instant::now() + FOLLOW_ASK;
+    loop {
+        tokio::select! {
+            _ = owned.changed() => {
+                if inner.polls(target) {
+                    return true;
+                }
+            }
+            () = tx.closed() => {
+                if retire(inner, waba_id, tx, false) {
+                    return false;
+                }
+            }
+            () = sleep_until(ask_at) => {
+                // Nothing from the owner yet (a lost notification, an owner that just
+                // changed): ask again.
+                if matches!(tx.borrow().health, Health::Loading)
+                    && let Some(fleet) = inner.fleet.get()
+                {
+                    fleet.watching(target);
+                }
+                ask_at = Instant::now() + FOLLOW_ASK;
+            }
+            _ = shutdown.changed() => return false,
         }
     }
 }
@@ -246,13 +302,21 @@ pub async fn numbers(inner: Arc<Inner>) {
     }
 }
 
-/// The lone numbers `pass` reads, no longer due. Watchers nobody subscribes to any more
-/// are dropped here.
+/// The lone numbers `pass` reads, no longer due: those this replica polls (a number
+/// it has just taken from another replica is read as a new one). Watchers nobody
+/// subscribes to any more are dropped here.
 fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
+    let owned = inner.owned.borrow().clone();
     let mut numbers = lock(&inner.numbers);
     numbers.retain(|_, w| w.tx.receiver_count() > 0);
     numbers
         .iter_mut()
+        .filter_map(|(id, w)| {
+            let polls = owned.polls(&Target::Number(id.clone()));
+            w.fresh |= polls && !w.polled;
+            w.polled = polls;
+            polls.then_some((id, w))
+        })
         .filter(|(_, w)| match pass {
             Pass::Full => true,
             Pass::Due => w.due,
@@ -338,14 +402,6 @@ fn retire(inner: &Inner, waba_id: &str, tx: &ViewSender, always: bool) -> bool {
         return true;
     }
     false
-}
-
-/// Ends a watch: its subscribers get the error's status.
-fn fail(tx: &ViewSender, e: numbers::Error) {
-    update(tx, |view| {
-        view.health = Health::Failed(e);
-        true
-    });
 }
 
 #[cfg(test)]

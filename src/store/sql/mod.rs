@@ -65,11 +65,12 @@ macro_rules! on_pool {
 
 // After the macro: it is in scope by text order.
 mod idempotency;
+mod leases;
 mod ledger;
 mod notify;
 
 pub(crate) use notify::MAX_PAYLOAD;
-pub use notify::Notifications;
+pub use notify::{Heard, Notifications};
 
 const COLUMNS: &str = "waba_id, business_id, token_state, token_expires_at, \
     webhooks_subscribed, steps_done, failed_step, failure_code, failure_message, \

@@ -1,0 +1,251 @@
+//! The replicas of one PostgreSQL store work as one service:
+//!
+//! - **One poller per target** ([`leases`]): targets hash into [`SHARDS`] shards, each
+//!   leased by one replica, which polls the watched targets of its shards for every
+//!   replica's subscribers. The others follow: their watchers read nothing from Meta and
+//!   take the owner's observations.
+//! - **Observations** ([`relay`]): the owner keeps each change of a target's view in the
+//!   store and names it in a NOTIFY; followers read it from there.
+//! - **Webhooks and writes**: a webhook push (Meta delivers each to one replica only) and
+//!   a write are one small NOTIFY each, sent after the webhook was acknowledged and the
+//!   write answered; every other replica applies it as if it had happened there: the push
+//!   to its cache and watchers, the write as an invalidation of its cache and a prompt
+//!   re-read by the owner.
+//!
+//! What is sent while a replica's listening connection is down is lost to it (NOTIFY
+//! keeps nothing): when it listens again it drops its cache and reads every followed
+//! target's latest observation from the store. While the store is away, every replica
+//! polls for its own subscribers ([`leases`]).
+
+mod leases;
+mod relay;
+
+pub(super) use leases::Owned;
+
+use super::{Hub, Target};
+use crate::model::Push;
+use crate::store::{Heard, MAX_NOTIFICATION, Store};
+use relay::Relay;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The channel every replica listens on.
+const CHANNEL: &str = "waba_numbers_changes";
+
+/// How many shards the targets hash into: enough to spread over tens of replicas, few
+/// enough that a tick renews them all in one statement.
+pub(super) const SHARDS: u32 = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Change {
+    /// The replica that sent it (which skips its own).
+    from: String,
+    what: What,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum What {
+    Pushed(Push),
+    Written {
+        waba_id: Option<String>,
+        phone_number_id: Option<String>,
+    },
+    /// A replica has a new watcher for the target: its owner polls it, and tells its
+    /// current view again.
+    Watch(Target),
+    /// The owner kept a new observation of the target, at this version.
+    Observed {
+        target: Target,
+        version: i64,
+    },
+}
+
+/// This replica's end of the fleet.
+#[derive(Debug, Clone)]
+pub(super) struct Fleet {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    /// This replica, in what it sends and in the leases.
+    me: String,
+    relay: Relay,
+}
+
+impl Fleet {
+    /// Listens for the other replicas' changes and applies them to `hub`, takes this
+    /// replica's share of the leases, and keeps both going; `None` for a store of one
+    /// replica (or none).
+    pub(super) async fn join(store: Option<Store>, hub: Hub) -> Option<Fleet> {
+        let store = store?;
+        let notifications = match store.subscribe(CHANNEL).await {
+            Ok(Some(notifications)) => notifications,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen to the other replicas; webhooks and writes reach only this one's watchers, and it polls all it watches");
+                return None;
+            }
+        };
+        let fleet = Fleet {
+            inner: Arc::new(Shared {
+                store,
+                me: format!("{:016x}", rand::random::<u64>()),
+                relay: Relay::default(),
+            }),
+        };
+        let ticks = leases::Ticks::first(&fleet, &hub).await;
+        tokio::spawn(ticks.run(fleet.clone(), hub.clone()));
+        tokio::spawn(fleet.clone().listen(notifications, hub));
+        Some(fleet)
+    }
+
+    async fn listen(self, mut notifications: crate::store::Notifications, hub: Hub) {
+        let mut stop = hub.inner.shutdown.clone();
+        loop {
+            let heard = tokio::select! {
+                heard = notifications.next() => heard,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            let payload = match heard {
+                Heard::Payload(payload) => payload,
+                Heard::Lost => {
+                    self.catch_up(&hub);
+                    continue;
+                }
+            };
+            match serde_json::from_str::<Change>(&payload) {
+                Ok(change) if change.from == self.inner.me => {}
+                Ok(Change { what, .. }) => self.apply(&hub, what),
+                Err(e) => tracing::warn!(error = %e, "unreadable change from another replica"),
+            }
+        }
+    }
+
+    /// Another replica's change, applied here as if it had happened here.
+    fn apply(&self, hub: &Hub, what: What) {
+        match what {
+            What::Pushed(push) => hub.push_here(&push),
+            What::Written {
+                waba_id,
+                phone_number_id,
+            } => {
+                let reads = &hub.inner.reads;
+                if let Some(id) = &phone_number_id {
+                    reads.invalidate(id);
+                }
+                if let Some(waba_id) = &waba_id {
+                    reads.invalidate_waba(waba_id);
+                }
+                hub.written_here(waba_id.as_deref(), phone_number_id.as_deref());
+            }
+            What::Watch(target) => {
+                if hub.inner.polls(&target) {
+                    self.inner.relay.hold(self, hub, &target, true);
+                }
+            }
+            What::Observed { target, version } => {
+                if hub.follows(&target, version) {
+                    self.fetch(hub, vec![target]);
+                }
+            }
+        }
+    }
+
+    /// After missing what was sent for a while: the cache may hold what other replicas
+    /// changed, and followed watchers may lack their owners' latest observations.
+    fn catch_up(&self, hub: &Hub) {
+        hub.inner.reads.invalidate_all();
+        hub.written_everywhere_here();
+        let followed = hub.followed();
+        if !followed.is_empty() {
+            self.fetch(hub, followed);
+        }
+    }
+
+    /// Reads the latest observations of `targets` and applies those newer than what the
+    /// followers here hold.
+    fn fetch(&self, hub: &Hub, targets: Vec<Target>) {
+        let fleet = self.clone();
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let keys: Vec<String> = targets.iter().map(Target::key).collect();
+            match fleet.inner.store.observations(&keys).await {
+                Ok(observations) => {
+                    for observation in observations {
+                        relay::apply(&hub, observation);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the owners' observations; followers wait for the next")
+                }
+            }
+        });
+    }
+
+    /// A watcher started here: its owner (maybe this replica) learns it at once.
+    pub(super) fn watching(&self, target: &Target) {
+        let fleet = self.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            let keys = [target.key()];
+            let shards = [leases::shard_of(&target) as i32];
+            if let Err(e) = fleet
+                .inner
+                .store
+                .fleet_watching(&keys, &shards, leases::INTEREST)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot tell the fleet of a new watcher; its owner learns at its next tick");
+            }
+            fleet.send(What::Watch(target));
+        });
+    }
+
+    pub(super) fn pushed(&self, push: &Push) {
+        self.send(What::Pushed(push.clone()));
+    }
+
+    pub(super) fn written(&self, waba_id: Option<&str>, phone_number_id: Option<&str>) {
+        if waba_id.is_none() && phone_number_id.is_none() {
+            return; // nothing another replica holds (a business's pre-verified pool)
+        }
+        self.send(What::Written {
+            waba_id: waba_id.map(str::to_owned),
+            phone_number_id: phone_number_id.map(str::to_owned),
+        });
+    }
+
+    /// Gives back this replica's leases, so that others take its shards at once.
+    pub(super) async fn leave(&self) {
+        self.inner.relay.drop_all();
+        if let Err(e) = self.inner.store.fleet_leave(&self.inner.me).await {
+            tracing::warn!(error = %e, "cannot give back this replica's leases; they lapse by themselves");
+        }
+    }
+
+    /// Sends in the background: the webhook or the write has its answer already.
+    fn send(&self, what: What) {
+        let change = Change {
+            from: self.inner.me.clone(),
+            what,
+        };
+        let Ok(payload) = serde_json::to_string(&change) else {
+            return;
+        };
+        if payload.len() > MAX_NOTIFICATION {
+            tracing::warn!(
+                bytes = payload.len(),
+                "a change too large to tell the other replicas; they learn it at their next poll"
+            );
+            return;
+        }
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.publish(CHANNEL, &payload).await {
+                tracing::warn!(error = %e, "cannot tell the other replicas of a change; they learn it at their next poll");
+            }
+        });
+    }
+}

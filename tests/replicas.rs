@@ -187,3 +187,155 @@ async fn a_webhook_on_one_replica_reaches_a_subscriber_on_another_at_once() {
     }
     store.finish().await;
 }
+
+/// A gauge's value in a replica's `/metrics` (`name` with its labels, as rendered).
+async fn gauge(http: SocketAddr, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the replicas agree there are `replicas.len()` of them and lease all 64
+/// shards between them, none holding more than its fair share.
+async fn balanced(replicas: &[SocketAddr]) {
+    let fair = 64_f64 / replicas.len() as f64;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut shards = Vec::new();
+        let mut agree = true;
+        for http in replicas {
+            agree &= gauge(*http, "waba_fleet_replicas").await == Some(replicas.len() as f64);
+            shards.push(gauge(*http, "waba_fleet_shards").await.unwrap_or(0.0));
+        }
+        if agree && shards.iter().sum::<f64>() == 64.0 && shards.iter().all(|s| *s <= fair.ceil()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leases never settled: {shards:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The replicas (by index) that poll the WABA themselves.
+async fn pollers(replicas: &[SocketAddr]) -> Vec<usize> {
+    let mut pollers = Vec::new();
+    for (i, http) in replicas.iter().enumerate() {
+        if gauge(*http, "waba_watchers_polling{kind=\"waba\"}").await == Some(1.0) {
+            pollers.push(i);
+        }
+    }
+    pollers
+}
+
+async fn listings(graph: &wiremock::MockServer) -> usize {
+    let listing = format!("/{VERSION}/{WABA}/phone_numbers");
+    graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == listing)
+        .count()
+}
+
+#[tokio::test]
+async fn three_replicas_watching_one_waba_poll_it_as_one() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    let graph = fake_graph([list().respond_with(page(&[number(N1, "APPROVED")]))]).await;
+    let replicas = replicas_with_http(3, &store, &graph.uri(), &["--watch-interval", "1s"]).await;
+    let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
+    waba_numbers::tls::install_provider();
+    balanced(&https).await;
+    // 100 subscribers on each replica.
+    let mut streams = Vec::new();
+    for (_, grpc, _) in &replicas {
+        let channel = channel(*grpc).await;
+        for _ in 0..100 {
+            let mut client = Client::new(channel.clone());
+            streams.push(client.watch_status(waba(WABA)).await.unwrap().into_inner());
+        }
+    }
+    for events in &mut streams {
+        assert_eq!(next(events).await.source(), EventSource::Initial);
+    }
+    assert_eq!(pollers(&https).await.len(), 1, "one replica polls the WABA");
+    // One replica alone polls once a second, give or take its 10 % jitter: 10 listings
+    // in 10 s. Three replicas each polling would make 30.
+    let before = listings(&graph).await;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let made = listings(&graph).await - before;
+    assert!(
+        (7..=15).contains(&made),
+        "{made} listings in 10 s by three replicas watching at 1 s: one replica's would be 10"
+    );
+    drop(streams);
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}
+
+#[tokio::test]
+async fn when_the_polling_replica_is_killed_another_polls_within_a_lease() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    let graph = fake_graph([list().respond_with(page(&[number(N1, "PENDING_REVIEW")]))]).await;
+    let mut replicas =
+        replicas_with_http(3, &store, &graph.uri(), &["--watch-interval", "1s"]).await;
+    let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
+    waba_numbers::tls::install_provider();
+    balanced(&https).await;
+    let mut streams = Vec::new();
+    for (_, grpc, _) in &replicas {
+        let mut client = Client::new(channel(*grpc).await);
+        let mut events = client.watch_status(waba(WABA)).await.unwrap().into_inner();
+        assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        streams.push(events);
+    }
+    let owner = match pollers(&https).await[..] {
+        [owner] => owner,
+        ref other => panic!("one replica should poll the WABA, not {other:?}"),
+    };
+    let (mut killed, _, _) = replicas.remove(owner);
+    streams.remove(owner);
+    killed.start_kill().unwrap();
+    killed.wait().await.unwrap();
+    let killed_at = tokio::time::Instant::now();
+    // Meta approves the name: only a poll can tell the survivors' subscribers.
+    list()
+        .respond_with(page(&[number(N1, "APPROVED")]))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    // The lease lapses within 10 s and a survivor takes it within a 3 s tick, then reads
+    // at once: 13 s, bounded at twice the 15 s.
+    for events in &mut streams {
+        let event = tokio::time::timeout_at(
+            killed_at + std::time::Duration::from_secs(30),
+            events.message(),
+        )
+        .await
+        .expect("a survivor polls within the lease period")
+        .expect("the stream stays open")
+        .expect("an event");
+        assert_eq!(event.changed_fields, ["name_status"]);
+        assert_eq!(event.phone_number.unwrap().name_status_raw, "APPROVED");
+    }
+    let taken = killed_at.elapsed();
+    assert_eq!(pollers(&[replicas[0].2, replicas[1].2]).await.len(), 1);
+    eprintln!("a survivor polled {taken:?} after the owner was killed");
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}

@@ -9,8 +9,9 @@ use crate::support::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::num::NonZeroU32;
+use std::time::Duration;
 use waba_numbers::model::{OnboardingStep, TokenState};
-use waba_numbers::store::{Cas, Change, Error, StepFailure, Store, StoreConfig};
+use waba_numbers::store::{Cas, Change, Error, StepFailure, Store, StoreConfig, TickPlan};
 
 const TOKEN_A: &str = "EAAGcustomer-a-business-token-4f1c9e7a2b";
 const TOKEN_B: &str = "EAAGcustomer-b-business-token-8d2e6f0c3a";
@@ -1019,4 +1020,85 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
         .unwrap();
     assert!(!lapsed.lease_alive && lapsed.outcome.is_none());
     f
+}
+
+fn tick<'a>(replica: &'a str, watching: Option<(&'a [String], &'a [i32])>) -> TickPlan<'a> {
+    TickPlan {
+        replica,
+        shards: 64,
+        ttl: Duration::from_secs(10),
+        watching,
+        interest: Duration::from_secs(60),
+        tidy: true,
+    }
+}
+
+/// Shard leases: the first replica takes all; a second makes the first give back half,
+/// which the second then takes; a replica that leaves hands everything over; the owner
+/// learns what others watch in its shards. One replica's stores have no leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_shards_and_learn_what_is_watched() {
+    for engine in [Engine::Memory, Engine::Sqlite] {
+        let f = StoreFixture::new(engine).await.unwrap();
+        let store = f.open().await;
+        assert_eq!(store.fleet_tick(tick("a", None)).await.unwrap(), None);
+        assert_eq!(store.observations(&["waba:1".into()]).await.unwrap(), []);
+        f.finish().await;
+    }
+    let Some(f) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    let store = f.open().await;
+    let a = store.fleet_tick(tick("a", None)).await.unwrap().unwrap();
+    assert_eq!((a.shards.len(), a.replicas), (64, 1));
+    // b arrives: nothing is free yet.
+    let b = store.fleet_tick(tick("b", None)).await.unwrap().unwrap();
+    assert_eq!((b.shards.len(), b.replicas), (0, 2));
+    // a keeps its fair share and gives back the rest, which b takes.
+    let a = store.fleet_tick(tick("a", None)).await.unwrap().unwrap();
+    assert_eq!(a.shards.len(), 32);
+    // b says it watches a target of each of a's and its shards.
+    let targets: Vec<String> = vec!["waba:on-a".into(), "waba:on-b".into()];
+    let b = store
+        .fleet_tick(tick("b", Some((&targets, &[a.shards[0] as i32, 63]))))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut all: Vec<u32> = a.shards.iter().chain(&b.shards).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..64).collect::<Vec<_>>(),
+        "every shard has one owner"
+    );
+    let owner_of_63 = if b.shards.contains(&63) { "b" } else { "a" };
+    let a = store.fleet_tick(tick("a", None)).await.unwrap().unwrap();
+    let expected_a: Vec<String> = if owner_of_63 == "a" {
+        targets.clone()
+    } else {
+        vec!["waba:on-a".into()]
+    };
+    assert_eq!(a.watched, expected_a, "the owner learns what others watch");
+    // a stops: b takes everything at its next tick.
+    store.fleet_leave("a").await.unwrap();
+    let b = store.fleet_tick(tick("b", None)).await.unwrap().unwrap();
+    assert_eq!((b.shards.len(), b.replicas), (64, 1));
+    assert_eq!(b.watched, targets);
+    // Observations: versions rise, and only kept targets come back.
+    assert_eq!(
+        store.put_observation("waba:on-a", "{}").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.put_observation("waba:on-a", "[]").await.unwrap(),
+        Some(2)
+    );
+    let kept = store
+        .observations(&["waba:on-a".into(), "waba:none".into()])
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].version, kept[0].body.as_str()), (2, "[]"));
+    store.close().await;
+    f.finish().await;
 }

@@ -5,8 +5,8 @@
 
 use crate::support::{
     Client, Engine, N1, NUMBER, StoreFixture, VERSION, WABA, assert_register_guard, channel,
-    fake_graph, list, name_update, next, number, page, register, sign, start_binary_on, terminate,
-    waba,
+    fake_graph, list, name_update, next, number, number_json, numbers, page, register, sign,
+    start_binary_on, terminate, waba,
 };
 use serde_json::json;
 use std::net::SocketAddr;
@@ -235,7 +235,14 @@ async fn pollers(replicas: &[SocketAddr]) -> Vec<usize> {
 }
 
 async fn listings(graph: &wiremock::MockServer) -> usize {
-    let listing = format!("/{VERSION}/{WABA}/phone_numbers");
+    requests_to(graph, &format!("/{VERSION}/{WABA}/phone_numbers")).await
+}
+
+async fn reads(graph: &wiremock::MockServer, id: &str) -> usize {
+    requests_to(graph, &format!("/{VERSION}/{id}")).await
+}
+
+async fn requests_to(graph: &wiremock::MockServer, listing: &str) -> usize {
     graph
         .received_requests()
         .await
@@ -250,18 +257,29 @@ async fn three_replicas_watching_one_waba_poll_it_as_one() {
     let Some(store) = StoreFixture::new(Engine::Postgres).await else {
         return;
     };
-    let graph = fake_graph([list().respond_with(page(&[number(N1, "APPROVED")]))]).await;
+    let graph = fake_graph([
+        list().respond_with(page(&[number(N1, "APPROVED")])),
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/{NUMBER}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(number_json(NUMBER))),
+    ])
+    .await;
     let replicas = replicas_with_http(3, &store, &graph.uri(), &["--watch-interval", "1s"]).await;
     let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
     waba_numbers::tls::install_provider();
     balanced(&https).await;
-    // 100 subscribers on each replica.
+    // 100 subscribers to the WABA on each replica, and 20 to a lone number.
     let mut streams = Vec::new();
     for (_, grpc, _) in &replicas {
         let channel = channel(*grpc).await;
-        for _ in 0..100 {
+        for i in 0..120 {
             let mut client = Client::new(channel.clone());
-            streams.push(client.watch_status(waba(WABA)).await.unwrap().into_inner());
+            let request = if i < 100 {
+                waba(WABA)
+            } else {
+                numbers(&[NUMBER])
+            };
+            streams.push(client.watch_status(request).await.unwrap().into_inner());
         }
     }
     for events in &mut streams {
@@ -269,14 +287,19 @@ async fn three_replicas_watching_one_waba_poll_it_as_one() {
     }
     assert_eq!(pollers(&https).await.len(), 1, "one replica polls the WABA");
     // One replica alone polls once a second, give or take its 10 % jitter: 10 listings
-    // in 10 s. Three replicas each polling would make 30.
-    let before = listings(&graph).await;
+    // and 10 reads of the number in 10 s. Three replicas each polling would make 30.
+    let before = (listings(&graph).await, reads(&graph, NUMBER).await);
     tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-    let made = listings(&graph).await - before;
-    assert!(
-        (7..=15).contains(&made),
-        "{made} listings in 10 s by three replicas watching at 1 s: one replica's would be 10"
+    let made = (
+        listings(&graph).await - before.0,
+        reads(&graph, NUMBER).await - before.1,
     );
+    for (what, made) in [("listings", made.0), ("number reads", made.1)] {
+        assert!(
+            (7..=15).contains(&made),
+            "{made} {what} in 10 s by three replicas watching at 1 s: one replica's would be 10"
+        );
+    }
     drop(streams);
     for (child, _, _) in replicas {
         terminate(child).await;

@@ -269,22 +269,29 @@ impl Hub {
     /// Joins each target's watcher, starting those that have no subscriber yet. Numbers
     /// new to the hub are read together, in batches.
     pub fn subscribe_all(&self, targets: &[Target]) -> Vec<ViewReceiver> {
-        let receivers = targets.iter().map(|t| self.join(t)).collect();
+        let mut started = Vec::new();
+        let receivers = targets
+            .iter()
+            .map(|t| {
+                let (views, new) = self.join_or_start(t);
+                if new {
+                    started.push(t.clone());
+                }
+                views
+            })
+            .collect();
         self.inner.poller_wake.notify_one();
+        if let Some(fleet) = self.inner.fleet.get()
+            && !started.is_empty()
+        {
+            fleet.watching(started);
+        }
         receivers
     }
 
     /// Joins the target's watcher, starting it if it is the first subscriber.
     pub fn subscribe(&self, target: &Target) -> ViewReceiver {
         self.subscribe_all(std::slice::from_ref(target)).remove(0)
-    }
-
-    fn join(&self, target: &Target) -> ViewReceiver {
-        let (views, new) = self.join_or_start(target);
-        if new && let Some(fleet) = self.inner.fleet.get() {
-            fleet.watching(target);
-        }
-        views
     }
 
     /// [`Hub::subscribe`] for the fleet's relay, which the fleet need not be told of.

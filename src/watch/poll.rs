@@ -163,7 +163,7 @@ async fn follow(
                 if matches!(tx.borrow().health, Health::Loading)
                     && let Some(fleet) = inner.fleet.get()
                 {
-                    fleet.watching(target);
+                    fleet.watching(vec![target.clone()]);
                 }
                 ask_at = Instant::now() + FOLLOW_ASK;
             }

@@ -32,6 +32,9 @@ use std::sync::Arc;
 /// The channel every replica listens on.
 const CHANNEL: &str = "waba_numbers_changes";
 
+/// How many targets one `Watch` names: a NOTIFY stays well under its 8,000 bytes.
+const WATCH_BATCH: usize = 100;
+
 /// How many shards the targets hash into: enough to spread over tens of replicas, few
 /// enough that a tick renews them all in one statement.
 pub(super) const SHARDS: u32 = 64;
@@ -50,9 +53,9 @@ enum What {
         waba_id: Option<String>,
         phone_number_id: Option<String>,
     },
-    /// A replica has a new watcher for the target: its owner polls it, and tells its
-    /// current view again.
-    Watch(Target),
+    /// A replica has new watchers for these targets: their owners poll them, and tell
+    /// their current views again.
+    Watch(Vec<Target>),
     /// The owner kept a new observation of the target, at this version.
     Observed {
         target: Target,
@@ -140,9 +143,9 @@ impl Fleet {
                 }
                 hub.written_here(waba_id.as_deref(), phone_number_id.as_deref());
             }
-            What::Watch(target) => {
-                if hub.inner.polls(&target) {
-                    self.inner.relay.hold(self, hub, &target, true);
+            What::Watch(targets) => {
+                for target in targets.iter().filter(|t| hub.inner.polls(t)) {
+                    self.inner.relay.hold(self, hub, target, true);
                 }
             }
             What::Observed { target, version } => {
@@ -184,22 +187,27 @@ impl Fleet {
         });
     }
 
-    /// A watcher started here: its owner (maybe this replica) learns it at once.
-    pub(super) fn watching(&self, target: &Target) {
+    /// Watchers started here: their owners (maybe this replica) learn it at once, in
+    /// one statement and a NOTIFY per [`WATCH_BATCH`] targets.
+    pub(super) fn watching(&self, targets: Vec<Target>) {
         let fleet = self.clone();
-        let target = target.clone();
         tokio::spawn(async move {
-            let keys = [target.key()];
-            let shards = [leases::shard_of(&target) as i32];
+            let keys: Vec<String> = targets.iter().map(Target::key).collect();
+            let shards: Vec<i32> = targets
+                .iter()
+                .map(|t| i32::try_from(leases::shard_of(t)).unwrap_or_default())
+                .collect();
             if let Err(e) = fleet
                 .inner
                 .store
                 .fleet_watching(&keys, &shards, leases::INTEREST)
                 .await
             {
-                tracing::warn!(error = %e, "cannot tell the fleet of a new watcher; its owner learns at its next tick");
+                tracing::warn!(error = %e, "cannot tell the fleet of new watchers; their owners learn at their next tick");
             }
-            fleet.send(What::Watch(target));
+            for batch in targets.chunks(WATCH_BATCH) {
+                fleet.send(What::Watch(batch.to_vec()));
+            }
         });
     }
 

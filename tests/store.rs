@@ -87,6 +87,7 @@ on_every_store!(
     the_ledger_counts_attempts_in_their_window,
     of_racing_spenders_the_ledger_lets_exactly_the_budget_through,
     of_racing_claims_on_an_idempotency_key_exactly_one_wins,
+    a_token_check_is_claimed_once_per_window,
 );
 
 on_sql_stores!(
@@ -1101,4 +1102,35 @@ async fn replicas_share_the_shards_and_learn_what_is_watched() {
     assert_eq!((kept[0].version, kept[0].body.as_str()), (2, "[]"));
     store.close().await;
     f.finish().await;
+}
+
+/// Of replicas running the daily token check, one asks Meta about each token: a claim
+/// holds for its window, a new token may be checked at once, nobody is not claimed.
+async fn a_token_check_is_claimed_once_per_window(f: StoreFixture) -> StoreFixture {
+    let store = f.open().await;
+    let day = Duration::from_secs(24 * 3600);
+    assert!(!store.claim_token_check(CUSTOMER_A, day).await.unwrap());
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_A), None)
+        .await
+        .unwrap();
+    assert!(store.claim_token_check(CUSTOMER_A, day).await.unwrap());
+    assert!(!store.claim_token_check(CUSTOMER_A, day).await.unwrap());
+    // A zero window always claims (a check asked for by hand).
+    assert!(
+        store
+            .claim_token_check(CUSTOMER_A, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    store
+        .put_token(CUSTOMER_A, &secret(TOKEN_B), None)
+        .await
+        .unwrap();
+    assert!(
+        store.claim_token_check(CUSTOMER_A, day).await.unwrap(),
+        "a new token is checked at the next run"
+    );
+    store.close().await;
+    f
 }

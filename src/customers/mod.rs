@@ -202,15 +202,20 @@ impl Customers {
     }
 
     /// Checks every customer's token with `debug_token` once: an invalid one is marked
-    /// [`TokenState::ReauthRequired`]. How many were marked.
-    pub async fn check_tokens(&self) -> Result<usize, Error> {
+    /// [`TokenState::ReauthRequired`]. How many were marked. A token some replica checked
+    /// less than `fresh_for` ago is skipped (each check is claimed in the store first).
+    pub async fn check_tokens(&self, fresh_for: Duration) -> Result<usize, Error> {
         let store = self.store()?;
         let limit = NonZeroU32::new(store::MAX_PAGE).expect("not zero");
         let (mut after, mut marked) = (None::<String>, 0);
         loop {
             let page = store.list(limit, after.as_deref()).await?;
             for customer in &page.customers {
-                if customer.token_state == TokenState::ReauthRequired {
+                if customer.token_state == TokenState::ReauthRequired
+                    || !store
+                        .claim_token_check(&customer.waba_id, fresh_for)
+                        .await?
+                {
                     continue;
                 }
                 let Some(token) = store.token(&customer.waba_id).await? else {
@@ -254,7 +259,9 @@ impl Customers {
                 () = tokio::time::sleep_until(next) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            match self.check_tokens().await {
+            // Another replica's check of the same day counts: a token is asked about
+            // once per interval (less a tenth, for the replicas' drift) by the fleet.
+            match self.check_tokens(interval - interval / 10).await {
                 Ok(0) => tracing::debug!("customers' tokens checked"),
                 Ok(n) => tracing::warn!(
                     marked = n,

@@ -96,6 +96,8 @@ impl Counted {
 struct Row {
     customer: Customer,
     token: SecretString,
+    /// When its token's check was last claimed.
+    checked_at: Option<tokio::time::Instant>,
 }
 
 impl Memory {
@@ -127,6 +129,7 @@ impl Memory {
                 c.version = Version(c.version.0 + 1);
                 c.updated_at = now;
                 row.token = token.clone();
+                row.checked_at = None;
             })
             .or_insert_with(|| Row {
                 customer: Customer {
@@ -143,6 +146,7 @@ impl Memory {
                     onboarding_request_id: onboarding,
                 },
                 token: token.clone(),
+                checked_at: None,
             });
         row.customer.clone()
     }
@@ -174,6 +178,19 @@ impl Memory {
             None => None,
         };
         CustomerPage { customers, next }
+    }
+
+    pub(crate) fn claim_token_check(&self, waba_id: &str, every: std::time::Duration) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut state = self.state();
+        let Some(row) = state.customers.get_mut(waba_id) else {
+            return false;
+        };
+        if row.checked_at.is_some_and(|at| now < at + every) {
+            return false;
+        }
+        row.checked_at = Some(now);
+        true
     }
 
     pub(crate) fn delete(&self, waba_id: &str) -> bool {

@@ -193,6 +193,16 @@ impl Store {
         }
     }
 
+    /// Claims the check of `waba_id`'s token: `true` unless another replica (or this one)
+    /// claimed it less than `every` ago, or there is no such customer. Of replicas running
+    /// the daily check together, one asks Meta about each token.
+    pub async fn claim_token_check(&self, waba_id: &str, every: Duration) -> Result<bool, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => Ok(m.claim_token_check(waba_id, every)),
+            Inner::Sql(s) => observed(s.claim_token_check(waba_id, every).await),
+        }
+    }
+
     /// Applies `change` whatever the customer's version; the customer as it is now, or
     /// `None` when there is no such customer.
     pub async fn update(&self, waba_id: &str, change: Change) -> Result<Option<Customer>, Error> {

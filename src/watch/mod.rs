@@ -251,9 +251,38 @@ impl Hub {
     /// Joins the other replicas on a PostgreSQL store: one of them polls each watched
     /// target for all, and webhook pushes and writes here reach their watchers and
     /// caches, and theirs ours (see `fleet`).
+    /// Until it joins (the store is away at start, say), the replica polls all it watches
+    /// for its own subscribers, and tries again in the background, backing off to 30 s.
     pub async fn join_fleet(&self) {
-        let store = self.inner.reads.keys().store().cloned();
-        if let Some(fleet) = fleet::Fleet::join(store, self.clone()).await {
+        let Some(store) = self.inner.reads.keys().store().cloned() else {
+            return;
+        };
+        match fleet::Fleet::join(store.clone(), self.clone()).await {
+            Ok(fleet) => return self.joined(fleet),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join the other replicas on the store yet: this replica polls all it watches, and tries again in the background");
+            }
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            let mut shutdown = hub.inner.shutdown.clone();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                match fleet::Fleet::join(store.clone(), hub.clone()).await {
+                    Ok(fleet) => return hub.joined(fleet),
+                    Err(e) => tracing::debug!(error = %e, "cannot join the other replicas yet"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+
+    fn joined(&self, fleet: Option<fleet::Fleet>) {
+        if let Some(fleet) = fleet {
             let _ = self.inner.fleet.set(fleet);
             tracing::info!("sharing the watched targets with the other replicas on the store");
         }

@@ -85,7 +85,8 @@ const PUT_TOKEN: &str = "INSERT INTO customers (waba_id, token_ciphertext, token
     VALUES ($1, $2, $3, $4, 'unchecked', $5, $6, {now}, {now}) \
     ON CONFLICT (waba_id) DO UPDATE SET token_ciphertext = excluded.token_ciphertext, \
     token_nonce = excluded.token_nonce, token_key_id = excluded.token_key_id, \
-    token_state = 'unchecked', token_expires_at = NULL, steps_done = excluded.steps_done, \
+    token_state = 'unchecked', token_expires_at = NULL, token_checked_at = NULL, \
+    steps_done = excluded.steps_done, \
     onboarding_request_id = excluded.onboarding_request_id, failed_step = NULL, \
     failure_code = NULL, failure_message = NULL, version = customers.version + 1, updated_at = excluded.updated_at \
     RETURNING {columns}";
@@ -97,6 +98,9 @@ const TOKEN: &str =
 const LIST: &str = "SELECT {columns} FROM customers WHERE ($1 IS NULL OR waba_id > $1) \
     ORDER BY waba_id LIMIT $2";
 const DELETE: &str = "DELETE FROM customers WHERE waba_id = $1";
+/// The token's check, unless some replica did it less than `$2` ms ago.
+const CLAIM_TOKEN_CHECK: &str = "UPDATE customers SET token_checked_at = {now} \
+    WHERE waba_id = $1 AND (token_checked_at IS NULL OR token_checked_at <= {now} - $2)";
 /// `$1` the WABA, `$2` the expected version or NULL; `{set}` from [`set_clause`].
 const UPDATE: &str = "UPDATE customers SET {set}, version = version + 1, updated_at = {now} \
     WHERE waba_id = $1 AND ($2 IS NULL OR version = $2) RETURNING {columns}";
@@ -265,6 +269,18 @@ impl Sql {
             None
         };
         Ok(CustomerPage { customers, next })
+    }
+
+    pub(crate) async fn claim_token_check(
+        &self,
+        waba_id: &str,
+        every: std::time::Duration,
+    ) -> Result<bool, Error> {
+        let sql = self.sql(CLAIM_TOKEN_CHECK);
+        let claimed = on_pool!(self, pool => {
+            sqlx::query(&sql).bind(waba_id).bind(millis(every)).execute(pool).await?.rows_affected()
+        });
+        Ok(claimed > 0)
     }
 
     pub(crate) async fn delete(&self, waba_id: &str) -> Result<bool, Error> {

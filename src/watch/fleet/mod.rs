@@ -80,16 +80,10 @@ struct Shared {
 impl Fleet {
     /// Listens for the other replicas' changes and applies them to `hub`, takes this
     /// replica's share of the leases, and keeps both going; `None` for a store of one
-    /// replica (or none).
-    pub(super) async fn join(store: Option<Store>, hub: Hub) -> Option<Fleet> {
-        let store = store?;
-        let notifications = match store.subscribe(CHANNEL).await {
-            Ok(Some(notifications)) => notifications,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen to the other replicas; webhooks and writes reach only this one's watchers, and it polls all it watches");
-                return None;
-            }
+    /// replica. An error: the store cannot be reached (try again later).
+    pub(super) async fn join(store: Store, hub: Hub) -> Result<Option<Fleet>, crate::store::Error> {
+        let Some(notifications) = store.subscribe(CHANNEL).await? else {
+            return Ok(None);
         };
         let fleet = Fleet {
             inner: Arc::new(Shared {
@@ -101,7 +95,7 @@ impl Fleet {
         let ticks = leases::Ticks::first(&fleet, &hub).await;
         tokio::spawn(ticks.run(fleet.clone(), hub.clone()));
         tokio::spawn(fleet.clone().listen(notifications, hub));
-        Some(fleet)
+        Ok(Some(fleet))
     }
 
     async fn listen(self, mut notifications: crate::store::Notifications, hub: Hub) {

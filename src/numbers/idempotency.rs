@@ -16,6 +16,38 @@
 //! outcome the store then keeps (JSON), or, if the holder's lease lapses first (it died),
 //! answers outcome unknown, as every later call under the key does: nothing reaches Meta
 //! blindly. A store that cannot answer sends nothing ([`Error::StoreUnavailable`]).
+//!
+//! When the store fails part way:
+//! - **The claim** (nothing sent yet): the attempt makes its [`ClaimId`] once and every
+//!   try of the claim carries it, so a claim made in the store whose reply was lost is
+//!   found to be the attempt's own on the next try (tried again at once after a quick
+//!   failure, a dropped connection; not after a slow one, a store that is down, whose
+//!   wait is the write's). If no try answers, the call gets `STORE_UNAVAILABLE` and the
+//!   claim is given up in the background ([`Store::idem_release`], until the store
+//!   answers, for up to an hour, and once more a lease later): the key is free for the
+//!   retry, on any replica, instead of holding an attempt nobody made for a day.
+//! - **The outcome** (the write was sent, or refused before Meta by a guard whose store
+//!   failed): the caller gets its answer at once, and the outcome is offered to the store
+//!   again in the background, with backoff (a quarter second doubling to a renewal
+//!   period) for up to an hour. Calls that wait on it meanwhile answer outcome unknown
+//!   once its lease lapsed and one more look found nothing; every call after it is
+//!   recorded gets the outcome (a definite no, recorded, frees the key as usual). Only
+//!   if the store stays away longer, or this process stops first, does the key say
+//!   outcome unknown until it is forgotten.
+//! - **A lease renewal**: nothing is resent; callers elsewhere may answer outcome unknown.
+//!
+//! Fingerprints are HMACs under keys derived from the store's keys, and the record says
+//! which key signed it. A replica compares under that key when it has it (current or
+//! old), so a retry during a rolling key rotation is recognised on either side. A record
+//! signed under a key this replica lacks cannot be told apart from another request under
+//! the same `request_id`: the call is refused as `STORE_UNAVAILABLE` saying why (a retry
+//! on a replica with the key, or after the rollout, gets the record's answer), never
+//! `REQUEST_ID_REUSED`, and never a replay of an answer that may be another request's.
+//!
+//! A replayed outcome's waits ("retry after" of a refusal, a throttle, Meta's usage
+//! headers) count from when it was kept, by the store's clock: the wait left, never less
+//! than zero. (A definite no is replaced by the next call, so only calls that waited on
+//! the attempt replay it.)
 
 use super::{Error, Write};
 use crate::graph;

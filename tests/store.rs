@@ -88,6 +88,8 @@ on_every_store!(
     of_racing_spenders_the_ledger_lets_exactly_the_budget_through,
     of_racing_claims_on_an_idempotency_key_exactly_one_wins,
     a_token_check_is_claimed_once_per_window,
+    a_claim_retried_as_itself_finds_its_own_record,
+    a_claim_given_up_frees_its_key,
 );
 
 on_sql_stores!(
@@ -927,7 +929,7 @@ async fn of_racing_spenders_the_ledger_lets_exactly_the_budget_through(
 }
 
 async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture) -> StoreFixture {
-    use waba_numbers::store::Claim;
+    use waba_numbers::store::{Claim, ClaimId};
     let store = f.open().await;
     let lease = std::time::Duration::from_secs(15);
     let day = std::time::Duration::from_secs(24 * 3600);
@@ -935,7 +937,14 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .idem_claim("register", "key-1", b"request-a", lease, day)
+                .idem_claim(
+                    "register",
+                    "key-1",
+                    &fp(b"request-a"),
+                    &ClaimId::new(),
+                    lease,
+                    day,
+                )
                 .await
                 .unwrap()
         })
@@ -956,7 +965,8 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(held.fingerprint, b"request-a");
+    assert_eq!(held.fingerprint, fp(b"request-a"), "with the id of its key");
+    assert_eq!(held.outcome_age, None);
     assert!(
         store
             .idem_renew("register", "key-1", &claim, lease)
@@ -965,7 +975,14 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
     );
     // Per RPC: the same key of another RPC is another record.
     let other = store
-        .idem_claim("deregister", "key-1", b"x", lease, day)
+        .idem_claim(
+            "deregister",
+            "key-1",
+            &fp(b"x"),
+            &ClaimId::new(),
+            lease,
+            day,
+        )
         .await
         .unwrap();
     assert!(matches!(other, Claim::Won(_)));
@@ -982,19 +999,20 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
             .unwrap()
     );
     match store
-        .idem_claim("register", "key-1", b"request-a", lease, day)
+        .idem_claim("register", "key-1", &fp(b"request-a"), &claim, lease, day)
         .await
         .unwrap()
     {
         Claim::Held(record) => {
             assert_eq!(record.outcome.as_deref(), Some(r#"{"Ok":true}"#));
             assert!(!record.lease_alive);
+            assert!(record.outcome_age.is_some(), "how long ago it was kept");
         }
-        won => panic!("a kept outcome was replaced: {won:?}"),
+        won => panic!("a kept outcome was replaced, even by its own claim: {won:?}"),
     }
     // A definite failure is replaced by the next call: a new attempt.
     let Claim::Won(second) = store
-        .idem_claim("register", "key-2", b"b", lease, day)
+        .idem_claim("register", "key-2", &fp(b"b"), &ClaimId::new(), lease, day)
         .await
         .unwrap()
     else {
@@ -1005,13 +1023,20 @@ async fn of_racing_claims_on_an_idempotency_key_exactly_one_wins(f: StoreFixture
         .await
         .unwrap();
     let again = store
-        .idem_claim("register", "key-2", b"b", lease, day)
+        .idem_claim("register", "key-2", &fp(b"b"), &ClaimId::new(), lease, day)
         .await
         .unwrap();
     assert!(matches!(again, Claim::Won(_)));
     // A lease not renewed in time: the record says its holder is gone.
     store
-        .idem_claim("register", "key-3", b"c", std::time::Duration::ZERO, day)
+        .idem_claim(
+            "register",
+            "key-3",
+            &fp(b"c"),
+            &ClaimId::new(),
+            std::time::Duration::ZERO,
+            day,
+        )
         .await
         .unwrap();
     let lapsed = store
@@ -1132,5 +1157,96 @@ async fn a_token_check_is_claimed_once_per_window(f: StoreFixture) -> StoreFixtu
         "a new token is checked at the next run"
     );
     store.close().await;
+    f
+}
+
+/// A fingerprint as a replica signs it: under the store's key `k1`.
+fn fp(mac: &[u8]) -> waba_numbers::store::Fingerprint {
+    waba_numbers::store::Fingerprint {
+        key_id: Some("k1".into()),
+        mac: mac.to_vec(),
+    }
+}
+
+/// A claim made in the store whose reply was lost: its retry, as the same claim, wins it
+/// again instead of waiting on itself; any other claim still finds it held.
+async fn a_claim_retried_as_itself_finds_its_own_record(f: StoreFixture) -> StoreFixture {
+    use waba_numbers::store::{Claim, ClaimId};
+    let store = f.open().await;
+    let lease = std::time::Duration::from_secs(15);
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let ours = ClaimId::new();
+    let claim = |claim: ClaimId| {
+        let store = store.clone();
+        async move {
+            store
+                .idem_claim("register", "lost", &fp(b"a"), &claim, lease, day)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim(ours.clone()).await, Claim::Won(ours.clone()));
+    // The reply of that one is lost: the caller tries again as the same claim.
+    assert_eq!(claim(ours.clone()).await, Claim::Won(ours.clone()));
+    match claim(ClaimId::new()).await {
+        Claim::Held(record) => assert!(record.lease_alive && record.outcome.is_none()),
+        won => panic!("another claim took a key held: {won:?}"),
+    }
+    assert!(
+        store
+            .idem_renew("register", "lost", &ours, lease)
+            .await
+            .unwrap()
+    );
+    f
+}
+
+/// A claim whose write was never sent is given up: the key is free for the next call.
+/// Only the claim's own record, and only while it has no outcome.
+async fn a_claim_given_up_frees_its_key(f: StoreFixture) -> StoreFixture {
+    use waba_numbers::store::{Claim, ClaimId};
+    let store = f.open().await;
+    let lease = std::time::Duration::from_secs(15);
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let (ours, other) = (ClaimId::new(), ClaimId::new());
+    let claimed = store
+        .idem_claim("register", "k", &fp(b"a"), &ours, lease, day)
+        .await
+        .unwrap();
+    assert_eq!(claimed, Claim::Won(ours.clone()));
+    assert!(
+        !store.idem_release("register", "k", &other).await.unwrap(),
+        "not another claim's"
+    );
+    assert!(store.idem_release("register", "k", &ours).await.unwrap());
+    assert_eq!(store.idem_peek("register", "k", day).await.unwrap(), None);
+    assert!(
+        !store.idem_release("register", "k", &ours).await.unwrap(),
+        "once"
+    );
+    let next = store
+        .idem_claim("register", "k", &fp(b"a"), &other, lease, day)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Claim::Won(other.clone()),
+        "the next call claims the key"
+    );
+    store
+        .idem_finish("register", "k", &other, r#"{"Ok":true}"#, false)
+        .await
+        .unwrap();
+    assert!(
+        !store.idem_release("register", "k", &other).await.unwrap(),
+        "a kept outcome stays"
+    );
+    assert!(
+        store
+            .idem_peek("register", "k", day)
+            .await
+            .unwrap()
+            .is_some()
+    );
     f
 }

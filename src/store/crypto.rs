@@ -136,12 +136,13 @@ impl Keys {
         &self.current.id
     }
 
-    /// The keys request fingerprints are signed with: the current key's first, then the
-    /// old ones' (a record kept before a rotation still matches its request).
-    pub fn mac_keys(&self) -> Vec<[u8; 32]> {
+    /// The keys request fingerprints are signed with, each with its store key's id: the
+    /// current key's first, then the old ones' (a record kept before a rotation still
+    /// matches its request, and one kept under a key this replica lacks says whose it is).
+    pub fn mac_keys(&self) -> Vec<(String, [u8; 32])> {
         std::iter::once(&self.current)
             .chain(&self.old)
-            .map(|k| *k.mac_key)
+            .map(|k| (k.id.clone(), *k.mac_key))
             .collect()
     }
 

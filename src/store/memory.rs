@@ -9,8 +9,8 @@
 
 use super::MAX_PAGE;
 use super::types::{
-    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, LedgerView,
-    Progress, Version,
+    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, Fingerprint, IdemRecord,
+    LedgerView, Progress, Version,
 };
 use crate::model::TokenState;
 use chrono::{DateTime, Utc};
@@ -24,15 +24,36 @@ pub(crate) struct Memory {
     state: Mutex<State>,
     /// Signs request fingerprints: nothing outlives the process, so neither does it.
     fingerprint_key: [u8; 32],
+    /// The idempotency records' clock: the wall clock when the store was made, moved on
+    /// by tokio's, so a test that pauses time sees leases lapse and outcomes age with it.
+    origin: (DateTime<Utc>, tokio::time::Instant),
+    #[cfg(test)]
+    pub(crate) faults: Faults,
 }
+
+/// The id the memory backend's fingerprint key goes by.
+const FINGERPRINT_KEY_ID: &str = "memory";
 
 impl Default for Memory {
     fn default() -> Self {
         Memory {
             state: Mutex::default(),
             fingerprint_key: rand::random(),
+            origin: (Utc::now(), tokio::time::Instant::now()),
+            #[cfg(test)]
+            faults: Faults::default(),
         }
     }
+}
+
+/// How a unit test makes the memory backend fail as a database can.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// While set, every idempotency operation fails without doing anything (down).
+    pub down: std::sync::atomic::AtomicBool,
+    /// The next this many claims are made, and then answer an error (the reply lost).
+    pub lost_claim_replies: std::sync::atomic::AtomicU32,
 }
 
 impl Record {
@@ -40,6 +61,9 @@ impl Record {
         IdemRecord {
             fingerprint: self.fingerprint.clone(),
             outcome: self.outcome.clone(),
+            outcome_age: self
+                .finished_at
+                .map(|at| (now - at).to_std().unwrap_or_default()),
             lease_alive: self.outcome.is_none() && self.lease_until.is_some_and(|l| l > now),
         }
     }
@@ -56,12 +80,13 @@ struct State {
 }
 
 struct Record {
-    fingerprint: Vec<u8>,
+    fingerprint: Fingerprint,
     claim: ClaimId,
     outcome: Option<String>,
     replaceable: bool,
     lease_until: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
 }
 
 fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -295,35 +320,69 @@ impl Memory {
         }
     }
 
-    pub(crate) fn fingerprint_key(&self) -> [u8; 32] {
-        self.fingerprint_key
+    pub(crate) fn fingerprint_key(&self) -> (String, [u8; 32]) {
+        (FINGERPRINT_KEY_ID.to_owned(), self.fingerprint_key)
+    }
+
+    /// Now, for idempotency records (see `origin`).
+    fn clock(&self) -> DateTime<Utc> {
+        let (wall, at) = self.origin;
+        after(wall, tokio::time::Instant::now().duration_since(at))
+    }
+
+    /// Fails as a store that is down would, when a test says so.
+    pub(crate) fn fault_before(&self) -> Result<(), super::Error> {
+        #[cfg(test)]
+        if self.faults.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolTimedOut.into());
+        }
+        Ok(())
+    }
+
+    /// Loses a claim's reply, when a test says so: the claim is made all the same.
+    pub(crate) fn fault_after_claim(&self) -> Result<(), super::Error> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::SeqCst;
+            let lost = &self.faults.lost_claim_replies;
+            if lost
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                return Err(sqlx::Error::Io(reset).into());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn idem_claim(
         &self,
         key: (String, String),
-        fingerprint: &[u8],
+        fingerprint: &Fingerprint,
+        claim: &ClaimId,
         lease: Duration,
         remember: Duration,
     ) -> Claim {
-        let now = Utc::now();
+        let now = self.clock();
         let mut state = self.state();
-        let free = state
-            .records
-            .get(&key)
-            .is_none_or(|r| r.created_at <= before(now, remember) || r.replaceable);
+        let free = state.records.get(&key).is_none_or(|r| {
+            r.created_at <= before(now, remember)
+                || r.replaceable
+                || (r.claim == *claim && r.outcome.is_none())
+        });
         if free {
-            let claim = ClaimId::new();
             let record = Record {
-                fingerprint: fingerprint.to_vec(),
+                fingerprint: fingerprint.clone(),
                 claim: claim.clone(),
                 outcome: None,
                 replaceable: false,
                 lease_until: Some(after(now, lease)),
                 created_at: now,
+                finished_at: None,
             };
             state.records.insert(key, record);
-            return Claim::Won(claim);
+            return Claim::Won(claim.clone());
         }
         Claim::Held(state.records[&key].seen(now))
     }
@@ -333,7 +392,7 @@ impl Memory {
         key: &(String, String),
         remember: Duration,
     ) -> Option<IdemRecord> {
-        let now = Utc::now();
+        let now = self.clock();
         let state = self.state();
         let record = state
             .records
@@ -348,7 +407,7 @@ impl Memory {
         claim: &ClaimId,
         lease: Duration,
     ) -> bool {
-        let now = Utc::now();
+        let now = self.clock();
         match self.state().records.get_mut(key) {
             Some(r) if r.claim == *claim && r.outcome.is_none() => {
                 r.lease_until = Some(after(now, lease));
@@ -365,13 +424,27 @@ impl Memory {
         outcome: &str,
         replaceable: bool,
     ) {
+        let now = self.clock();
         if let Some(r) = self.state().records.get_mut(key)
             && r.claim == *claim
         {
             r.outcome = Some(outcome.to_owned());
             r.replaceable = replaceable;
             r.lease_until = None;
+            r.finished_at = Some(now);
         }
+    }
+
+    pub(crate) fn idem_release(&self, key: &(String, String), claim: &ClaimId) -> bool {
+        let mut state = self.state();
+        let ours = state
+            .records
+            .get(key)
+            .is_some_and(|r| r.claim == *claim && r.outcome.is_none());
+        if ours {
+            state.records.remove(key);
+        }
+        ours
     }
 
     pub(crate) fn ledger_view(&self, number: &str, kind: &str, window: Duration) -> LedgerView {

@@ -39,8 +39,8 @@ pub use config::StoreConfig;
 pub use crypto::Keys;
 pub use error::Error;
 pub use types::{
-    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, IdemRecord, Lease, LedgerView,
-    Observation, Progress, Rekeyed, StepFailure, TickPlan, Version,
+    AttemptId, Cas, Change, Claim, ClaimId, Customer, CustomerPage, Fingerprint, IdemRecord, Lease,
+    LedgerView, Observation, Progress, Rekeyed, StepFailure, TickPlan, Version,
 };
 
 use crate::model::{OnboardingStep, TokenState};
@@ -354,24 +354,30 @@ impl Store {
     }
 
     /// Claims the idempotency key (`rpc`, `request_id`) for a request whose fingerprint
-    /// is `fingerprint`, with a lease of `lease`: [`Claim::Won`] for exactly one of the
-    /// calls racing on it, on any replica, unless a record younger than `remember` holds
-    /// it (and is not a definite failure, which a new call replaces).
+    /// is `fingerprint`, as `claim`, with a lease of `lease`: [`Claim::Won`] for exactly
+    /// one of the calls racing on it, on any replica, unless a record younger than
+    /// `remember` holds it (and is not a definite failure, which a new call replaces). A
+    /// record `claim` already holds, without an outcome, is won again: a try whose answer
+    /// was lost is retried with the same `claim` and finds its own.
     pub async fn idem_claim(
         &self,
         rpc: &str,
         request_id: &str,
-        fingerprint: &[u8],
+        fingerprint: &Fingerprint,
+        claim: &ClaimId,
         lease: Duration,
         remember: Duration,
     ) -> Result<Claim, Error> {
         match &*self.inner {
             Inner::Memory(m) => {
+                m.fault_before()?;
                 let key = (rpc.to_owned(), request_id.to_owned());
-                Ok(m.idem_claim(key, fingerprint, lease, remember))
+                let claimed = m.idem_claim(key, fingerprint, claim, lease, remember);
+                m.fault_after_claim()?;
+                Ok(claimed)
             }
             Inner::Sql(s) => observed(
-                s.idem_claim(rpc, request_id, fingerprint, lease, remember)
+                s.idem_claim(rpc, request_id, fingerprint, claim, lease, remember)
                     .await,
             ),
         }
@@ -385,7 +391,10 @@ impl Store {
         remember: Duration,
     ) -> Result<Option<IdemRecord>, Error> {
         match &*self.inner {
-            Inner::Memory(m) => Ok(m.idem_peek(&(rpc.to_owned(), request_id.to_owned()), remember)),
+            Inner::Memory(m) => {
+                m.fault_before()?;
+                Ok(m.idem_peek(&(rpc.to_owned(), request_id.to_owned()), remember))
+            }
             Inner::Sql(s) => observed(s.idem_peek(rpc, request_id, remember).await),
         }
     }
@@ -401,14 +410,16 @@ impl Store {
     ) -> Result<bool, Error> {
         match &*self.inner {
             Inner::Memory(m) => {
+                m.fault_before()?;
                 Ok(m.idem_renew(&(rpc.to_owned(), request_id.to_owned()), claim, lease))
             }
             Inner::Sql(s) => observed(s.idem_renew(rpc, request_id, claim, lease).await),
         }
     }
 
-    /// Records the claim's outcome; `replaceable`: a definite failure, which the next
-    /// call under the key replaces with a new attempt.
+    /// Records the claim's outcome (at the store's now); `replaceable`: a definite
+    /// failure, which the next call under the key replaces with a new attempt. Doing it
+    /// twice does no harm; once another claim holds the key it does nothing.
     pub async fn idem_finish(
         &self,
         rpc: &str,
@@ -419,6 +430,7 @@ impl Store {
     ) -> Result<(), Error> {
         match &*self.inner {
             Inner::Memory(m) => {
+                m.fault_before()?;
                 let key = (rpc.to_owned(), request_id.to_owned());
                 m.idem_finish(&key, claim, outcome, replaceable);
                 Ok(())
@@ -430,12 +442,41 @@ impl Store {
         }
     }
 
-    /// The keys request fingerprints are signed with, current first: derived from the
-    /// store's keys (the same on every replica); per process for `memory`.
-    pub fn fingerprint_keys(&self) -> Vec<[u8; 32]> {
+    /// Gives the key up: forgets the record if `claim` still holds it without an outcome
+    /// (its write was never sent), so the next call under the key is a new attempt.
+    /// Whether there was one to forget.
+    pub async fn idem_release(
+        &self,
+        rpc: &str,
+        request_id: &str,
+        claim: &ClaimId,
+    ) -> Result<bool, Error> {
+        match &*self.inner {
+            Inner::Memory(m) => {
+                m.fault_before()?;
+                Ok(m.idem_release(&(rpc.to_owned(), request_id.to_owned()), claim))
+            }
+            Inner::Sql(s) => observed(s.idem_release(rpc, request_id, claim).await),
+        }
+    }
+
+    /// The keys request fingerprints are signed with, with their ids, current first:
+    /// derived from the store's keys (the same on every replica that has them); per
+    /// process for `memory`.
+    pub fn fingerprint_keys(&self) -> Vec<(String, [u8; 32])> {
         match &*self.inner {
             Inner::Memory(m) => vec![m.fingerprint_key()],
             Inner::Sql(s) => s.keys().mac_keys(),
+        }
+    }
+
+    /// The memory backend's switches for failing like a store that is down, or one
+    /// whose answers get lost (unit tests only).
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> &memory::Faults {
+        match &*self.inner {
+            Inner::Memory(m) => &m.faults,
+            Inner::Sql(_) => panic!("faults are the memory backend's"),
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::model::{OnboardingStep, TokenState};
 use chrono::{DateTime, Utc};
 use std::fmt;
+use std::time::Duration;
 
 /// A customer row's version: starts at 1, +1 on every change of the customer (not on
 /// re-encryption, which changes nothing a reader sees). The guard of
@@ -212,12 +213,14 @@ pub enum Claim {
     Held(IdemRecord),
 }
 
-/// Which call holds a key: the one that claimed it.
+/// Which call holds a key: the one that claimed it. The caller makes it once per attempt
+/// and gives the same one to every try of its claim, so a claim whose answer was lost
+/// (made in the store, the reply dropped) is the caller's own on the next try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimId(pub(crate) String);
 
 impl ClaimId {
-    pub(crate) fn new() -> ClaimId {
+    pub fn new() -> ClaimId {
         ClaimId(format!("{:032x}", rand::random::<u128>()))
     }
 
@@ -226,13 +229,31 @@ impl ClaimId {
     }
 }
 
+impl Default for ClaimId {
+    fn default() -> Self {
+        ClaimId::new()
+    }
+}
+
+/// A request's fingerprint as a record keeps it: an HMAC of the request under one of the
+/// store's fingerprint keys ([`super::Store::fingerprint_keys`]), and that key's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// `None` in a record kept before key ids were (migration 0006): any known key.
+    pub key_id: Option<String>,
+    pub mac: Vec<u8>,
+}
+
 /// An idempotency record as another call left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdemRecord {
     /// The request it was claimed for (an HMAC, never the request).
-    pub fingerprint: Vec<u8>,
+    pub fingerprint: Fingerprint,
     /// The outcome, once its attempt ended (the caller's encoding).
     pub outcome: Option<String>,
+    /// How long ago the outcome was kept, by the store's clock (a replayed "retry after"
+    /// counts from then).
+    pub outcome_age: Option<Duration>,
     /// The attempt's holder renewed its lease in time (false once it ended, or died).
     pub lease_alive: bool,
 }

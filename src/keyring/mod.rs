@@ -13,6 +13,14 @@
 //! hear of it ([`Keyring::revocations`]) and end their streams. A new onboarding (a new
 //! code) replaces the token and makes the customer active again.
 //!
+//! A WABA no customer holds in memory is asked of the store (onboarded by another replica
+//! since?). When the store cannot say (down, or not reached since the start, when no
+//! customer is loaded yet: [`Keyring::unloaded`]), the keyring does not guess "no
+//! customer": a read goes with the partner's token, if one is configured (reads spend
+//! nothing, and Meta says whether that token reaches the WABA), and a write, or a read
+//! without a partner token, fails with [`Error::Store`] (UNAVAILABLE `STORE_UNAVAILABLE`),
+//! never [`Error::NoCredentials`].
+//!
 //! Below `numbers/` (which routes every read and write through here) and above `graph/`
 //! and `store/`.
 

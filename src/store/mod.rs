@@ -25,6 +25,22 @@
 //!   [`Store::token`]; [`Customer`] carries none. No `Debug` here shows a token, a key or
 //!   a password, nor does any [`Error`].
 //!
+//!
+//! When the database is away:
+//! - At start, [`Store::open_or_wait`] tells what a wait cures (PostgreSQL refusing
+//!   connections, starting up, out of connections, no answer: [`Error::is_unreachable`])
+//!   from what it does not (the URL, the key files, a password or database refused), and
+//!   for the first hands back a store not connected yet; [`Store::connect`] connects it
+//!   with jittered backoff and runs the migrations. Every query before then fails as a
+//!   query on a store that is down does: nothing is guessed.
+//! - Later, a query that cannot reach the database fails (after the pool's 5 s wait) with
+//!   [`Error::Database`]; the store counts as down from then ([`Store::answers`], the gauge
+//!   `waba_store_up`, one log line), and [`Store::keep_watch`] asks it with the same
+//!   backoff until it answers again. sqlx's pool reconnects by itself: nothing here is
+//!   ever reopened. What may do without the store (the keyring choosing a token) asks
+//!   [`Store::answers`] first; what must not (the ledger, idempotency records) always
+//!   tries, and fails closed.
+//!
 //! This layer imports only `model` (checked by scripts/check-layers.py).
 
 mod config;

@@ -10,6 +10,11 @@
 //! database, not per schema: stores in two schemas of one database migrate one after
 //! the other.
 //!
+//! The pool is made lazily (`connect_lazy_with`: nothing is sent until it is used), then
+//! [`ready`] makes one connection of its own and runs the migrations, so a store opened
+//! while the server cannot be reached is the same pool, made ready later; [`unreachable`]
+//! says which errors a wait cures.
+//!
 //! TLS (`sslmode=require`, `verify-full`... in the URL) is rustls on ring with the
 //! system's roots, as for Meta.
 

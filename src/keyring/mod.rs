@@ -539,3 +539,55 @@ impl Keyring {
         self.known.write().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// A PostgreSQL store on a port nobody listens on: opened, never reached.
+    async fn never_reached(dir: &std::path::Path) -> Store {
+        let key = dir.join("store.key");
+        let bytes: [u8; 32] = rand::random();
+        std::fs::write(
+            &key,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // closed again at once: refused
+        let spec = format!("postgres://app@127.0.0.1:{port}/waba");
+        let config = store::StoreConfig::parse(&spec, Some(key), None).unwrap();
+        match Store::open_or_wait(&config).await.unwrap() {
+            store::Opened::Unreachable { store, .. } => store,
+            store::Opened::Ready(_) => panic!("nobody listens on {port}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_never_reached_is_not_taken_for_no_customer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = never_reached(dir.path()).await;
+        // Without a partner token: the store's word is missing, not "no credentials".
+        let alone = Keyring::unloaded(store.clone(), false);
+        assert!(!alone.loaded());
+        for routed in [
+            alone.for_waba("201000000000001").await,
+            alone.for_number("106540352242922").await,
+            alone.for_waba_to_write("201000000000001").await,
+        ] {
+            assert!(matches!(routed, Err(Error::Store(_))), "{routed:?}");
+        }
+        // With one: reads go with it, writes are still refused.
+        let partner = Keyring::unloaded(store, true);
+        let read = partner.for_waba("201000000000001").await;
+        assert!(matches!(read, Ok(Route::Partner)), "{read:?}");
+        let read = partner.for_number("106540352242922").await;
+        assert!(matches!(read, Ok(Route::Partner)), "{read:?}");
+        let write = partner.for_number_to_write("106540352242922").await;
+        assert!(matches!(write, Err(Error::Store(_))), "{write:?}");
+    }
+}

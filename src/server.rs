@@ -12,7 +12,7 @@ use crate::grpc::{Api, CustomerApi, pb};
 use crate::http::WebhookSettings;
 use crate::keyring::Keyring;
 use crate::numbers::{CacheSettings, Numbers};
-use crate::store::{Store, StoreConfig};
+use crate::store::{self, Opened, Store, StoreConfig};
 use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -21,7 +21,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
@@ -77,6 +77,9 @@ pub struct Service {
     hub: Hub,
     graph: Arc<GraphClient>,
     stopping: watch::Sender<bool>,
+    /// The store opened unreachable: how its connection in the background ended (the
+    /// customers loaded, or an error no wait cures).
+    connecting: Option<oneshot::Receiver<Result<(), store::Error>>>,
 }
 
 impl Service {
@@ -86,22 +89,37 @@ impl Service {
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let partner = graph.tokens().is_some();
-        let keys = Arc::new(match &settings.store {
-            Some(config) => {
-                let store = Store::open(config).await?;
-                let keys = Keyring::load(store.clone(), partner).await?;
-                tracing::info!(store = store.backend_name(), ?keys, "store open");
-                keys
-            }
+        let (stopping, stopping_rx) = watch::channel(false);
+        // A store that cannot be reached yet: connected in the background (see `later`).
+        let mut unreachable = None;
+        let keys: Arc<Keyring> = Arc::new(match &settings.store {
+            Some(config) => match Store::open_or_wait(config).await? {
+                Opened::Ready(store) => {
+                    let keys = Keyring::load(store.clone(), partner).await?;
+                    tracing::info!(store = store.backend_name(), ?keys, "store open");
+                    tokio::spawn(watched(store));
+                    keys
+                }
+                Opened::Unreachable { store, why } => {
+                    tracing::warn!(
+                        store = ?config,
+                        error = %why,
+                        "the store cannot be reached: serving what the partner's token can \
+                         while it connects; until then CustomerService is NOT_SERVING and \
+                         writes that need the store are refused"
+                    );
+                    unreachable = Some(store.clone());
+                    Keyring::unloaded(store, partner)
+                }
+            },
             None => {
                 tracing::info!("no store (WABA_STORE): the partner's token serves every call");
                 Keyring::partner_only()
             }
         });
-        let (stopping, stopping_rx) = watch::channel(false);
         let numbers = Numbers::new(
             graph.clone(),
-            keys,
+            keys.clone(),
             &settings.cache,
             settings.register_reserve,
         );
@@ -110,7 +128,20 @@ impl Service {
             settings.watch.clone(),
             stopping_rx.clone(),
         );
-        hub.join_fleet().await;
+        let connecting = match unreachable {
+            Some(store) => {
+                let (done, connecting) = oneshot::channel();
+                let later = later(store, keys.clone(), hub.clone());
+                tokio::spawn(async move {
+                    let _ = done.send(later.await);
+                });
+                Some(connecting)
+            }
+            None => {
+                hub.join_fleet().await;
+                None
+            }
+        };
         let customers = Customers::new(graph.clone(), numbers.clone());
         if customers.available()
             && let Some(interval) = settings.token_check_interval
@@ -127,6 +158,7 @@ impl Service {
             hub,
             graph,
             stopping,
+            connecting,
         })
     }
 
@@ -152,6 +184,7 @@ impl Service {
             hub,
             graph,
             stopping,
+            connecting,
         } = self;
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
         let mut http_stopping = stopping.subscribe();
@@ -177,8 +210,9 @@ impl Service {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
         health.set_serving::<PhoneNumberServiceServer<Api>>().await;
-        // Without a store the customer RPCs can only say so.
-        if customer_api.available() {
+        // Without a store the customer RPCs can only say so; with one not reached yet,
+        // not until it is.
+        if customer_api.available() && connecting.is_none() {
             health
                 .set_serving::<CustomerServiceServer<CustomerApi>>()
                 .await;
@@ -204,13 +238,42 @@ impl Service {
             let _ = stopped.await;
         });
         tokio::pin!(server);
-        tokio::select! {
-            biased;
-            () = shutdown => {}
-            () = &mut server => {
-                // Cannot happen: it only stops when told to, below.
-                let _ = stopping.send(true);
-                return Err("the gRPC server stopped by itself".into());
+        tokio::pin!(shutdown);
+        let (mut connecting, mut waiting) = match connecting {
+            Some(connecting) => (connecting, true),
+            None => (oneshot::channel().1, false),
+        };
+        let mut failed: Option<BoxError> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = &mut server => {
+                    // Cannot happen: it only stops when told to, below.
+                    let _ = stopping.send(true);
+                    return Err("the gRPC server stopped by itself".into());
+                }
+                connected = &mut connecting, if waiting => {
+                    waiting = false;
+                    match connected {
+                        Ok(Ok(())) => {
+                            health
+                                .set_serving::<CustomerServiceServer<CustomerApi>>()
+                                .await;
+                        }
+                        // A start that fails late: as it would have, had the store
+                        // answered at once.
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "the store connected, but cannot be used: stopping");
+                            failed = Some(e.into());
+                            break;
+                        }
+                        Err(_) => {
+                            failed = Some("the store's connection task ended without a word".into());
+                            break;
+                        }
+                    }
+                }
             }
         }
         tracing::info!("shutting down: NOT_SERVING, ending streams, finishing in-flight calls");
@@ -245,8 +308,41 @@ impl Service {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
+}
+
+/// Watches a store that is connected for as long as the process runs: see
+/// [`Store::keep_watch`].
+async fn watched(store: Store) {
+    store.keep_watch().await;
+}
+
+/// Connects a store that could not be reached at the start (with backoff), then reads
+/// every customer in and joins the other replicas; an error that no wait cures (a
+/// password or a migration PostgreSQL refuses, a token no key opens) ends it.
+async fn later(store: Store, keys: Arc<Keyring>, hub: Hub) -> Result<(), store::Error> {
+    store.connect().await?;
+    tokio::spawn(watched(store.clone()));
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match keys.fill().await {
+            Ok(()) => break,
+            // Gone again before the customers were read: they are read once it is back.
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(error = %e, "cannot read the customers yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    hub.join_fleet().await;
+    tracing::info!(?keys, "customers loaded: CustomerService is SERVING");
+    Ok(())
 }
 
 /// Builds the service and serves it; see [`Service::serve`].

@@ -1,20 +1,30 @@
 //! Several replicas of the real binary on one PostgreSQL store (`WABA_TEST_POSTGRES_URL`;
 //! without it these say so and pass, unless `WABA_TEST_POSTGRES_REQUIRED` is set, as in
 //! CI), against one fake Graph API that counts calls: what one replica spends of a
-//! number's limits, every replica counts.
+//! number's limits, every replica counts. The PostgreSQL outages run on a server of
+//! their own ([`OwnPostgres`]), stopped and started under the replicas.
 
 use crate::support::{
-    Client, Engine, N1, NUMBER, StoreFixture, VERSION, WABA, assert_register_guard, channel,
-    fake_graph, list, name_update, next, number, number_json, numbers, page, register, sign,
-    start_binary_on, terminate, waba,
+    Client, CustomersClient, Engine, KeyFile, N1, NUMBER, OwnPostgres, StoreFixture, VERSION, WABA,
+    assert_register_guard, channel, error_info, fake_graph, get_status_within, list, name_update,
+    next, number, number_json, numbers, ok, page, read, register, register_call, sign,
+    start_binary_on, terminate, waba, write_key,
 };
 use serde_json::json;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::process::Child;
 use tonic::Code;
-use waba_numbers::pb::EventSource;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use waba_numbers::pb::{EventSource, ListCustomersRequest};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The gRPC service names health reports on.
+const SERVICE: &str = "whatsapp.phonenumbers.v1.PhoneNumberService";
+const CUSTOMER_SERVICE: &str = "whatsapp.phonenumbers.v1.CustomerService";
 
 /// `n` replicas of the binary on the fixture's store, against `graph_url` (logging
 /// warnings only: nobody reads their output while they run).
@@ -361,4 +371,205 @@ async fn when_the_polling_replica_is_killed_another_polls_within_a_lease() {
         terminate(child).await;
     }
     store.finish().await;
+}
+
+/// The replica's health for `service` ("" for the server as a whole).
+async fn health_of(addr: SocketAddr, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(channel(addr).await);
+    let request = HealthCheckRequest {
+        service: service.into(),
+    };
+    health.check(request).await.unwrap().into_inner().status()
+}
+
+/// The register calls the fake Graph API has had.
+async fn register_calls(graph: &MockServer) -> usize {
+    let requests = graph.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/register"))
+        .count()
+}
+
+/// A fake Graph API that answers reads of `NUMBER` (with the partner's token) and
+/// takes every register.
+async fn graph_for_outages() -> MockServer {
+    fake_graph([
+        read(NUMBER).respond_with(ok(number(NUMBER, "APPROVED"))),
+        register_call(NUMBER).respond_with(ok(json!({ "success": true }))),
+    ])
+    .await
+}
+
+/// One replica of the binary on `pg`, against `graph`.
+async fn replica_on(pg: &OwnPostgres, key: &KeyFile, graph: &MockServer) -> (Child, SocketAddr) {
+    let url = pg.url();
+    let env = [
+        ("WABA_STORE", url.as_str()),
+        ("WABA_STORE_KEY_FILE", key.path.to_str().unwrap()),
+        ("RUST_LOG", "info"),
+    ];
+    let (child, grpc, _) = start_binary_on(&graph.uri(), &[], &env).await;
+    (child, grpc)
+}
+
+/// Polls `attempt` (every 200 ms, real time) until it gives `Some`, for at most `bound`.
+async fn within<T, F, Fut>(bound: Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let polled = tokio::time::timeout(bound, async {
+        loop {
+            if let Some(done) = attempt().await {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    polled
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {bound:?}"))
+}
+
+/// Register with a request_id of its own: each call a new attempt.
+fn keyed_register(n: usize) -> waba_numbers::pb::RegisterRequest {
+    let mut request = register(NUMBER, "123456");
+    request.request_id = format!("outage-{n}");
+    request
+}
+
+#[tokio::test]
+async fn postgres_stopped_under_a_replica_refuses_writes_keeps_reads_and_recovers() {
+    let Some(pg) = OwnPostgres::init() else {
+        return;
+    };
+    pg.start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_key(keys.path(), "store.key");
+    let graph = graph_for_outages().await;
+    let (replica, addr) = replica_on(&pg, &key, &graph).await;
+    let mut client = Client::new(channel(addr).await);
+    assert_eq!(
+        health_of(addr, CUSTOMER_SERVICE).await,
+        ServingStatus::Serving
+    );
+    client
+        .get_status(get_status_within(NUMBER, 0))
+        .await
+        .unwrap();
+    client.register(keyed_register(0)).await.unwrap();
+    assert_eq!(register_calls(&graph).await, 1);
+
+    pg.stop().await;
+    // Reads go on with the partner's token, straight from Meta (not the cache: max
+    // staleness 0). The first waits for the pool to give up on the store (5 s).
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_status(get_status_within(NUMBER, 0)),
+    );
+    read.await.expect("a read within 10 s").unwrap();
+    let start = std::time::Instant::now();
+    client
+        .get_status(get_status_within(NUMBER, 0))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the next read does not wait for the store: {:?}",
+        start.elapsed()
+    );
+    // A write the ledger guards is refused, and Meta hears nothing of it.
+    for n in 1..=2 {
+        let refused = client.register(keyed_register(n)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+        assert_eq!(error_info(&refused).reason, "STORE_UNAVAILABLE");
+    }
+    let mut unkeyed = register(NUMBER, "123456");
+    unkeyed.spend_reserve = true;
+    let refused = client.register(unkeyed).await.unwrap_err();
+    assert_eq!(error_info(&refused).reason, "STORE_UNAVAILABLE");
+    assert_eq!(register_calls(&graph).await, 1, "no register reached Meta");
+
+    // Back: the pool connects on the next call, without a restart. Target: the first
+    // Register after it is back (one pool wait, 5 s); bound twice that.
+    pg.start().await;
+    let mut n = 10;
+    within(
+        Duration::from_secs(10),
+        "a Register after PostgreSQL is back",
+        || {
+            n += 1;
+            let mut client = client.clone();
+            async move { client.register(keyed_register(n)).await.ok() }
+        },
+    )
+    .await;
+    assert_eq!(register_calls(&graph).await, 2);
+    client
+        .get_status(get_status_within(NUMBER, 0))
+        .await
+        .unwrap();
+    let (_, log) = terminate(replica).await;
+    assert!(log.contains("the store is down"), "{log}");
+    assert!(log.contains("the store answers again"), "{log}");
+}
+
+#[tokio::test]
+async fn a_replica_started_before_postgres_serves_partner_reads_then_customers_once_it_is_up() {
+    let Some(pg) = OwnPostgres::init() else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_key(keys.path(), "store.key");
+    let graph = graph_for_outages().await;
+    // PostgreSQL is not started: the replica starts anyway.
+    let (replica, addr) = replica_on(&pg, &key, &graph).await;
+    assert_eq!(health_of(addr, "").await, ServingStatus::Serving);
+    assert_eq!(health_of(addr, SERVICE).await, ServingStatus::Serving);
+    assert_eq!(
+        health_of(addr, CUSTOMER_SERVICE).await,
+        ServingStatus::NotServing
+    );
+    let mut client = Client::new(channel(addr).await);
+    let mut customers = CustomersClient::new(channel(addr).await);
+    // A read the partner's token covers answers at once: the store is not asked.
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_status(get_status_within(NUMBER, 0)),
+    );
+    read.await.expect("a read within 2 s").unwrap();
+    let refused = client.register(keyed_register(0)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(error_info(&refused).reason, "STORE_UNAVAILABLE");
+    let refused = customers
+        .list_customers(ListCustomersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&refused).reason, "STORE_UNAVAILABLE");
+    assert_eq!(register_calls(&graph).await, 0, "no register reached Meta");
+
+    pg.start().await;
+    // Target: the replica's next attempt, at most 30 s apart (its backoff's longest
+    // wait); bound twice that.
+    within(
+        Duration::from_secs(60),
+        "CustomerService SERVING",
+        || async {
+            (health_of(addr, CUSTOMER_SERVICE).await == ServingStatus::Serving).then_some(())
+        },
+    )
+    .await;
+    let listed = customers
+        .list_customers(ListCustomersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.customers.is_empty(), "{listed:?}");
+    client.register(keyed_register(1)).await.unwrap();
+    assert_eq!(register_calls(&graph).await, 1);
+    let (_, log) = terminate(replica).await;
+    assert!(log.contains("the store cannot be reached"), "{log}");
+    assert!(log.contains("the store is connected"), "{log}");
+    assert!(!log.contains("postgres://"), "no URL in the log: {log}");
 }

@@ -124,8 +124,16 @@ impl Customers {
         self.inner.numbers.keys()
     }
 
+    /// The store; [`Error::Store`] at once while it has not been reached since the start
+    /// (rather than each call waiting for the pool to give up).
     fn store(&self) -> Result<&Store, Error> {
-        self.keys().store().ok_or(Error::NoStore)
+        match self.keys().store() {
+            None => Err(Error::NoStore),
+            Some(store) if !store.is_ready() => Err(Error::Store(
+                "not reached since the service started; it is being retried".into(),
+            )),
+            Some(store) => Ok(store),
+        }
     }
 
     /// Whether customers can be kept (a store is configured).

@@ -13,6 +13,14 @@
 //! hear of it ([`Keyring::revocations`]) and end their streams. A new onboarding (a new
 //! code) replaces the token and makes the customer active again.
 //!
+//! A WABA no customer holds in memory is asked of the store (onboarded by another replica
+//! since?). When the store cannot say (down, or not reached since the start, when no
+//! customer is loaded yet: [`Keyring::unloaded`]), the keyring does not guess "no
+//! customer": a read goes with the partner's token, if one is configured (reads spend
+//! nothing, and Meta says whether that token reaches the WABA), and a write, or a read
+//! without a partner token, fails with [`Error::Store`] (UNAVAILABLE `STORE_UNAVAILABLE`),
+//! never [`Error::NoCredentials`].
+//!
 //! Below `numbers/` (which routes every read and write through here) and above `graph/`
 //! and `store/`.
 
@@ -22,6 +30,7 @@ use crate::store::{self, Store};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::broadcast;
 
@@ -81,6 +90,13 @@ impl From<store::Error> for Error {
     }
 }
 
+/// What a call's token is for (see [`Keyring::for_waba`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Read,
+    Write,
+}
+
 /// A customer's token as the keyring holds it.
 struct Key {
     token: Arc<SecretString>,
@@ -102,6 +118,8 @@ pub struct Keyring {
     /// Whether a partner token is configured: the fallback for what no customer covers.
     partner: bool,
     store: Option<Store>,
+    /// Every customer of the store has been read in ([`Keyring::fill`]).
+    loaded: AtomicBool,
     known: RwLock<Known>,
     revoked: broadcast::Sender<String>,
 }
@@ -111,6 +129,7 @@ impl std::fmt::Debug for Keyring {
         let known = self.read();
         f.debug_struct("Keyring")
             .field("partner", &self.partner)
+            .field("loaded", &self.loaded())
             .field("customers", &known.customers.len())
             .field("numbers", &known.numbers.len())
             .finish_non_exhaustive()
@@ -120,13 +139,16 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring of the partner's token alone (no store: no customers).
     pub fn partner_only() -> Keyring {
-        Keyring::new(None, true)
+        let keyring = Keyring::new(None, true);
+        keyring.loaded.store(true, Ordering::Release);
+        keyring
     }
 
     fn new(store: Option<Store>, partner: bool) -> Keyring {
         Keyring {
             partner,
             store,
+            loaded: AtomicBool::new(false),
             known: RwLock::default(),
             revoked: broadcast::channel(1024).0,
         }
@@ -136,29 +158,52 @@ impl Keyring {
     /// configured. A token no key at hand opens fails the start (a lost key is not
     /// something to discover on a customer's first call).
     pub async fn load(store: Store, partner: bool) -> Result<Keyring, store::Error> {
-        let keyring = Keyring::new(Some(store.clone()), partner);
-        let limit = NonZeroU32::new(store::MAX_PAGE).expect("not zero");
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.list(limit, after.as_deref()).await?;
-            for customer in page.customers {
-                let Some(token) = store.token(&customer.waba_id).await? else {
-                    continue; // removed meanwhile
-                };
-                keyring.insert(
-                    &customer.waba_id,
-                    token,
-                    customer.token_state,
-                    customer.business_id,
-                );
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+        let keyring = Keyring::unloaded(store, partner);
+        keyring.fill().await?;
+        Ok(keyring)
+    }
+
+    /// A keyring on `store` that holds no customer yet, for a store that cannot be read
+    /// now: [`Keyring::fill`] reads them in once it can. Meanwhile a customer the store
+    /// is asked about (and answers) is read in alone, and what the store cannot say is
+    /// never taken for "no customer" (see [`Keyring::for_waba`]).
+    pub fn unloaded(store: Store, partner: bool) -> Keyring {
+        Keyring::new(Some(store), partner)
+    }
+
+    /// Reads every customer's token from the store (as [`Keyring::load`]), then counts
+    /// the keyring as loaded.
+    pub async fn fill(&self) -> Result<(), store::Error> {
+        if let Some(store) = &self.store {
+            let limit = NonZeroU32::new(store::MAX_PAGE).expect("not zero");
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.list(limit, after.as_deref()).await?;
+                for customer in page.customers {
+                    let Some(token) = store.token(&customer.waba_id).await? else {
+                        continue; // removed meanwhile
+                    };
+                    self.insert(
+                        &customer.waba_id,
+                        token,
+                        customer.token_state,
+                        customer.business_id,
+                    );
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
-        keyring.publish();
-        Ok(keyring)
+        self.loaded.store(true, Ordering::Release);
+        self.publish();
+        Ok(())
+    }
+
+    /// Whether every customer of the store has been read in.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// The store customers are kept in, if there is one.
@@ -166,18 +211,39 @@ impl Keyring {
         self.store.as_ref()
     }
 
-    /// The token for calls about the WABA: its customer's, else the partner's.
+    /// The token for reads about the WABA: its customer's, else the partner's. When
+    /// the store cannot say whether a customer holds a WABA this replica does not know
+    /// (it is down, or not reached since the start), the partner's token is used if
+    /// there is one (Meta says whether it reaches the WABA; a read spends nothing), else
+    /// [`Error::Store`]: never [`Error::NoCredentials`], which only the store may say.
     pub async fn for_waba(&self, waba_id: &str) -> Result<Route, Error> {
+        self.route_waba(waba_id, Purpose::Read).await
+    }
+
+    /// The token for writes about the WABA: as [`Keyring::for_waba`], except that when
+    /// the store cannot say, nothing is sent ([`Error::Store`]) rather than a write
+    /// carried by a token that may not be the one the customer gave.
+    pub async fn for_waba_to_write(&self, waba_id: &str) -> Result<Route, Error> {
+        self.route_waba(waba_id, Purpose::Write).await
+    }
+
+    async fn route_waba(&self, waba_id: &str, purpose: Purpose) -> Result<Route, Error> {
         let refused = match self.customer_route(waba_id) {
             Ok(Some(route)) => return Ok(route),
             Ok(None) => None,
             Err(refused) => Some(refused),
         };
         // Onboarded (or, refused here, healed) by another replica since?
-        if self.reload(waba_id).await?
-            && let Ok(Some(route)) = self.customer_route(waba_id)
-        {
-            return Ok(route);
+        match self.reload(waba_id).await {
+            Ok(true) => {
+                if let Ok(Some(route)) = self.customer_route(waba_id) {
+                    return Ok(route);
+                }
+            }
+            Ok(false) => {}
+            // What this replica knows of a refused customer stands.
+            Err(unsure) if refused.is_none() => return self.unsure(purpose, unsure),
+            Err(_) => {}
         }
         match refused {
             Some(refused) => Err(refused),
@@ -186,8 +252,9 @@ impl Keyring {
     }
 
     /// Takes the customer of `waba_id` as the store has it; whether it has one.
+    /// [`Error::Store`] at once when the store is not believed to answer.
     async fn reload(&self, waba_id: &str) -> Result<bool, Error> {
-        let Some(store) = &self.store else {
+        let Some(store) = self.answering()? else {
             return Ok(false);
         };
         let Some(customer) = store.customer(waba_id).await? else {
@@ -200,17 +267,56 @@ impl Keyring {
         Ok(true)
     }
 
-    /// The token for calls about a phone number: its WABA's, as the index places it,
-    /// else the partner's.
+    /// The store, if there is one and it is believed to answer; [`Error::Store`] if
+    /// there is one that does not (down, or not reached since the start), so that a
+    /// call does not wait for the pool to give up on it.
+    fn answering(&self) -> Result<Option<&Store>, Error> {
+        match &self.store {
+            None => Ok(None),
+            Some(store) if store.answers() => Ok(Some(store)),
+            Some(store) if !store.is_ready() => Err(Error::Store(
+                "not reached since the service started, so it cannot say which customer's \
+                 token to use"
+                    .into(),
+            )),
+            Some(_) => Err(Error::Store(
+                "it is down, so it cannot say which customer's token to use".into(),
+            )),
+        }
+    }
+
+    /// The store could not say whose token reaches the target: see [`Keyring::for_waba`].
+    fn unsure(&self, purpose: Purpose, why: Error) -> Result<Route, Error> {
+        match purpose {
+            Purpose::Read if self.partner => Ok(Route::Partner),
+            _ => Err(why),
+        }
+    }
+
+    /// The token for reads about a phone number: its WABA's, as the index places it,
+    /// else the partner's (the same rules as [`Keyring::for_waba`] when the store
+    /// cannot say).
     /// A pre-verified number's id is placed in its business instead.
     pub async fn for_number(&self, phone_number_id: &str) -> Result<Route, Error> {
-        if let Some(waba_id) = self.waba_of(phone_number_id).await? {
-            return self.for_waba(&waba_id).await;
-        }
+        self.route_number(phone_number_id, Purpose::Read).await
+    }
+
+    /// The token for writes about a phone number: see [`Keyring::for_waba_to_write`].
+    pub async fn for_number_to_write(&self, phone_number_id: &str) -> Result<Route, Error> {
+        self.route_number(phone_number_id, Purpose::Write).await
+    }
+
+    async fn route_number(&self, phone_number_id: &str, purpose: Purpose) -> Result<Route, Error> {
+        let unsure = match self.waba_of(phone_number_id).await {
+            Ok(Some(waba_id)) => return self.route_waba(&waba_id, purpose).await,
+            Ok(None) => None,
+            Err(unsure) => Some(unsure),
+        };
         let business = self.read().preverified.get(phone_number_id).cloned();
-        match business {
-            Some(business_id) => self.for_business(&business_id),
-            None => self.partner(|| format!("phone number {phone_number_id}")),
+        match (business, unsure) {
+            (Some(business_id), _) => self.for_business(&business_id),
+            (None, Some(unsure)) => self.unsure(purpose, unsure),
+            (None, None) => self.partner(|| format!("phone number {phone_number_id}")),
         }
     }
 
@@ -243,12 +349,13 @@ impl Keyring {
         self.partner(|| format!("business {business_id}"))
     }
 
-    /// The WABA a number belongs to, as indexed (in memory, else in the store).
+    /// The WABA a number belongs to, as indexed (in memory, else in the store;
+    /// [`Error::Store`] when it is not in memory and the store does not answer).
     pub async fn waba_of(&self, phone_number_id: &str) -> Result<Option<String>, Error> {
         if let Some(waba_id) = self.read().numbers.get(phone_number_id) {
             return Ok(Some(waba_id.clone()));
         }
-        let Some(store) = &self.store else {
+        let Some(store) = self.answering()? else {
             return Ok(None);
         };
         let found = store.waba_of(phone_number_id).await?;
@@ -430,5 +537,57 @@ impl Keyring {
 
     fn write(&self) -> RwLockWriteGuard<'_, Known> {
         self.known.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// A PostgreSQL store on a port nobody listens on: opened, never reached.
+    async fn never_reached(dir: &std::path::Path) -> Store {
+        let key = dir.join("store.key");
+        let bytes: [u8; 32] = rand::random();
+        std::fs::write(
+            &key,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // closed again at once: refused
+        let spec = format!("postgres://app@127.0.0.1:{port}/waba");
+        let config = store::StoreConfig::parse(&spec, Some(key), None).unwrap();
+        match Store::open_or_wait(&config).await.unwrap() {
+            store::Opened::Unreachable { store, .. } => store,
+            store::Opened::Ready(_) => panic!("nobody listens on {port}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_never_reached_is_not_taken_for_no_customer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = never_reached(dir.path()).await;
+        // Without a partner token: the store's word is missing, not "no credentials".
+        let alone = Keyring::unloaded(store.clone(), false);
+        assert!(!alone.loaded());
+        for routed in [
+            alone.for_waba("201000000000001").await,
+            alone.for_number("106540352242922").await,
+            alone.for_waba_to_write("201000000000001").await,
+        ] {
+            assert!(matches!(routed, Err(Error::Store(_))), "{routed:?}");
+        }
+        // With one: reads go with it, writes are still refused.
+        let partner = Keyring::unloaded(store, true);
+        let read = partner.for_waba("201000000000001").await;
+        assert!(matches!(read, Ok(Route::Partner)), "{read:?}");
+        let read = partner.for_number("106540352242922").await;
+        assert!(matches!(read, Ok(Route::Partner)), "{read:?}");
+        let write = partner.for_number_to_write("106540352242922").await;
+        assert!(matches!(write, Err(Error::Store(_))), "{write:?}");
     }
 }

@@ -82,7 +82,7 @@ impl Numbers {
         let (graph, keys) = (self.graph.clone(), self.keys.clone());
         let id = id.to_owned();
         let deleted = spawned(Write::DeletePreverified, async move {
-            let route = keys.for_number(&id).await?;
+            let route = keys.for_number_to_write(&id).await?;
             let credential = route.credential();
             let sent = async {
                 let sent = graph.delete_preverified_number(&id, &credential, deadline);

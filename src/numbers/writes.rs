@@ -50,7 +50,7 @@ impl Numbers {
         let reads = self.reads.clone();
         let owned = n.clone();
         let attempt = async move {
-            let route = keys.for_waba(&owned.waba_id).await?;
+            let route = keys.for_waba_to_write(&owned.waba_id).await?;
             let request = graph::NewNumber {
                 waba_id: &owned.waba_id,
                 country_code: owned.country_code.as_deref(),
@@ -238,7 +238,7 @@ impl Numbers {
         let (reads, keys) = (self.reads.clone(), self.keys.clone());
         let id = id.to_owned();
         async move {
-            let route = keys.for_number(&id).await?;
+            let route = keys.for_number_to_write(&id).await?;
             let outcome = routed(&keys, &route, send(id.clone(), route.credential())).await;
             reads.invalidate(&id);
             outcome

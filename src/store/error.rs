@@ -52,6 +52,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this says only that the database cannot be reached now (down, starting,
+    /// out of connections, the network): something a wait cures, unlike a wrong URL,
+    /// password, key or schema.
+    pub fn is_unreachable(&self) -> bool {
+        use sqlx::migrate::MigrateError;
+        match self {
+            Error::Connect { source, .. } | Error::Database(source) => {
+                super::sql::unreachable(source)
+            }
+            Error::Migrate(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
+                super::sql::unreachable(e)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn key(path: &Path, problem: impl Into<String>) -> Error {
         Error::Key {
             path: path.display().to_string(),

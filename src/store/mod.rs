@@ -26,6 +26,22 @@
 //!   [`Store::token`]; [`Customer`] carries none. No `Debug` here shows a token, a key or
 //!   a password, nor does any [`Error`].
 //!
+//!
+//! When the database is away:
+//! - At start, [`Store::open_or_wait`] tells what a wait cures (PostgreSQL refusing
+//!   connections, starting up, out of connections, no answer: [`Error::is_unreachable`])
+//!   from what it does not (the URL, the key files, a password or database refused), and
+//!   for the first hands back a store not connected yet; [`Store::connect`] connects it
+//!   with jittered backoff and runs the migrations. Every query before then fails as a
+//!   query on a store that is down does: nothing is guessed.
+//! - Later, a query that cannot reach the database fails (after the pool's 5 s wait) with
+//!   [`Error::Database`]; the store counts as down from then ([`Store::answers`], the gauge
+//!   `waba_store_up`, one log line), and [`Store::keep_watch`] asks it with the same
+//!   backoff until it answers again. sqlx's pool reconnects by itself: nothing here is
+//!   ever reopened. What may do without the store (the keyring choosing a token) asks
+//!   [`Store::answers`] first; what must not (the ledger, idempotency records) always
+//!   tries, and fails closed.
+//!
 //! This layer imports only `model` (checked by scripts/check-layers.py).
 
 mod config;
@@ -51,6 +67,7 @@ use sql::Sql;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use sql::{Heard, Notifications};
@@ -65,6 +82,21 @@ pub const MAX_PAGE: u32 = 1000;
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// Connected and migrated at least once (always, but for a PostgreSQL store opened
+    /// while it could not be reached: see [`Store::open_or_wait`]).
+    ready: Arc<AtomicBool>,
+    /// Where it is, as a log may show it (no password).
+    shown: Arc<str>,
+}
+
+/// What [`Store::open_or_wait`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// Connected, migrated: ready.
+    Ready(Store),
+    /// PostgreSQL cannot be reached now (`why`); the store is not connected yet:
+    /// [`Store::connect`] waits for it.
+    Unreachable { store: Store, why: Error },
 }
 
 enum Inner {
@@ -88,15 +120,35 @@ impl fmt::Debug for Store {
 impl Store {
     /// Opens the configured store: reads the keys, connects, runs the migrations.
     pub async fn open(config: &StoreConfig) -> Result<Store, Error> {
+        match Store::opening(config, false).await? {
+            Opened::Ready(store) => Ok(store),
+            Opened::Unreachable { why, .. } => Err(why),
+        }
+    }
+
+    /// Opens the configured store as [`Store::open`] does, except that a PostgreSQL
+    /// server that cannot be reached now (refused, no route, starting up, out of
+    /// connections) is no reason to fail: the store comes back not connected, every
+    /// query on it fails ([`Error::is_unreachable`]) until [`Store::connect`] has
+    /// connected it. What a wait does not cure (the URL, the key files, a password or
+    /// database PostgreSQL refuses) still fails here.
+    pub async fn open_or_wait(config: &StoreConfig) -> Result<Opened, Error> {
+        Store::opening(config, true).await
+    }
+
+    async fn opening(config: &StoreConfig, wait: bool) -> Result<Opened, Error> {
         let keys = || match &config.key_file {
             Some(file) => Keys::load(file, config.old_keys_dir.as_deref()),
             None => Err(Error::NoKeyFile {
                 backend: config.backend_name(),
             }),
         };
-        let inner = match &config.backend {
-            Backend::Memory => Inner::Memory(Memory::default()),
-            Backend::Sqlite(path) => Inner::Sql(Sql::open_sqlite(path, keys()?).await?),
+        let (inner, shown) = match &config.backend {
+            Backend::Memory => (Inner::Memory(Memory::default()), "memory".to_owned()),
+            Backend::Sqlite(path) => (
+                Inner::Sql(Sql::open_sqlite(path, keys()?).await?),
+                format!("sqlite:{}", path.display()),
+            ),
             Backend::Postgres {
                 url,
                 host,
@@ -108,19 +160,98 @@ impl Store {
                     "postgres at {host}:{port}/{}",
                     database.as_deref().unwrap_or("")
                 );
-                Inner::Sql(Sql::open_postgres(url, &shown, keys()?).await?)
+                let sql = Sql::postgres_later(url, keys()?)?;
+                let store = Store::of(Inner::Sql(sql), shown, false);
+                return match store.connect_once().await {
+                    Ok(()) => Ok(Opened::Ready(store)),
+                    Err(why) if wait && why.is_unreachable() => {
+                        // The gauge and the log say so from the start.
+                        let why = observed::<()>(Err(why)).expect_err("an error stays one");
+                        Ok(Opened::Unreachable { store, why })
+                    }
+                    Err(why) => Err(why),
+                };
             }
         };
-        Ok(Store {
+        Ok(Opened::Ready(Store::of(inner, shown, true)))
+    }
+
+    fn of(inner: Inner, shown: String, ready: bool) -> Store {
+        Store {
             inner: Arc::new(inner),
-        })
+            ready: Arc::new(AtomicBool::new(ready)),
+            shown: shown.into(),
+        }
+    }
+
+    /// One attempt to connect and migrate.
+    async fn connect_once(&self) -> Result<(), Error> {
+        if let Inner::Sql(sql) = &*self.inner {
+            sql.ready(&self.shown).await?;
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Connects a store [`Store::open_or_wait`] could not (at once for any other), with
+    /// backoff: 0.5 s, doubling up to 15 s, each wait up to twice that (jittered, so
+    /// replicas restarted together do not knock together). Ends when it is connected
+    /// and migrated, or with the first error a wait does not cure.
+    pub async fn connect(&self) -> Result<(), Error> {
+        let mut waits = backoff();
+        loop {
+            match self.connect_once().await {
+                Ok(()) => {
+                    let _ = observed(Ok(()));
+                    tracing::info!(store = %self.shown, "the store is connected");
+                    return Ok(());
+                }
+                Err(e) if e.is_unreachable() => {
+                    let wait = waits.next().unwrap_or(MAX_WAIT);
+                    tracing::debug!(error = %e, ?wait, "the store cannot be reached yet");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the store is connected (it was at open, or [`Store::connect`] has
+    /// connected it since).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether the store is believed to answer now: connected, and its last query
+    /// answered (or, since it failed, [`Store::keep_watch`] has seen it answer again).
+    /// What may do without the store (choosing a token) asks it only then, rather than
+    /// wait for the pool to give up on each call.
+    pub fn answers(&self) -> bool {
+        self.is_ready() && !DOWN.load(Ordering::Relaxed)
+    }
+
+    /// Runs for the life of the service: whenever a query finds the store down, asks it
+    /// (one `SELECT 1`) with backoff, as [`Store::connect`] does, until it answers, so
+    /// that what relies on [`Store::answers`] finds out without a write to try it.
+    pub async fn keep_watch(&self) {
+        let Inner::Sql(sql) = &*self.inner else {
+            return;
+        };
+        loop {
+            WENT_DOWN.notified().await;
+            let mut waits = backoff();
+            while DOWN.load(Ordering::Relaxed) {
+                tokio::time::sleep(waits.next().unwrap_or(MAX_WAIT)).await;
+                if self.is_ready() {
+                    let _ = observed(sql.ping().await);
+                }
+            }
+        }
     }
 
     /// A fresh in-memory store.
     pub fn memory() -> Store {
-        Store {
-            inner: Arc::new(Inner::Memory(Memory::default())),
-        }
+        Store::of(Inner::Memory(Memory::default()), "memory".to_owned(), true)
     }
 
     /// `memory`, `sqlite` or `postgres`.
@@ -562,15 +693,34 @@ impl Store {
     }
 }
 
+/// The longest wait between two attempts to reach the store.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The waits between attempts to reach the store: 0.5 s doubling to 15 s, each up to
+/// twice as long (jitter), so at most [`MAX_WAIT`].
+fn backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(MAX_WAIT / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Whether the last query found the store down (one store per process).
+static DOWN: AtomicBool = AtomicBool::new(false);
+/// Told when a query finds the store down ([`Store::keep_watch`] waits for it).
+static WENT_DOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Says (a gauge `waba_store_up`, a log line on each change) whether the store answers:
 /// an error reaching the database marks it down, the next answer up again.
 fn observed<T>(result: Result<T, Error>) -> Result<T, Error> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static DOWN: AtomicBool = AtomicBool::new(false);
     let down = matches!(result, Err(Error::Database(_) | Error::Connect { .. }));
     if DOWN.swap(down, Ordering::Relaxed) != down {
         match &result {
             Err(e) => {
+                WENT_DOWN.notify_one();
                 tracing::error!(error = %e, "the store is down: writes that need it are refused")
             }
             Ok(_) => tracing::info!("the store answers again"),

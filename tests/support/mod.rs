@@ -5,11 +5,12 @@
 //! its settings; `graph` the fake Graph API's answers, mocks and request counts, `ids`
 //! the ids the fake-Graph tests share, `requests` the request messages, `stream`
 //! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
-//! the store on each backend.
+//! the store on each backend, `postgres` a PostgreSQL server of a test's own.
 
 mod binary;
 mod graph;
 mod ids;
+mod postgres;
 mod requests;
 mod store;
 mod stream;
@@ -18,6 +19,7 @@ mod webhooks;
 pub use binary::*;
 pub use graph::*;
 pub use ids::*;
+pub use postgres::*;
 pub use requests::*;
 pub use store::*;
 pub use stream::*;

@@ -22,6 +22,8 @@
 mod postgres;
 mod sqlite;
 
+pub(crate) use postgres::unreachable;
+
 use super::crypto::{Keys, Sealed};
 use super::types::{Cas, Change, Customer, CustomerPage, Progress, Rekeyed, StepFailure, Version};
 use super::{Error, MAX_PAGE};
@@ -179,13 +181,26 @@ impl Sql {
         Ok(Sql { pool, keys })
     }
 
-    pub(crate) async fn open_postgres(
-        url: &SecretString,
-        shown: &str,
-        keys: Keys,
-    ) -> Result<Sql, Error> {
-        let pool = Pool::Postgres(postgres::connect(url, shown).await?);
+    /// A PostgreSQL store not connected yet: [`Sql::ready`] connects it.
+    pub(crate) fn postgres_later(url: &SecretString, keys: Keys) -> Result<Sql, Error> {
+        let pool = Pool::Postgres(postgres::lazy(url)?);
         Ok(Sql { pool, keys })
+    }
+
+    /// Connects and runs the migrations (a no-op for SQLite, connected at open).
+    pub(crate) async fn ready(&self, shown: &str) -> Result<(), Error> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(()),
+            Pool::Postgres(pool) => postgres::ready(pool, shown).await,
+        }
+    }
+
+    /// One statement that needs nothing but a connection: whether the store answers.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
     }
 
     pub(crate) fn backend_name(&self) -> &'static str {

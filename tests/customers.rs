@@ -21,8 +21,8 @@ use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 /// The code Embedded Signup gave, and the business token it exchanges for.
-const CODE: &str = "AQBx-embedded-signup-code-7f3e";
-const BUSINESS_TOKEN: &str = "EAAGbusiness-token-of-customer-a-51c2";
+pub(crate) const CODE: &str = "AQBx-embedded-signup-code-7f3e";
+pub(crate) const BUSINESS_TOKEN: &str = "EAAGbusiness-token-of-customer-a-51c2";
 /// A second hand-off for the same customer (after its token died).
 const CODE_2: &str = "AQBx-embedded-signup-code-9a41";
 const BUSINESS_TOKEN_2: &str = "EAAGbusiness-token-of-customer-a-88d0";
@@ -42,7 +42,7 @@ fn exchange(code: &str, token: &str) -> Mock {
 }
 
 /// `debug_token` about `token`, asked with the app token, vouching for `wabas`.
-fn debug_token(token: &str, wabas: &[&str]) -> Mock {
+pub(crate) fn debug_token(token: &str, wabas: &[&str]) -> Mock {
     let app_token = format!("{APP_ID}|{APP_SECRET}");
     with_token(
         Mock::given(method("GET"))
@@ -64,14 +64,14 @@ fn token_info(valid: bool, wabas: &[&str]) -> serde_json::Value {
     }})
 }
 
-fn subscribe(token: &str) -> MockBuilder {
+pub(crate) fn subscribe(token: &str) -> MockBuilder {
     with_token(
         Mock::given(method("POST")).and(path(format!("/{VERSION}/{CUSTOMER_A}/subscribed_apps"))),
         token,
     )
 }
 
-fn list_numbers(token: &str) -> Mock {
+pub(crate) fn list_numbers(token: &str) -> Mock {
     with_token(
         Mock::given(method("GET")).and(path(format!("/{VERSION}/{CUSTOMER_A}/phone_numbers"))),
         token,
@@ -79,11 +79,11 @@ fn list_numbers(token: &str) -> Mock {
     .respond_with(page(&[number_json(CUSTOMER_NUMBER)]))
 }
 
-fn success() -> ResponseTemplate {
+pub(crate) fn success() -> ResponseTemplate {
     ok(json!({ "success": true }))
 }
 
-fn onboarding(code: &str, request_id: &str) -> OnboardCustomerRequest {
+pub(crate) fn onboarding(code: &str, request_id: &str) -> OnboardCustomerRequest {
     OnboardCustomerRequest {
         code: code.into(),
         waba_id: CUSTOMER_A.into(),

@@ -573,3 +573,65 @@ async fn a_replica_started_before_postgres_serves_partner_reads_then_customers_o
     assert!(log.contains("the store is connected"), "{log}");
     assert!(!log.contains("postgres://"), "no URL in the log: {log}");
 }
+
+#[tokio::test]
+async fn one_onboarding_sent_to_two_replicas_at_once_exchanges_the_code_once() {
+    use crate::customers::{
+        BUSINESS_TOKEN, CODE, debug_token, list_numbers, onboarding, subscribe, success,
+    };
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    // Meta takes its time over the code: both calls are in flight together.
+    let graph = fake_graph([
+        Mock::given(method("GET"))
+            .and(path(format!("/{VERSION}/oauth/access_token")))
+            .respond_with(
+                ok(json!({ "access_token": BUSINESS_TOKEN, "token_type": "bearer" }))
+                    .set_delay(Duration::from_millis(500)),
+            )
+            .expect(1),
+        debug_token(BUSINESS_TOKEN, &[crate::support::CUSTOMER_A]),
+        subscribe(BUSINESS_TOKEN).respond_with(success()),
+        list_numbers(BUSINESS_TOKEN),
+    ])
+    .await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let env = [
+            ("WABA_STORE", store.spec.as_str()),
+            ("WABA_STORE_KEY_FILE", store.key.path.to_str().unwrap()),
+            ("WABA_APP_ID", crate::support::APP_ID),
+            ("RUST_LOG", "warn"),
+        ];
+        replicas.push(start_binary_on(&graph.uri(), &[], &env).await);
+    }
+    let calls = replicas.iter().map(|(_, grpc, _)| {
+        let grpc = *grpc;
+        tokio::spawn(async move {
+            let mut client = CustomersClient::new(channel(grpc).await);
+            client
+                .onboard_customer(onboarding(CODE, "hand-off-1"))
+                .await
+                .map(|r| r.into_inner())
+        })
+    });
+    let mut answers = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        answers.push(
+            call.await
+                .unwrap()
+                .expect("both callers get the onboarded customer"),
+        );
+    }
+    assert_eq!(answers[0].waba_id, answers[1].waba_id);
+    assert_eq!(
+        answers[0].steps, answers[1].steps,
+        "the same steps, done once"
+    );
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+    // The fake's expectation (one exchange) is checked as it drops.
+}

@@ -64,6 +64,12 @@ pub enum Error {
         waba_id: String,
         cause: graph::Error,
     },
+    /// Another replica onboards or removes the WABA, and did not finish in time.
+    #[error(
+        "another replica is onboarding or removing WABA {waba_id}; retry with the same \
+         request_id to resume where it got to"
+    )]
+    Busy { waba_id: String },
 }
 
 impl From<store::Error> for Error {
@@ -105,9 +111,20 @@ struct Inner {
     graph: Arc<GraphClient>,
     numbers: Numbers,
     /// One onboarding per WABA at a time in this process (a retry waits for the attempt
-    /// it retries, then resumes where it ended).
+    /// it retries, then resumes where it ended); across replicas, the store's turns.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This process, as a holder of the store's turns.
+    me: String,
 }
+
+/// How long a replica's turn on a WABA lasts unless renewed (a replica that dies holds
+/// it no longer), how often it is renewed, and how often a replica waiting for it looks.
+const TURN_LEASE: Duration = Duration::from_secs(15);
+const TURN_RENEW: Duration = Duration::from_secs(5);
+const TURN_POLL: Duration = Duration::from_millis(200);
+/// The longest wait for another replica's turn (or the caller's deadline, if sooner):
+/// an onboarding is bounded by the request timeout, so a longer one is a stuck holder.
+const TURN_WAIT: Duration = Duration::from_secs(60);
 
 impl Customers {
     pub fn new(graph: Arc<GraphClient>, numbers: Numbers) -> Self {
@@ -116,6 +133,7 @@ impl Customers {
                 graph,
                 numbers,
                 turns: Mutex::default(),
+                me: format!("{:016x}", rand::random::<u64>()),
             }),
         }
     }
@@ -174,7 +192,7 @@ impl Customers {
     /// unreachable, throttling) does, so the unsubscribe can be tried again.
     pub async fn remove(&self, waba_id: &str, deadline: Deadline) -> Result<Removed, Error> {
         let store = self.store()?;
-        let _turn = self.turn(waba_id).await;
+        let _turn = self.turn(waba_id, deadline).await?;
         if store.customer(waba_id).await?.is_none() {
             return Err(Error::NotFound {
                 waba_id: waba_id.to_owned(),
@@ -291,15 +309,49 @@ impl Customers {
 
     /// The lock that keeps two onboardings (or a removal) of one WABA apart, held until
     /// the [`Turn`] drops.
-    async fn turn(&self, waba_id: &str) -> Turn<'_> {
+    /// The WABA's turn: this process's first (a retry waits here for the attempt it
+    /// retries), then the fleet's, in the store (an attempt on another replica, until it
+    /// ends or its holder's lease lapses; [`Error::Busy`] after [`TURN_WAIT`] or the
+    /// deadline). So of two replicas sent the same onboarding at once, one runs it and
+    /// the other then finds it done.
+    async fn turn(&self, waba_id: &str, deadline: Deadline) -> Result<Turn<'_>, Error> {
         let lock = self.turns().entry(waba_id.to_owned()).or_default().clone();
         let guard = lock.clone().lock_owned().await;
-        Turn {
+        let mut turn = Turn {
             customers: self,
             waba_id: waba_id.to_owned(),
             lock,
             _guard: guard,
+            renewing: None,
+        };
+        let store = self.store()?.clone();
+        let name = format!("customer:{waba_id}");
+        let me = self.inner.me.clone();
+        let now = tokio::time::Instant::now();
+        let give_up = deadline.map_or(now + TURN_WAIT, |d| d.min(now + TURN_WAIT));
+        while !store.take_turn(&name, &me, TURN_LEASE).await? {
+            if tokio::time::Instant::now() + TURN_POLL > give_up {
+                return Err(Error::Busy {
+                    waba_id: waba_id.to_owned(),
+                });
+            }
+            tokio::time::sleep(TURN_POLL).await;
         }
+        let renewing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TURN_RENEW).await;
+                match store.take_turn(&name, &me, TURN_LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        turn = name,
+                        "lost the turn to another replica (this one's renewals were late)"
+                    ),
+                    Err(e) => tracing::warn!(turn = name, error = %e, "cannot renew the turn"),
+                }
+            }
+        });
+        turn.renewing = Some(renewing);
+        Ok(turn)
     }
 
     fn turns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
@@ -316,10 +368,24 @@ struct Turn<'a> {
     waba_id: String,
     lock: Arc<tokio::sync::Mutex<()>>,
     _guard: tokio::sync::OwnedMutexGuard<()>,
+    /// Renews the fleet's turn, once taken; given back with it.
+    renewing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
+        if let Some(renewing) = self.renewing.take() {
+            renewing.abort();
+            if let Ok(store) = self.customers.store() {
+                let (store, holder) = (store.clone(), self.customers.inner.me.clone());
+                let name = format!("customer:{}", self.waba_id);
+                tokio::spawn(async move {
+                    if let Err(e) = store.give_turn(&name, &holder).await {
+                        tracing::warn!(turn = name, error = %e, "cannot give the turn back; it lapses by itself");
+                    }
+                });
+            }
+        }
         let mut turns = self.customers.turns();
         // The map's, ours and our guard's: nobody else holds or waits for it.
         if Arc::strong_count(&self.lock) <= 3 {

@@ -42,7 +42,7 @@ impl Customers {
         describe: fn(&Error) -> (i32, String),
     ) -> Result<CustomerView, Error> {
         let store = self.store()?.clone();
-        let _turn = self.turn(&o.waba_id).await;
+        let _turn = self.turn(&o.waba_id, deadline).await?;
         let outcome = self.steps(&store, o, deadline).await;
         if let Err(e @ Error::Step { step, cause }) = &outcome {
             tracing::warn!(waba_id = %o.waba_id, %step, error = %cause, "onboarding step failed");

@@ -92,6 +92,12 @@ impl From<customers::Error> for Status {
                 )
             }
             E::Step { step, cause } => step_failed(step, cause),
+            E::Busy { .. } => {
+                let mut details =
+                    ErrorDetails::with_error_info("CUSTOMER_BUSY", SERVICE_DOMAIN, HashMap::new());
+                details.set_retry_info(Some(Duration::from_secs(1)));
+                Status::with_error_details(Code::Aborted, err.to_string(), details)
+            }
         }
     }
 }

@@ -667,6 +667,29 @@ impl Store {
         }
     }
 
+    /// Takes the fleet-wide turn `name` for `holder` for `lease`, or renews it: whether
+    /// `holder` has it (another holds it until its lease lapses). One replica's stores
+    /// have no one else to take turns with: always `true`.
+    pub async fn take_turn(
+        &self,
+        name: &str,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(true),
+            Inner::Sql(s) => observed(s.take_turn(name, holder, lease).await),
+        }
+    }
+
+    /// Gives the turn back (if `holder` has it).
+    pub async fn give_turn(&self, name: &str, holder: &str) -> Result<(), Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(()),
+            Inner::Sql(s) => observed(s.give_turn(name, holder).await),
+        }
+    }
+
     /// The latest observations kept for those of `targets` that have one.
     pub async fn observations(&self, targets: &[String]) -> Result<Vec<Observation>, Error> {
         match &*self.inner {

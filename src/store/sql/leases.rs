@@ -1,5 +1,6 @@
-//! Who polls what across the replicas of one PostgreSQL store: shard leases, the targets
-//! some replica watches, and the owners' latest observations. SQLite and memory are one
+//! Who does what across the replicas of one PostgreSQL store: shard leases, the targets
+//! some replica watches, the owners' latest observations, and turns (one replica at a
+//! time onboards or removes a WABA). SQLite and memory are one
 //! replica, which polls everything it watches: every call here answers `None` there.
 //!
 //! A replica's tick is one transaction of a handful of statements, however many WABAs
@@ -43,6 +44,11 @@ const OBSERVE: &str = "INSERT INTO fleet_observations (target, version, body, up
     VALUES ($1, 1, $2, {now}) ON CONFLICT (target) DO UPDATE SET \
     version = fleet_observations.version + 1, body = excluded.body, \
     updated_at = excluded.updated_at RETURNING version";
+/// A turn free, lapsed, or already the holder's (a renewal).
+const TAKE_TURN: &str = "INSERT INTO turns (name, holder, until) VALUES ($1, $2, {now} + $3) \
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+    WHERE turns.until <= {now} OR turns.holder = excluded.holder RETURNING holder";
+const GIVE_TURN: &str = "DELETE FROM turns WHERE name = $1 AND holder = $2";
 const OBSERVATIONS: &str =
     "SELECT target, version, body FROM fleet_observations WHERE target = ANY($1)";
 
@@ -191,6 +197,37 @@ impl Sql {
             .fetch_one(pool)
             .await?;
         Ok(Some(row.try_get("version")?))
+    }
+
+    /// Takes (or renews) the turn `name` for `holder` for `lease`: whether it has it.
+    pub(crate) async fn take_turn(
+        &self,
+        name: &str,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        let Some(pool) = self.pg() else {
+            return Ok(true);
+        };
+        let row = sqlx::query(&self.sql(TAKE_TURN))
+            .bind(name)
+            .bind(holder)
+            .bind(millis(lease))
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub(crate) async fn give_turn(&self, name: &str, holder: &str) -> Result<(), Error> {
+        let Some(pool) = self.pg() else {
+            return Ok(());
+        };
+        sqlx::query(GIVE_TURN)
+            .bind(name)
+            .bind(holder)
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 
     /// The latest observations of those of `targets` that have one.

@@ -635,3 +635,66 @@ async fn one_onboarding_sent_to_two_replicas_at_once_exchanges_the_code_once() {
     store.finish().await;
     // The fake's expectation (one exchange) is checked as it drops.
 }
+
+#[tokio::test]
+async fn with_postgres_away_every_replica_polls_for_its_own_subscribers_until_it_is_back() {
+    let Some(pg) = OwnPostgres::init() else {
+        return;
+    };
+    pg.start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_key(keys.path(), "store.key");
+    let graph = fake_graph([list().respond_with(page(&[number(N1, "PENDING_REVIEW")]))]).await;
+    let url = pg.url();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let env = [
+            ("WABA_STORE", url.as_str()),
+            ("WABA_STORE_KEY_FILE", key.path.to_str().unwrap()),
+            ("RUST_LOG", "info"),
+        ];
+        replicas.push(start_binary_on(&graph.uri(), &["--watch-interval", "1s"], &env).await);
+    }
+    let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
+    waba_numbers::tls::install_provider();
+    balanced(&https).await;
+    let mut streams = Vec::new();
+    for (_, grpc, _) in &replicas {
+        let mut client = Client::new(channel(*grpc).await);
+        let mut events = client.watch_status(waba(WABA)).await.unwrap().into_inner();
+        assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        streams.push(events);
+    }
+    assert_eq!(pollers(&https).await.len(), 1);
+
+    pg.stop().await;
+    // A lease (10 s) of failed ticks, then each polls for itself: bounded at twice 13 s.
+    within(Duration::from_secs(26), "both replicas polling", || async {
+        (pollers(&https).await.len() == 2).then_some(())
+    })
+    .await;
+    // Meta approves the name: each replica's own poll tells its subscribers.
+    list()
+        .respond_with(page(&[number(N1, "APPROVED")]))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    for events in &mut streams {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.message())
+            .await
+            .expect("an event while the store is away")
+            .expect("the stream stays open")
+            .expect("an event");
+        assert_eq!(event.changed_fields, ["name_status"]);
+    }
+
+    pg.start().await;
+    // The next tick that goes through (every 3 s; the pool reconnects) makes one poller again.
+    within(Duration::from_secs(20), "one poller again", || async {
+        (pollers(&https).await.len() == 1).then_some(())
+    })
+    .await;
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+}

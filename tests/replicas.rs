@@ -698,3 +698,71 @@ async fn with_postgres_away_every_replica_polls_for_its_own_subscribers_until_it
         terminate(child).await;
     }
 }
+
+#[tokio::test]
+async fn a_caller_waiting_on_a_replica_that_dies_mid_register_learns_the_outcome_is_unknown() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    // Meta never answers in time: the register is in flight when its replica dies.
+    let graph = fake_graph([register_call(NUMBER)
+        .respond_with(ok(json!({ "success": true })).set_delay(Duration::from_secs(120)))])
+    .await;
+    let mut replicas = replicas(2, &store, &graph.uri()).await;
+    let keyed = || {
+        let mut request = register(NUMBER, "123456");
+        request.request_id = "signup-7-register".into();
+        request
+    };
+    let holder = Client::new(channel(replicas[0].1).await);
+    let first = tokio::spawn({
+        let mut holder = holder.clone();
+        let request = keyed();
+        async move { holder.register(request).await }
+    });
+    within(
+        Duration::from_secs(10),
+        "the register sent to Meta",
+        || async { (register_calls(&graph).await == 1).then_some(()) },
+    )
+    .await;
+    // The same key on the other replica waits for the holder's outcome...
+    let mut waiter = Client::new(channel(replicas[1].1).await);
+    let waiting = tokio::spawn({
+        let request = keyed();
+        async move { waiter.register(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...and the holder dies.
+    let (mut killed, _) = replicas.remove(0);
+    killed.start_kill().unwrap();
+    killed.wait().await.unwrap();
+    let killed_at = tokio::time::Instant::now();
+    assert!(first.await.unwrap().is_err());
+    // Its lease (15 s) lapses, a second look 5 s later still finds it lapsed: 20 s, bounded
+    // at twice that.
+    let unknown = tokio::time::timeout(Duration::from_secs(40), waiting)
+        .await
+        .expect("the waiter answers once the lease lapses")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unavailable, "{unknown:?}");
+    assert_eq!(error_info(&unknown).reason, "REGISTER_OUTCOME_UNKNOWN");
+    eprintln!(
+        "outcome unknown {:?} after the holder died",
+        killed_at.elapsed()
+    );
+    // The record stays: a retry under the key does not reach Meta blindly.
+    let mut retry = Client::new(channel(replicas[0].1).await);
+    let again = retry.register(keyed()).await.unwrap_err();
+    assert_eq!(error_info(&again).reason, "REGISTER_OUTCOME_UNKNOWN");
+    assert_eq!(
+        register_calls(&graph).await,
+        1,
+        "Meta was sent one register"
+    );
+    for (child, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}

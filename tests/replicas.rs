@@ -306,7 +306,9 @@ async fn three_replicas_watching_one_waba_poll_it_as_one() {
     );
     for (what, made) in [("listings", made.0), ("number reads", made.1)] {
         assert!(
-            (7..=15).contains(&made),
+            // At least a few (polling goes on; a loaded machine may delay some), at most
+            // half again one replica's: three pollers would make 30.
+            (3..=15).contains(&made),
             "{made} {what} in 10 s by three replicas watching at 1 s: one replica's would be 10"
         );
     }

@@ -768,3 +768,94 @@ async fn a_caller_waiting_on_a_replica_that_dies_mid_register_learns_the_outcome
     }
     store.finish().await;
 }
+
+/// The replicas (by index) that poll the lone number themselves.
+async fn number_pollers(replicas: &[SocketAddr]) -> Vec<usize> {
+    let mut pollers = Vec::new();
+    for (i, http) in replicas.iter().enumerate() {
+        if gauge(*http, "waba_watchers_polling{kind=\"number\"}").await == Some(1.0) {
+            pollers.push(i);
+        }
+    }
+    pollers
+}
+
+#[tokio::test]
+async fn a_follower_that_starts_polling_itself_reads_at_once() {
+    let Some(pg) = OwnPostgres::init() else {
+        return;
+    };
+    pg.start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_key(keys.path(), "store.key");
+    let graph = fake_graph([
+        list().respond_with(page(&[number(N1, "PENDING_REVIEW")])),
+        read(NUMBER).respond_with(ok(number(NUMBER, "PENDING_REVIEW"))),
+    ])
+    .await;
+    let url = pg.url();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let env = [
+            ("WABA_STORE", url.as_str()),
+            ("WABA_STORE_KEY_FILE", key.path.to_str().unwrap()),
+            ("RUST_LOG", "info"),
+        ];
+        // Polls an hour apart: only the read a watcher makes when it starts polling
+        // can tell its subscribers anything in this test.
+        replicas.push(start_binary_on(&graph.uri(), &["--watch-interval", "1h"], &env).await);
+    }
+    let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
+    waba_numbers::tls::install_provider();
+    balanced(&https).await;
+    let (mut waba_streams, mut number_streams) = (Vec::new(), Vec::new());
+    for (_, grpc, _) in &replicas {
+        let mut client = Client::new(channel(*grpc).await);
+        let mut events = client.watch_status(waba(WABA)).await.unwrap().into_inner();
+        assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        waba_streams.push(events);
+        let mut events = client
+            .watch_status(numbers(&[NUMBER]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        number_streams.push(events);
+    }
+    let waba_follower = match pollers(&https).await[..] {
+        [owner] => 1 - owner,
+        ref other => panic!("one replica should poll the WABA, not {other:?}"),
+    };
+    let number_follower = match number_pollers(&https).await[..] {
+        [owner] => 1 - owner,
+        ref other => panic!("one replica should poll the number, not {other:?}"),
+    };
+    // Meta approves both names; nobody reads them for an hour...
+    list()
+        .respond_with(page(&[number(N1, "APPROVED")]))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    read(NUMBER)
+        .respond_with(ok(number(NUMBER, "APPROVED")))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    // ...until the store goes away and each follower polls for itself, reading at once:
+    // within the lease (10 s), bounded at twice 13 s.
+    pg.stop().await;
+    for (what, events) in [
+        ("the WABA", &mut waba_streams[waba_follower]),
+        ("the number", &mut number_streams[number_follower]),
+    ] {
+        let event = tokio::time::timeout(Duration::from_secs(26), events.message())
+            .await
+            .unwrap_or_else(|_| panic!("the follower of {what} reads it once it polls"))
+            .expect("the stream stays open")
+            .expect("an event");
+        assert_eq!(event.changed_fields, ["name_status"], "{what}");
+    }
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+}

@@ -1110,14 +1110,27 @@ async fn replicas_share_the_shards_and_learn_what_is_watched() {
     let b = store.fleet_tick(tick("b", None)).await.unwrap().unwrap();
     assert_eq!((b.shards.len(), b.replicas), (64, 1));
     assert_eq!(b.watched, targets);
-    // Observations: versions rise, and only kept targets come back.
+    // Observations: versions rise, each told in the same transaction, and only kept
+    // targets come back.
+    let mut told = store.subscribe("test_observed").await.unwrap().unwrap();
+    let payload = |version: i64| format!("v{version}");
+    for (body, version) in [("{}", 1), ("[]", 2)] {
+        let kept = store
+            .put_observation("waba:on-a", body, "test_observed", &payload)
+            .await
+            .unwrap();
+        assert_eq!(kept, Some(version));
+        assert_eq!(
+            told.next().await,
+            waba_numbers::store::Heard::Payload(format!("v{version}"))
+        );
+    }
     assert_eq!(
-        store.put_observation("waba:on-a", "{}").await.unwrap(),
-        Some(1)
-    );
-    assert_eq!(
-        store.put_observation("waba:on-a", "[]").await.unwrap(),
-        Some(2)
+        store
+            .observation_versions(&["waba:on-a".into(), "waba:none".into()])
+            .await
+            .unwrap(),
+        [("waba:on-a".to_owned(), 2)]
     );
     let kept = store
         .observations(&["waba:on-a".into(), "waba:none".into()])

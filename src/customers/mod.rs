@@ -113,7 +113,7 @@ struct Inner {
     /// One onboarding per WABA at a time in this process (a retry waits for the attempt
     /// it retries, then resumes where it ended); across replicas, the store's turns.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// This process, as a holder of the store's turns.
+    /// This process, in the holders of the store's turns.
     me: String,
 }
 
@@ -323,10 +323,13 @@ impl Customers {
             lock,
             _guard: guard,
             renewing: None,
+            // This attempt's own: the next attempt here is not this one's renewal, and
+            // this one's late give-back cannot take the next one's turn away.
+            holder: format!("{}:{:08x}", self.inner.me, rand::random::<u32>()),
         };
         let store = self.store()?.clone();
         let name = format!("customer:{waba_id}");
-        let me = self.inner.me.clone();
+        let me = turn.holder.clone();
         let now = tokio::time::Instant::now();
         let give_up = deadline.map_or(now + TURN_WAIT, |d| d.min(now + TURN_WAIT));
         while !store.take_turn(&name, &me, TURN_LEASE).await? {
@@ -370,6 +373,8 @@ struct Turn<'a> {
     _guard: tokio::sync::OwnedMutexGuard<()>,
     /// Renews the fleet's turn, once taken; given back with it.
     renewing: Option<tokio::task::JoinHandle<()>>,
+    /// Who holds the fleet's turn: this attempt.
+    holder: String,
 }
 
 impl Drop for Turn<'_> {
@@ -377,7 +382,7 @@ impl Drop for Turn<'_> {
         if let Some(renewing) = self.renewing.take() {
             renewing.abort();
             if let Ok(store) = self.customers.store() {
-                let (store, holder) = (store.clone(), self.customers.inner.me.clone());
+                let (store, holder) = (store.clone(), self.holder.clone());
                 let name = format!("customer:{}", self.waba_id);
                 tokio::spawn(async move {
                     if let Err(e) = store.give_turn(&name, &holder).await {

@@ -68,6 +68,17 @@ impl Error {
         }
     }
 
+    /// PostgreSQL rolled the transaction back for a conflict with another (SQLSTATE class
+    /// 40: a deadlock, a serialization failure): trying again may pass.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|code| code.starts_with("40"))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn key(path: &Path, problem: impl Into<String>) -> Error {
         Error::Key {
             path: path.display().to_string(),

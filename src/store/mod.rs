@@ -658,12 +658,30 @@ impl Store {
         }
     }
 
-    /// Keeps `body` as `target`'s latest observation for the other replicas; its version
-    /// (`None` for a store of one replica).
-    pub async fn put_observation(&self, target: &str, body: &str) -> Result<Option<i64>, Error> {
+    /// Keeps `body` as `target`'s latest observation for the other replicas and tells
+    /// them, `payload(version)` on `channel`, in one transaction; its version (`None` for
+    /// a store of one replica).
+    pub async fn put_observation(
+        &self,
+        target: &str,
+        body: &str,
+        channel: &str,
+        payload: &(dyn Fn(i64) -> String + Sync),
+    ) -> Result<Option<i64>, Error> {
         match &*self.inner {
             Inner::Memory(_) => Ok(None),
-            Inner::Sql(s) => observed(s.put_observation(target, body).await),
+            Inner::Sql(s) => observed(s.put_observation(target, body, channel, payload).await),
+        }
+    }
+
+    /// The versions of the latest observations kept for those of `targets` that have one.
+    pub async fn observation_versions(
+        &self,
+        targets: &[String],
+    ) -> Result<Vec<(String, i64)>, Error> {
+        match &*self.inner {
+            Inner::Memory(_) => Ok(Vec::new()),
+            Inner::Sql(s) => observed(s.observation_versions(targets).await),
         }
     }
 
@@ -739,7 +757,9 @@ static WENT_DOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// Says (a gauge `waba_store_up`, a log line on each change) whether the store answers:
 /// an error reaching the database marks it down, the next answer up again.
 fn observed<T>(result: Result<T, Error>) -> Result<T, Error> {
-    let down = matches!(result, Err(Error::Database(_) | Error::Connect { .. }));
+    // A transaction PostgreSQL rolled back (a deadlock, a serialization failure) was
+    // answered: the store is up, and the caller tries again.
+    let down = matches!(&result, Err(e @ (Error::Database(_) | Error::Connect { .. })) if !e.is_conflict());
     if DOWN.swap(down, Ordering::Relaxed) != down {
         match &result {
             Err(e) => {

@@ -204,6 +204,7 @@ struct WabaWatcher {
     nudge: Arc<Notify>,
     /// The owner's latest observation taken, while another replica polls it.
     version: i64,
+    started: Instant,
 }
 
 struct NumberWatcher {
@@ -216,6 +217,7 @@ struct NumberWatcher {
     polled: bool,
     /// The owner's latest observation taken, while another replica polls it.
     version: i64,
+    started: Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -346,6 +348,7 @@ impl Hub {
                     tx: Arc::new(tx),
                     nudge: Arc::new(Notify::new()),
                     version: 0,
+                    started: Instant::now(),
                 };
                 let task = poll::waba(
                     self.inner.clone(),
@@ -372,6 +375,7 @@ impl Hub {
                     fresh: true,
                     polled: false,
                     version: 0,
+                    started: Instant::now(),
                 };
                 numbers.insert(id.clone(), watcher);
                 (rx, true)
@@ -548,20 +552,37 @@ impl Hub {
 
     /// The targets watched here that another replica polls.
     fn followed(&self) -> Vec<Target> {
-        let owned = self.owned();
-        let wabas = lock(&self.inner.wabas)
-            .keys()
-            .map(|id| Target::Waba(id.clone()))
-            .collect::<Vec<_>>();
-        let numbers = lock(&self.inner.numbers)
-            .keys()
-            .map(|id| Target::Number(id.clone()))
-            .collect::<Vec<_>>();
-        wabas
+        let f = self.followers(Duration::ZERO);
+        f.waiting
             .into_iter()
-            .chain(numbers)
-            .filter(|t| !owned.polls(t))
+            .chain(f.live.into_iter().map(|(t, _)| t))
             .collect()
+    }
+
+    /// What this replica follows: the watchers still waiting for the owner's first word
+    /// after `waiting_for`, and the others with the version they hold.
+    fn followers(&self, waiting_for: Duration) -> fleet::Followers {
+        let owned = self.owned();
+        let mut followers = fleet::Followers::default();
+        let mut sort = |target: Target, tx: &ViewSender, started: Instant, version: i64| {
+            if owned.polls(&target) {
+                return;
+            }
+            match tx.borrow().health {
+                Health::Loading if started.elapsed() >= waiting_for => {
+                    followers.waiting.push(target)
+                }
+                Health::Loading => {}
+                _ => followers.live.push((target, version)),
+            }
+        };
+        for (id, w) in lock(&self.inner.wabas).iter() {
+            sort(Target::Waba(id.clone()), &w.tx, w.started, w.version);
+        }
+        for (id, w) in lock(&self.inner.numbers).iter() {
+            sort(Target::Number(id.clone()), &w.tx, w.started, w.version);
+        }
+        followers
     }
 
     /// Whether `target` is followed here and `version` of its owner's observation is

@@ -1,6 +1,6 @@
 //! The polling tasks: one per watched WABA, one for all lone numbers.
 
-use super::{Health, Inner, NUDGE_GAP, Target, ViewSender, fail, lock, update};
+use super::{Inner, NUDGE_GAP, Target, ViewSender, fail, lock, update};
 use crate::graph::MAX_BATCH;
 use crate::keyring;
 use crate::model::Snapshot;
@@ -129,11 +129,9 @@ pub async fn waba(inner: Arc<Inner>, waba_id: String, tx: ViewSender, nudge: Arc
     }
 }
 
-/// How long a follower waits for its owner's first observation before asking again.
-const FOLLOW_ASK: Duration = Duration::from_secs(5);
-
-/// Waits while another replica polls the WABA for this one (the fleet updates the view);
-/// whether this replica polls it now (`false`: the watch is over).
+/// Waits while another replica polls the WABA for this one (the fleet updates the view,
+/// and asks the owner again while it has said nothing); whether this replica polls it now
+/// (`false`: the watch is over).
 async fn follow(
     inner: &Inner,
     target: &Target,
@@ -144,7 +142,6 @@ async fn follow(
         return false;
     };
     let mut shutdown = inner.shutdown.clone();
-    let mut ask_at = Instant::now() + FOLLOW_ASK;
     loop {
         tokio::select! {
             _ = owned.changed() => {
@@ -156,16 +153,6 @@ async fn follow(
                 if retire(inner, waba_id, tx, false) {
                     return false;
                 }
-            }
-            () = sleep_until(ask_at) => {
-                // Nothing from the owner yet (a lost notification, an owner that just
-                // changed): ask again.
-                if matches!(tx.borrow().health, Health::Loading)
-                    && let Some(fleet) = inner.fleet.get()
-                {
-                    fleet.watching(vec![target.clone()]);
-                }
-                ask_at = Instant::now() + FOLLOW_ASK;
             }
             _ = shutdown.changed() => return false,
         }
@@ -313,7 +300,11 @@ fn take_due(inner: &Inner, pass: Pass) -> Vec<String> {
         .iter_mut()
         .filter_map(|(id, w)| {
             let polls = owned.polls(&Target::Number(id.clone()));
-            w.fresh |= polls && !w.polled;
+            if polls && !w.polled {
+                // Taken from another replica (or never polled): read now, as a new one.
+                w.fresh = true;
+                w.due = true;
+            }
             w.polled = polls;
             polls.then_some((id, w))
         })

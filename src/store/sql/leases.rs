@@ -18,26 +18,38 @@ use std::time::Duration;
 const ALIVE: &str = "INSERT INTO fleet_replicas (replica, seen_at) VALUES ($1, {now}) \
     ON CONFLICT (replica) DO UPDATE SET seen_at = excluded.seen_at";
 const LIVE: &str = "SELECT COUNT(*) AS n FROM fleet_replicas WHERE seen_at > {now} - $1";
-const RENEW: &str = "UPDATE fleet_shards SET expires_at = {now} + $2 WHERE owner = $1 \
-    RETURNING shard";
+/// Every statement here locks shard rows in shard order (renewing, taking), and watched
+/// rows in target order (the caller sorts them): two replicas' ticks wait for each other
+/// rather than deadlock.
+const RENEW: &str = "UPDATE fleet_shards SET expires_at = {now} + $2 WHERE shard IN \
+    (SELECT shard FROM fleet_shards WHERE owner = $1 ORDER BY shard FOR UPDATE) \
+    AND owner = $1 RETURNING shard";
 const GIVE_BACK: &str =
     "UPDATE fleet_shards SET expires_at = 0 WHERE owner = $1 AND shard = ANY($2)";
 /// Free or lapsed shards, at random (replicas claiming at once rarely want the same),
 /// taken only if still lapsed when the row is locked: of two claimants one wins.
 const TAKE: &str = "INSERT INTO fleet_shards (shard, owner, expires_at) \
-    SELECT s, $1, {now} + $2 FROM generate_series(0, $3 - 1) AS s \
+    SELECT s, $1, {now} + $2 FROM (SELECT s FROM generate_series(0, $3 - 1) AS s \
     WHERE NOT EXISTS (SELECT 1 FROM fleet_shards f WHERE f.shard = s AND f.expires_at > {now}) \
-    ORDER BY random() LIMIT $4 \
+    ORDER BY random() LIMIT $4) AS free ORDER BY s \
     ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
     WHERE fleet_shards.expires_at <= {now} RETURNING shard";
+/// A row some replica renewed less than half an interest ago is left as it is: each
+/// watched target is written about twice per interest, however many replicas watch it.
 const WATCHING: &str = "INSERT INTO fleet_watched (target, shard, until) \
-    SELECT t, s, {now} + $3 FROM unnest($1::text[], $2::int[]) AS w(t, s) \
-    ON CONFLICT (target) DO UPDATE SET until = GREATEST(fleet_watched.until, excluded.until)";
+    SELECT t, s, {now} + $3 FROM unnest($1::text[], $2::int[]) AS w(t, s) ORDER BY t \
+    ON CONFLICT (target) DO UPDATE SET until = excluded.until \
+    WHERE fleet_watched.until < excluded.until - $3 / 2";
 const WATCHED: &str =
     "SELECT target FROM fleet_watched WHERE shard = ANY($1) AND until > {now} ORDER BY target";
 /// Rows nobody renews: lapsed interest after a minute, replicas gone for an hour.
 const FORGET_WATCHED: &str = "DELETE FROM fleet_watched WHERE until < {now} - 60000";
 const FORGET_REPLICAS: &str = "DELETE FROM fleet_replicas WHERE seen_at < {now} - 3600000";
+/// Observations of targets nobody has watched for a day (a removed customer's numbers),
+/// and turns whose holder died an hour ago.
+const FORGET_OBSERVATIONS: &str = "DELETE FROM fleet_observations WHERE updated_at < {now} - 86400000 \
+    AND target NOT IN (SELECT target FROM fleet_watched)";
+const FORGET_TURNS: &str = "DELETE FROM turns WHERE until < {now} - 3600000";
 const LEAVE_SHARDS: &str = "DELETE FROM fleet_shards WHERE owner = $1";
 const LEAVE: &str = "DELETE FROM fleet_replicas WHERE replica = $1";
 const OBSERVE: &str = "INSERT INTO fleet_observations (target, version, body, updated_at) \
@@ -49,6 +61,7 @@ const TAKE_TURN: &str = "INSERT INTO turns (name, holder, until) VALUES ($1, $2,
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
     WHERE turns.until <= {now} OR turns.holder = excluded.holder RETURNING holder";
 const GIVE_TURN: &str = "DELETE FROM turns WHERE name = $1 AND holder = $2";
+const VERSIONS: &str = "SELECT target, version FROM fleet_observations WHERE target = ANY($1)";
 const OBSERVATIONS: &str =
     "SELECT target, version, body FROM fleet_observations WHERE target = ANY($1)";
 
@@ -134,6 +147,10 @@ impl Sql {
         if plan.tidy {
             sqlx::query(&q(FORGET_WATCHED)).execute(&mut *tx).await?;
             sqlx::query(&q(FORGET_REPLICAS)).execute(&mut *tx).await?;
+            sqlx::query(&q(FORGET_OBSERVATIONS))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&q(FORGET_TURNS)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Some(Lease {
@@ -182,21 +199,50 @@ impl Sql {
         Ok(())
     }
 
-    /// Keeps `body` as `target`'s latest observation; its new version.
+    /// Keeps `body` as `target`'s latest observation and, in the same transaction, sends
+    /// `payload(version)` on `channel` (PostgreSQL sends a NOTIFY at commit): kept and
+    /// told, or neither. Its new version.
     pub(crate) async fn put_observation(
         &self,
         target: &str,
         body: &str,
+        channel: &str,
+        payload: &(dyn Fn(i64) -> String + Sync),
     ) -> Result<Option<i64>, Error> {
         let Some(pool) = self.pg() else {
             return Ok(None);
         };
-        let row = sqlx::query(&self.sql(OBSERVE))
+        let mut tx = pool.begin().await?;
+        let version: i64 = sqlx::query(&self.sql(OBSERVE))
             .bind(target)
             .bind(body)
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("version")?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload(version))
+            .execute(&mut *tx)
             .await?;
-        Ok(Some(row.try_get("version")?))
+        tx.commit().await?;
+        Ok(Some(version))
+    }
+
+    /// The versions of the latest observations of those of `targets` that have one.
+    pub(crate) async fn observation_versions(
+        &self,
+        targets: &[String],
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let Some(pool) = self.pg() else {
+            return Ok(Vec::new());
+        };
+        sqlx::query(VERSIONS)
+            .bind(targets)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("target")?, row.try_get("version")?)))
+            .collect()
     }
 
     /// Takes (or renews) the turn `name` for `holder` for `lease`: whether it has it.

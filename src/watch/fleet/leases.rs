@@ -35,6 +35,12 @@ pub(super) const INTEREST: Duration = Duration::from_secs(60);
 const INTEREST_REFRESH: Duration = Duration::from_secs(20);
 /// Every so many ticks, a replica deletes the rows nobody renews any more.
 const TIDY_EVERY: u64 = 100;
+/// A follower still without its owner's first observation this long after it started
+/// asks again (its `Watch` may have been lost, or its owner may have just changed).
+const FOLLOW_ASK: Duration = Duration::from_secs(5);
+/// Every so many ticks, a replica compares the versions of the observations its followers
+/// hold with the store's (one statement), and reads those it missed.
+const VERSIONS_EVERY: u64 = 5;
 
 /// The shards this replica polls: `None` for all of them (no fleet, or the store away).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +65,17 @@ impl Owned {
     fn count(&self) -> Option<usize> {
         self.shards.as_ref().map(|s| s.len())
     }
+}
+
+/// `targets` as the store names them, with their shards, in key order (so that replicas
+/// refreshing the same rows lock them in the same order).
+pub(super) fn keyed(mut targets: Vec<Target>) -> (Vec<String>, Vec<i32>) {
+    let mut keyed: Vec<(String, i32)> = targets
+        .drain(..)
+        .map(|t| (t.key(), i32::try_from(shard_of(&t)).unwrap_or_default()))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().unzip()
 }
 
 /// The shard a target hashes into: the same on every replica and every version.
@@ -102,20 +119,15 @@ impl Ticks {
 
     async fn tick(&mut self, fleet: &Fleet, hub: &Hub) {
         let shared = &fleet.inner;
+        // Held through the tick: a replica leaving waits for it, then ticks no more.
+        let left = shared.ticking.lock().await;
+        if *left {
+            return;
+        }
         let refresh = self
             .last_interest
             .is_none_or(|at| at.elapsed() >= INTEREST_REFRESH);
-        let watching = if refresh {
-            let targets = hub.local_targets(&shared.relay.held());
-            let keys: Vec<String> = targets.iter().map(Target::key).collect();
-            let shards: Vec<i32> = targets
-                .iter()
-                .map(|t| i32::try_from(shard_of(t)).unwrap_or_default())
-                .collect();
-            Some((keys, shards))
-        } else {
-            None
-        };
+        let watching = refresh.then(|| keyed(hub.local_targets(&shared.relay.held())));
         let plan = TickPlan {
             replica: &shared.me,
             shards: SHARDS,
@@ -145,13 +157,21 @@ impl Ticks {
                 shared.relay.hold_only(fleet, hub, watched.collect());
                 metrics::gauge!("waba_fleet_replicas").set(f64::from(lease.replicas));
                 metrics::gauge!("waba_fleet_shards").set(lease.shards.len() as f64);
+                let followers = hub.followers(FOLLOW_ASK);
+                if !followers.waiting.is_empty() {
+                    fleet.ask_again(followers.waiting);
+                }
+                if self.count.is_multiple_of(VERSIONS_EVERY) && !followers.live.is_empty() {
+                    fleet.catch_up_versions(hub, followers.live).await;
+                }
                 return;
             }
             Ok(Ok(None)) => return, // a store of one replica: never here
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {TICK:?}"),
         };
-        let lapsed = self.last_ok.is_none_or(|at| at.elapsed() >= LEASE);
+        // A tick before the lease is out: the switch comes within the lease.
+        let lapsed = self.last_ok.is_none_or(|at| at.elapsed() >= LEASE - TICK);
         if lapsed && hub.owned().count().is_some() {
             tracing::warn!(
                 error = failure,

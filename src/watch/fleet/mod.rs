@@ -63,6 +63,15 @@ enum What {
     },
 }
 
+/// The watchers of a replica that another replica polls for it.
+#[derive(Debug, Default)]
+pub(super) struct Followers {
+    /// Still without the owner's first observation, a while after they started.
+    pub(super) waiting: Vec<Target>,
+    /// With the version of the owner's observation they hold.
+    pub(super) live: Vec<(Target, i64)>,
+}
+
 /// This replica's end of the fleet.
 #[derive(Debug, Clone)]
 pub(super) struct Fleet {
@@ -75,6 +84,8 @@ struct Shared {
     /// This replica, in what it sends and in the leases.
     me: String,
     relay: Relay,
+    /// Taken by each tick; `true` once the replica has left (no tick runs after).
+    ticking: tokio::sync::Mutex<bool>,
 }
 
 impl Fleet {
@@ -90,6 +101,7 @@ impl Fleet {
                 store,
                 me: format!("{:016x}", rand::random::<u64>()),
                 relay: Relay::default(),
+                ticking: tokio::sync::Mutex::new(false),
             }),
         };
         let ticks = leases::Ticks::first(&fleet, &hub).await;
@@ -186,11 +198,7 @@ impl Fleet {
     pub(super) fn watching(&self, targets: Vec<Target>) {
         let fleet = self.clone();
         tokio::spawn(async move {
-            let keys: Vec<String> = targets.iter().map(Target::key).collect();
-            let shards: Vec<i32> = targets
-                .iter()
-                .map(|t| i32::try_from(leases::shard_of(t)).unwrap_or_default())
-                .collect();
+            let (keys, shards) = leases::keyed(targets.clone());
             if let Err(e) = fleet
                 .inner
                 .store
@@ -203,6 +211,41 @@ impl Fleet {
                 fleet.send(What::Watch(batch.to_vec()));
             }
         });
+    }
+
+    /// Asks the owners of `targets` to say their views again.
+    fn ask_again(&self, targets: Vec<Target>) {
+        for batch in targets.chunks(WATCH_BATCH) {
+            self.send(What::Watch(batch.to_vec()));
+        }
+    }
+
+    /// Reads the observations the store has newer than those `followed` holds (a
+    /// notification lost, a read of it that failed).
+    async fn catch_up_versions(&self, hub: &Hub, followed: Vec<(Target, i64)>) {
+        let keys: Vec<String> = followed.iter().map(|(t, _)| t.key()).collect();
+        let held: std::collections::HashMap<String, i64> = keys
+            .iter()
+            .cloned()
+            .zip(followed.iter().map(|(_, v)| *v))
+            .collect();
+        match self.inner.store.observation_versions(&keys).await {
+            Ok(versions) => {
+                let missed: Vec<Target> = versions
+                    .into_iter()
+                    .filter(|(key, version)| held.get(key).is_some_and(|v| v < version))
+                    .filter_map(|(key, _)| Target::from_key(&key))
+                    .collect();
+                if !missed.is_empty() {
+                    tracing::debug!(
+                        missed = missed.len(),
+                        "reading observations this replica missed"
+                    );
+                    self.fetch(hub, missed);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot compare the followers' versions"),
+        }
     }
 
     pub(super) fn pushed(&self, push: &Push) {
@@ -221,6 +264,8 @@ impl Fleet {
 
     /// Gives back this replica's leases, so that others take its shards at once.
     pub(super) async fn leave(&self) {
+        // After the tick in flight, if any: it would take the leases back.
+        *self.inner.ticking.lock().await = true;
         self.inner.relay.drop_all();
         if let Err(e) = self.inner.store.fleet_leave(&self.inner.me).await {
             tracing::warn!(error = %e, "cannot give back this replica's leases; they lapse by themselves");
@@ -229,25 +274,31 @@ impl Fleet {
 
     /// Sends in the background: the webhook or the write has its answer already.
     fn send(&self, what: What) {
-        let change = Change {
-            from: self.inner.me.clone(),
-            what,
-        };
-        let Ok(payload) = serde_json::to_string(&change) else {
+        let Some(payload) = self.payload(what) else {
             return;
         };
-        if payload.len() > MAX_NOTIFICATION {
-            tracing::warn!(
-                bytes = payload.len(),
-                "a change too large to tell the other replicas; they learn it at their next poll"
-            );
-            return;
-        }
         let store = self.inner.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.publish(CHANNEL, &payload).await {
                 tracing::warn!(error = %e, "cannot tell the other replicas of a change; they learn it at their next poll");
             }
         });
+    }
+
+    /// `what` as this replica tells it; `None` if too large for a NOTIFY.
+    fn payload(&self, what: What) -> Option<String> {
+        let change = Change {
+            from: self.inner.me.clone(),
+            what,
+        };
+        let payload = serde_json::to_string(&change).ok()?;
+        if payload.len() > MAX_NOTIFICATION {
+            tracing::warn!(
+                bytes = payload.len(),
+                "a change too large to tell the other replicas; they learn it at their next poll"
+            );
+            return None;
+        }
+        Some(payload)
     }
 }

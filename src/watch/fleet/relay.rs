@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -92,23 +93,29 @@ impl Relay {
 }
 
 /// Publishes every change of a held target's view until the hold is dropped, the watch
-/// fails (published too) or the server stops.
+/// fails (published too) or the server stops. A view the store would not keep is offered
+/// again, the latest one, with backoff (a quarter second doubling to 5 s), until it is.
 async fn forward(fleet: Fleet, target: Target, mut views: ViewReceiver, again: Arc<Notify>) {
+    let mut failures: u32 = 0;
     loop {
         let view = views.borrow_and_update().clone();
-        let ended = match &view.health {
-            Health::Loading => false,
-            Health::Live => {
-                publish(&fleet, &target, Body::of(&view, &target, None)).await;
-                false
-            }
-            Health::Failed(e) => {
-                publish(&fleet, &target, Body::of(&view, &target, Some(e.clone()))).await;
-                true
-            }
-            Health::Stopped => true,
+        let (body, ended) = match &view.health {
+            Health::Loading => (None, false),
+            Health::Live => (Some(Body::of(&view, &target, None)), false),
+            Health::Failed(e) => (Some(Body::of(&view, &target, Some(e.clone()))), true),
+            Health::Stopped => return,
         };
-        if ended {
+        let wait = match body {
+            Some(body) if !publish(&fleet, &target, &body).await => {
+                failures += 1;
+                Some(PUBLISH_RETRY_MAX.min(PUBLISH_RETRY * 2_u32.pow(failures.min(5))))
+            }
+            _ => {
+                failures = 0;
+                None
+            }
+        };
+        if ended && wait.is_none() {
             return;
         }
         tokio::select! {
@@ -118,27 +125,36 @@ async fn forward(fleet: Fleet, target: Target, mut views: ViewReceiver, again: A
                 }
             }
             () = again.notified() => {}
+            () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
         }
     }
 }
 
-async fn publish(fleet: &Fleet, target: &Target, body: Body) {
-    let Ok(json) = serde_json::to_string(&body) else {
-        return;
+const PUBLISH_RETRY: Duration = Duration::from_millis(125);
+const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Keeps the view and tells the followers, in one transaction; whether it went through.
+async fn publish(fleet: &Fleet, target: &Target, body: &Body) -> bool {
+    let Ok(json) = serde_json::to_string(body) else {
+        return true; // cannot happen: nothing to try again
     };
-    match fleet
-        .inner
-        .store
-        .put_observation(&target.key(), &json)
+    let told = |version| {
+        fleet
+            .payload(What::Observed {
+                target: target.clone(),
+                version,
+            })
+            .unwrap_or_default()
+    };
+    let store = &fleet.inner.store;
+    match store
+        .put_observation(&target.key(), &json, super::CHANNEL, &told)
         .await
     {
-        Ok(Some(version)) => fleet.send(What::Observed {
-            target: target.clone(),
-            version,
-        }),
-        Ok(None) => {}
+        Ok(_) => true,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot keep an observation for the other replicas; they see it at the next change")
+            tracing::warn!(error = %e, "cannot keep an observation for the other replicas; trying again");
+            false
         }
     }
 }
@@ -159,6 +175,9 @@ struct Entry {
     number: PhoneNumber,
     /// When the owner read (or pushed) it.
     read_at: DateTime<Utc>,
+    /// When the owner's read began (a webhook applied later is newer than the read).
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
     /// When its latest change was learnt, and whether from a webhook.
     changed_at: DateTime<Utc>,
     webhook: bool,
@@ -175,6 +194,9 @@ impl Body {
                 .map(|o| Entry {
                     number: o.snapshot.number.clone(),
                     read_at: o.snapshot.observed_at,
+                    started_at: chrono::Duration::from_std(o.snapshot.seen - o.snapshot.since)
+                        .ok()
+                        .map(|took| o.snapshot.observed_at - took),
                     changed_at: o.observed_at,
                     webhook: o.source == Source::Webhook,
                 })
@@ -252,18 +274,23 @@ fn take(view: &mut View, body: &Body) -> bool {
     let (now, wall) = (Instant::now(), Utc::now());
     for entry in &body.numbers {
         let id = &entry.number.id;
-        // The owner's read, on this replica's monotonic clock.
-        let age = (wall - entry.read_at).to_std().unwrap_or_default();
-        let at = now.checked_sub(age).unwrap_or(now);
+        // The owner's read, on this replica's monotonic clock (as far as the two replicas'
+        // wall clocks agree).
+        let on_this_clock = |t: DateTime<Utc>| {
+            let age = (wall - t).to_std().unwrap_or_default();
+            now.checked_sub(age).unwrap_or(now)
+        };
+        let seen = on_this_clock(entry.read_at);
+        let since = entry.started_at.map_or(seen, on_this_clock);
         let marks = view.marks.entry(id.clone()).or_default();
-        if marks.pushed_at.is_some_and(|pushed| pushed >= at) {
-            continue;
+        if marks.pushed_at.is_some_and(|pushed| pushed >= since) {
+            continue; // a webhook here since the owner's read began: it stands
         }
         let snapshot = Arc::new(Snapshot {
             number: entry.number.clone(),
             observed_at: entry.read_at,
-            seen: at,
-            since: at,
+            seen,
+            since,
         });
         let observed = match view.numbers.get(id) {
             Some(o) if o.snapshot.number == entry.number => Observed {

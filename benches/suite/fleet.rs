@@ -541,6 +541,13 @@ impl Bench {
             quantile(&mut memory_times, 0.99),
         );
         let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        let (commit, trip) = pg.probe(if p.smoke { 20 } else { 200 }).await;
+        println!(
+            "  raw row 8: this PostgreSQL, from the suite: a one-row INSERT committed alone \
+             p50 {} (its WAL flushed to disk), SELECT 1 p50 {}",
+            ms(commit),
+            ms(trip)
+        );
         println!(
             "  raw row 8: {n} Registers each (after {warm} to warm up), one at a time, \
              alternating: PostgreSQL p50 {} p99 {}, memory p50 {} p99 {}; {} Graph calls \

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sys::free_port;
+use crate::sys::{free_port, quantile};
+use std::time::{Duration, Instant};
 
 /// The unprivileged user the server runs as when the suite runs as root.
 const USER: &str = "pgtest";
@@ -178,6 +179,34 @@ impl Postgres {
             url: format!("postgres://postgres@127.0.0.1:{}/{name}", self.port),
             admin: self.admin.clone(),
         }
+    }
+
+    /// Medians over `n` each, on one connection of the suite's (not counted with the
+    /// service's): a one-row INSERT committed on its own (a WAL flush to disk), and
+    /// `SELECT 1` (a round trip). What a statement of the service costs at least.
+    pub async fn probe(&self, n: usize) -> (Duration, Duration) {
+        let mut conn = self.admin.acquire().await.expect("a connection");
+        sqlx::query("CREATE TABLE IF NOT EXISTS suite_probe (i integer)")
+            .execute(&mut *conn)
+            .await
+            .expect("CREATE TABLE");
+        let (mut commits, mut trips) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let start = Instant::now();
+            sqlx::query("INSERT INTO suite_probe VALUES ($1)")
+                .bind(i32::try_from(i).unwrap_or(0))
+                .execute(&mut *conn)
+                .await
+                .expect("INSERT");
+            commits.push(start.elapsed());
+            let start = Instant::now();
+            sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .expect("SELECT 1");
+            trips.push(start.elapsed());
+        }
+        (quantile(&mut commits, 0.5), quantile(&mut trips, 0.5))
     }
 
     fn stop(&mut self) {

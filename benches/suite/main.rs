@@ -5,6 +5,10 @@
 //! bench/run.sh --smoke         tiny counts on the debug binary, in seconds (CI)
 //! cargo bench --bench suite -- --rows 1,4     some rows only
 //!
+//! Rows 7 and 8 (replicas on one PostgreSQL store) start a PostgreSQL of their own
+//! (`postgres.rs`; Debian's `postgresql` package, run as the user `pgtest` when the
+//! suite runs as root) and are skipped, saying why, without one.
+//!
 //! The service, the simulated Graph API (`waba-numbers sandbox-graph`) and the baseline
 //! parts run as separate processes; CPU time and RSS come from /proc. This binary is
 //! also the parts: `suite echo` (a trivial tonic server) and `suite get ...` (a reqwest
@@ -14,8 +18,10 @@
 //! For profiling the service under row 1's concurrent load: `suite drive HOST:PORT TOTAL
 //! CONCURRENCY` makes TOTAL GetStatus calls of the bench WABA's first CONCURRENCY numbers.
 
+mod fleet;
 mod h2load;
 mod parts;
+mod postgres;
 mod rows;
 mod sys;
 mod watch;
@@ -52,6 +58,16 @@ pub struct Profile {
     pub slow_secs: f64,
     /// Row 6: starts measured per binary.
     pub starts: usize,
+    /// Row 7: sandbox customers (a WABA of 3 numbers each) watched, the replicas'
+    /// `--watch-interval`, how long after the first snapshots the window starts at the
+    /// earliest, and its length.
+    pub fleet_wabas: usize,
+    pub fleet_interval: Duration,
+    pub fleet_settle: Duration,
+    pub fleet_window: Duration,
+    /// Row 8: Registers measured on each store, after this many to warm up.
+    pub register_calls: usize,
+    pub register_warmup: usize,
 }
 
 impl Profile {
@@ -81,6 +97,12 @@ impl Profile {
             slow_latency: Duration::from_millis(200),
             slow_secs: 5.0,
             starts: 5,
+            fleet_wabas: env("WABAS", 1_000) as usize,
+            fleet_interval: Duration::from_secs(env("WATCH_INTERVAL_SECS", 10)),
+            fleet_settle: Duration::from_secs(30),
+            fleet_window: Duration::from_secs(env("WINDOW_SECS", 60)),
+            register_calls: 500,
+            register_warmup: 20,
         }
     }
 
@@ -104,6 +126,12 @@ impl Profile {
             slow_latency: Duration::from_millis(50),
             slow_secs: 1.0,
             starts: 2,
+            fleet_wabas: 20,
+            fleet_interval: Duration::from_secs(2),
+            fleet_settle: Duration::from_secs(6),
+            fleet_window: Duration::from_secs(5),
+            register_calls: 20,
+            register_warmup: 3,
         }
     }
 }
@@ -212,6 +240,9 @@ fn main() -> ExitCode {
         }
         if wanted(6) {
             table.extend(bench.startup_and_size().await);
+        }
+        if wanted(7) || wanted(8) {
+            table.extend(fleet::rows(&bench, wanted(7), wanted(8)).await);
         }
         // Kept when a row fails (a panic ends the run before this), for its logs.
         let _ = std::fs::remove_dir_all(&bench.dir);

@@ -124,6 +124,11 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 
 /// Asks `addr` for health until it answers SERVING.
 pub async fn wait_serving(addr: SocketAddr, within: Duration) {
+    wait_serving_service(addr, "", within).await;
+}
+
+/// Asks `addr` for the health of `service` ("" for the server's) until it is SERVING.
+pub async fn wait_serving_service(addr: SocketAddr, service: &str, within: Duration) {
     let start = Instant::now();
     loop {
         let connected = Channel::from_shared(format!("http://{addr}"))
@@ -133,7 +138,7 @@ pub async fn wait_serving(addr: SocketAddr, within: Duration) {
             .await;
         if let Ok(channel) = connected {
             let request = HealthCheckRequest {
-                service: String::new(),
+                service: service.to_owned(),
             };
             if let Ok(answer) = HealthClient::new(channel).check(request).await
                 && answer.into_inner().status() == ServingStatus::Serving
@@ -143,7 +148,7 @@ pub async fn wait_serving(addr: SocketAddr, within: Duration) {
         }
         assert!(
             start.elapsed() < within,
-            "{addr}: not SERVING after {within:?}"
+            "{addr}: {service:?} not SERVING after {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -255,9 +260,21 @@ impl Bench {
     /// The service on `graph` with `args`, its token from the environment, at the
     /// default log level.
     pub async fn service(&self, name: &str, graph: &Graph, args: &[&str]) -> Service {
+        self.service_env(name, graph, args, &[]).await
+    }
+
+    /// The same, with `env` set (a store, say).
+    pub async fn service_env(
+        &self,
+        name: &str,
+        graph: &Graph,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
         let (grpc, http) = (local(free_port()), local(free_port()));
         let mut command = self.service_command(grpc, http, args);
         command.args(["--graph-url", &graph.url()]);
+        command.envs(env.iter().copied());
         command.stderr(self.log(name));
         let mut proc = Proc::spawn(name, &mut command);
         wait_serving(grpc, Duration::from_secs(20)).await;

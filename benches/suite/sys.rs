@@ -88,6 +88,23 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then up to `within` for the process to end (a replica gives back its
+    /// leases as it stops); SIGKILL after that.
+    pub fn terminate(&mut self, within: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The first line of stdout that starts with `prefix`, the rest of it.
     pub fn read_line_starting(&mut self, prefix: &str) -> String {
         let stdout: &mut ChildStdout = self.child.stdout.as_mut().expect("stdout piped");

@@ -859,3 +859,57 @@ async fn a_follower_that_starts_polling_itself_reads_at_once() {
         terminate(child).await;
     }
 }
+
+#[tokio::test]
+async fn an_observation_the_store_would_not_keep_reaches_the_followers_once_it_does() {
+    let Some(store) = StoreFixture::new(Engine::Postgres).await else {
+        return;
+    };
+    let graph = fake_graph([list().respond_with(page(&[number(N1, "PENDING_REVIEW")]))]).await;
+    let replicas = replicas_with_http(2, &store, &graph.uri(), &["--watch-interval", "1s"]).await;
+    let https: Vec<SocketAddr> = replicas.iter().map(|r| r.2).collect();
+    waba_numbers::tls::install_provider();
+    balanced(&https).await;
+    let mut streams = Vec::new();
+    for (_, grpc, _) in &replicas {
+        let mut client = Client::new(channel(*grpc).await);
+        let mut events = client.watch_status(waba(WABA)).await.unwrap().into_inner();
+        assert_eq!(next(&mut events).await.source(), EventSource::Initial);
+        streams.push(events);
+    }
+    let owner = match pollers(&https).await[..] {
+        [owner] => owner,
+        ref other => panic!("one replica should poll the WABA, not {other:?}"),
+    };
+    // The owner cannot keep observations for a while (the leases go on)...
+    store
+        .tamper("ALTER TABLE fleet_observations RENAME TO fleet_observations_away")
+        .await;
+    list()
+        .respond_with(page(&[number(N1, "APPROVED")]))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), streams[owner].message())
+        .await
+        .expect("the owner's subscriber sees the change")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.changed_fields, ["name_status"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    store
+        .tamper("ALTER TABLE fleet_observations_away RENAME TO fleet_observations")
+        .await;
+    // ...then can again: the change, offered again (every 5 s at most), reaches the
+    // follower's subscriber. Bounded at twice that and a tick.
+    let followed = tokio::time::timeout(Duration::from_secs(16), streams[1 - owner].message())
+        .await
+        .expect("the follower's subscriber gets the change once it is kept")
+        .unwrap()
+        .unwrap();
+    assert_eq!(followed.changed_fields, ["name_status"]);
+    for (child, _, _) in replicas {
+        terminate(child).await;
+    }
+    store.finish().await;
+}

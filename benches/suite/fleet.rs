@@ -436,7 +436,9 @@ impl Bench {
         onboarder.proc.terminate(Duration::from_secs(25));
         drop(onboarder);
 
-        let one = self.fleet_phase("A", 1, &graph, &store, &db, p.fleet_wabas).await;
+        let one = self
+            .fleet_phase("A", 1, &graph, &store, &db, p.fleet_wabas)
+            .await;
         one.raw("phase A");
         let three = self.fleet_phase("B", 3, &graph, &store, &db, 0).await;
         three.raw("phase B");

@@ -8,6 +8,7 @@ mod deadline;
 mod lifecycle;
 mod metrics;
 pub mod page_token;
+pub mod peer;
 mod preverified;
 pub mod status;
 pub mod transport;

@@ -2,6 +2,7 @@
 //! Nothing deeper in the service reads the environment.
 
 use crate::graph::{GraphSettings, TokenSource};
+use crate::grpc::auth::Reflection;
 use crate::http::WebhookSettings;
 use crate::server::Settings;
 use crate::store::{self, StoreConfig};
@@ -98,6 +99,17 @@ pub struct ServeArgs {
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
+    /// The callers file (TOML): who may call, with which scopes, for which WABAs; re-read
+    /// when it changes. Without one, anyone who reaches the gRPC port may make any call.
+    #[arg(long, env = "WABA_CALLERS_FILE")]
+    pub callers_file: Option<PathBuf>,
+    /// Refuse to start without a callers file.
+    #[arg(long, env = "WABA_REQUIRE_CALLERS")]
+    pub require_callers: bool,
+    /// Who may use gRPC server reflection: anyone (open), callers of the callers file
+    /// (authenticated), or nobody (off).
+    #[arg(long, env = "WABA_REFLECTION", default_value = "open")]
+    pub reflection: Reflection,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +222,9 @@ impl ServeArgs {
         settings.watch.interval = self.watch_interval;
         settings.cache.ttl = self.cache_ttl;
         settings.register_reserve = self.register_reserve;
+        settings.callers_file = self.callers_file.clone();
+        settings.require_callers = self.require_callers;
+        settings.reflection = self.reflection;
         settings.webhooks = WebhookSettings {
             app_secret: settings.graph.app_secret.clone(),
             verify_token: secrets.webhook_verify_token.clone(),

@@ -2,6 +2,7 @@
 //! Meta's Graph API, with an embedded simulated Graph API (the sandbox).
 //!
 //! ```text
+//! callers/  who may call and what they may do: the callers file (API keys, TLS names)
 //! grpc/     thin handlers: validate → domain → proto; one error → Status mapping
 //! http/     axum: /webhooks/whatsapp, /metrics
 //! numbers/  the domain: the read path (cache, single-flight, throttle memory), the
@@ -17,6 +18,7 @@
 //! What may import what is checked by `scripts/check-layers.py` (in CI).
 #![forbid(unsafe_code)]
 
+pub mod callers;
 pub mod config;
 pub mod customers;
 pub mod graph;

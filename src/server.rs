@@ -2,8 +2,10 @@
 //! checking and server reflection (v1 and v1alpha, health included, so grpcurl and mesh
 //! probes just work).
 
+use crate::callers::Callers;
 use crate::customers::Customers;
 use crate::graph::{GraphClient, GraphSettings};
+use crate::grpc::auth::{Gate, Reflection};
 use crate::grpc::page_token::PageTokens;
 use crate::grpc::pb::customer_service_server::CustomerServiceServer;
 use crate::grpc::pb::phone_number_service_server::PhoneNumberServiceServer;
@@ -18,6 +20,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -50,6 +53,15 @@ pub struct Settings {
     pub store: Option<StoreConfig>,
     /// How often every customer's token is checked with `debug_token` (`None`: never).
     pub token_check_interval: Option<Duration>,
+    /// Who may call, and what they may do (`WABA_CALLERS_FILE`); `None`: anyone who can
+    /// reach the port, anything.
+    pub callers_file: Option<PathBuf>,
+    /// Refuse to start without a callers file.
+    pub require_callers: bool,
+    /// How often the callers file is checked for changes.
+    pub callers_reload: Duration,
+    /// Who may use server reflection.
+    pub reflection: Reflection,
 }
 
 impl Settings {
@@ -65,6 +77,10 @@ impl Settings {
             max_concurrent_streams: 2_000,
             store: None,
             token_check_interval: Some(crate::customers::TOKEN_CHECK_INTERVAL),
+            callers_file: None,
+            require_callers: false,
+            callers_reload: Duration::from_secs(5),
+            reflection: Reflection::default(),
         }
     }
 }
@@ -74,6 +90,7 @@ pub struct Service {
     settings: Settings,
     api: Api,
     customer_api: CustomerApi,
+    gate: Gate,
     hub: Hub,
     graph: Arc<GraphClient>,
     stopping: watch::Sender<bool>,
@@ -86,6 +103,7 @@ impl Service {
     /// Reads the access token (failing if there is none) and builds every part.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
         crate::metrics::handle(); // the recorder, before anything is recorded
+        let gate = gate(&settings)?;
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let partner = graph.tokens().is_some();
@@ -150,11 +168,12 @@ impl Service {
         }
         let customer_api =
             CustomerApi::new(customers, PageTokens::new(page_token_key(&settings.graph)));
-        let api = Api::new(numbers, page_tokens, hub.clone());
+        let api = Api::new(numbers, page_tokens, hub.clone(), gate.callers().cloned());
         Ok(Self {
             settings,
             api,
             customer_api,
+            gate,
             hub,
             graph,
             stopping,
@@ -181,6 +200,7 @@ impl Service {
             settings,
             api,
             customer_api,
+            gate,
             hub,
             graph,
             stopping,
@@ -224,9 +244,13 @@ impl Service {
         health.set_service_status("", ServingStatus::Serving).await;
         tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 
-        let routes = Routes::new(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+        let mut routes = Routes::new(health_service);
+        if gate.reflection() != Reflection::Off {
+            routes = routes
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha);
+        }
+        let routes = routes
             .add_service(PhoneNumberServiceServer::new(api))
             .add_service(CustomerServiceServer::new(customer_api));
         let http2 = Http2Settings {
@@ -234,7 +258,7 @@ impl Service {
             max_concurrent_streams: settings.max_concurrent_streams,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = transport::serve(grpc, routes, http2, async {
+        let server = transport::serve(grpc, routes, gate, http2, async {
             let _ = stopped.await;
         });
         tokio::pin!(server);
@@ -313,6 +337,35 @@ impl Service {
             None => Ok(()),
         }
     }
+}
+
+/// The caller check the settings ask for: the callers file read (a broken one stops the
+/// start) and kept current; without one, every call is let in, and the log says so.
+fn gate(settings: &Settings) -> Result<Gate, BoxError> {
+    let callers = match &settings.callers_file {
+        Some(path) => {
+            let callers = Arc::new(Callers::load(path)?);
+            tracing::info!(
+                path = %path.display(),
+                callers = callers.current().len(),
+                reflection = ?settings.reflection,
+                "callers file read: only its callers may call, each within its scopes and WABAs"
+            );
+            tokio::spawn(callers.clone().keep_current(settings.callers_reload));
+            Some(callers)
+        }
+        None if settings.require_callers => {
+            return Err("--require-callers: no callers file; set WABA_CALLERS_FILE".into());
+        }
+        None => {
+            tracing::warn!(
+                "no callers file (WABA_CALLERS_FILE): any client that reaches the gRPC port \
+                 may make any call"
+            );
+            None
+        }
+    };
+    Ok(Gate::new(callers, settings.reflection))
 }
 
 /// Watches a store that is connected for as long as the process runs: see

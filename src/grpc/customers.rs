@@ -7,9 +7,10 @@ use super::metrics::CallTimer;
 use super::page_token::PageTokens;
 use super::pb::customer_service_server::CustomerService;
 use super::validate::Checks;
-use super::{deadline, finish, pb};
+use super::{auth, deadline, finish, pb, token_scope};
 use crate::customers::{self, Customers, Onboarding};
 use secrecy::SecretString;
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -55,6 +56,7 @@ impl CustomerApi {
     ) -> Result<Response<pb::Customer>, Status> {
         self.require_store()?;
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks
@@ -78,6 +80,7 @@ impl CustomerApi {
             );
         }
         checks.request_id("request_id", &req.request_id).finish()?;
+        auth::visible_waba(caller.as_deref(), &req.waba_id)?;
         let register = given(req.phone_number_id).map(|id| (id, SecretString::from(req.pin)));
         let onboarding = Onboarding {
             code: SecretString::from(req.code),
@@ -113,10 +116,12 @@ impl CustomerApi {
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
         self.require_store()?;
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("waba_id", &req.waba_id)
             .finish()?;
+        auth::visible_waba(caller.as_deref(), &req.waba_id)?;
         let view = self.customers.get(&req.waba_id).await?;
         Ok(Response::new(view.into()))
     }
@@ -126,8 +131,10 @@ impl CustomerApi {
         request: Request<pb::ListCustomersRequest>,
     ) -> Result<Response<pb::ListCustomersResponse>, Status> {
         self.require_store()?;
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
+        let scope = token_scope(PAGE_SCOPE, caller.as_ref());
         let page_size = match u32::try_from(req.page_size) {
             Ok(0) => DEFAULT_PAGE_SIZE,
             Ok(n) => n.min(MAX_PAGE_SIZE),
@@ -140,20 +147,51 @@ impl CustomerApi {
             None
         } else {
             self.page_tokens
-                .decode(&req.page_token, PAGE_SCOPE, page_size)
+                .decode(&req.page_token, &scope, page_size)
                 .inspect_err(|e| checks.fail("page_token", e.to_string()))
                 .ok()
         };
         checks.finish()?;
         let limit = NonZeroU32::new(page_size).expect("at least 1");
-        let (views, next) = self.customers.list(limit, after.as_deref()).await?;
+        let (views, next) = match caller.as_ref().and_then(|c| c.wabas()) {
+            None => self.customers.list(limit, after.as_deref()).await?,
+            Some(wabas) => self.listed(wabas, limit, after.as_deref()).await?,
+        };
         let next_page_token = next
-            .map(|last| self.page_tokens.encode(PAGE_SCOPE, page_size, &last))
+            .map(|last| self.page_tokens.encode(&scope, page_size, &last))
             .unwrap_or_default();
         Ok(Response::new(pb::ListCustomersResponse {
             customers: views.into_iter().map(Into::into).collect(),
             next_page_token,
         }))
+    }
+
+    /// A page of the customers among `wabas` (a caller's, in id order) after `after`.
+    async fn listed(
+        &self,
+        wabas: &BTreeSet<String>,
+        limit: NonZeroU32,
+        after: Option<&str>,
+    ) -> Result<(Vec<customers::CustomerView>, Option<String>), Status> {
+        let mut views = Vec::new();
+        let mut candidates = wabas
+            .iter()
+            .filter(|id| after.is_none_or(|after| id.as_str() > after));
+        for waba_id in candidates.by_ref() {
+            match self.customers.get(waba_id).await {
+                Ok(view) => views.push(view),
+                Err(customers::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if views.len() == limit.get() as usize {
+                break;
+            }
+        }
+        let more = candidates.next().is_some();
+        let next = (more && views.len() == limit.get() as usize)
+            .then(|| views.last().map(|v| v.customer.waba_id.clone()))
+            .flatten();
+        Ok((views, next))
     }
 
     async fn remove(
@@ -162,10 +200,12 @@ impl CustomerApi {
     ) -> Result<Response<pb::RemoveCustomerResponse>, Status> {
         self.require_store()?;
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("waba_id", &req.waba_id)
             .finish()?;
+        auth::visible_waba(caller.as_deref(), &req.waba_id)?;
         let domain = self.customers.clone();
         let task = async move {
             let outcome = domain.remove(&req.waba_id, deadline).await;
@@ -207,7 +247,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::OnboardCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
-        let timer = CallTimer::start("OnboardCustomer");
+        let timer = CallTimer::start("OnboardCustomer", &request);
         finish(timer, self.onboard(request).await)
     }
 
@@ -215,7 +255,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
-        let timer = CallTimer::start("GetCustomer");
+        let timer = CallTimer::start("GetCustomer", &request);
         finish(timer, self.get(request).await)
     }
 
@@ -223,7 +263,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListCustomersRequest>,
     ) -> Result<Response<pb::ListCustomersResponse>, Status> {
-        let timer = CallTimer::start("ListCustomers");
+        let timer = CallTimer::start("ListCustomers", &request);
         finish(timer, self.list(request).await)
     }
 
@@ -231,7 +271,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::RemoveCustomerRequest>,
     ) -> Result<Response<pb::RemoveCustomerResponse>, Status> {
-        let timer = CallTimer::start("RemoveCustomer");
+        let timer = CallTimer::start("RemoveCustomer", &request);
         finish(timer, self.remove(request).await)
     }
 }

@@ -3,7 +3,7 @@
 //! secret) and has the number's watchers re-read it, whatever happens to the caller.
 
 use super::validate::Checks;
-use super::{Api, deadline, pb};
+use super::{Api, auth, deadline, pb};
 use crate::model::CodeMethod;
 use crate::numbers::{self, NewNumber, Registration};
 use secrecy::SecretString;
@@ -70,6 +70,7 @@ impl Api {
         request: Request<pb::AddNumberRequest>,
     ) -> Result<Response<pb::AddNumberResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("waba_id", &req.waba_id);
@@ -88,6 +89,7 @@ impl Api {
         };
         checks.display_name("verified_name", &req.verified_name, req.migrate || claiming);
         checks.request_id("request_id", &req.request_id).finish()?;
+        auth::visible_waba(caller.as_deref(), &req.waba_id)?;
         let new = NewNumber {
             waba_id: req.waba_id.clone(),
             country_code: given(country_code),
@@ -127,6 +129,7 @@ impl Api {
         request: Request<pb::RequestVerificationCodeRequest>,
     ) -> Result<Response<pb::RequestVerificationCodeResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("phone_number_id", &req.phone_number_id);
@@ -140,6 +143,7 @@ impl Api {
             }
         };
         checks.request_id("request_id", &req.request_id).finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let numbers = self.numbers.clone();
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());
@@ -167,11 +171,13 @@ impl Api {
         request: Request<pb::VerifyCodeRequest>,
     ) -> Result<Response<pb::VerifyCodeResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("phone_number_id", &req.phone_number_id);
         let code = SecretString::from(checks.code("code", &req.code));
         checks.finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let numbers = self.numbers.clone();
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());
@@ -188,6 +194,7 @@ impl Api {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("phone_number_id", &req.phone_number_id)
@@ -195,6 +202,7 @@ impl Api {
             .region("data_localization_region", &req.data_localization_region)
             .request_id("request_id", &req.request_id)
             .finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());
         let spend_reserve = req.spend_reserve;
@@ -226,11 +234,13 @@ impl Api {
         request: Request<pb::DeregisterRequest>,
     ) -> Result<Response<pb::DeregisterResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("phone_number_id", &req.phone_number_id)
             .request_id("request_id", &req.request_id)
             .finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let numbers = self.numbers.clone();
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());
@@ -251,12 +261,14 @@ impl Api {
         request: Request<pb::SetTwoStepPinRequest>,
     ) -> Result<Response<pb::SetTwoStepPinResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("phone_number_id", &req.phone_number_id)
             .pin("pin", &req.pin)
             .request_id("request_id", &req.request_id)
             .finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let numbers = self.numbers.clone();
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());
@@ -277,12 +289,14 @@ impl Api {
         request: Request<pb::RequestDisplayNameChangeRequest>,
     ) -> Result<Response<pb::RequestDisplayNameChangeResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         Checks::default()
             .graph_id("phone_number_id", &req.phone_number_id)
             .display_name("display_name", &req.display_name, false)
             .request_id("request_id", &req.request_id)
             .finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
         let numbers = self.numbers.clone();
         let id = req.phone_number_id;
         let (touched, logged) = (Touched::number(&id), id.clone());

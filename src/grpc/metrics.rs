@@ -1,19 +1,23 @@
-//! gRPC call metrics: `waba_grpc_requests_total{method,code}` and latency.
+//! gRPC call metrics: `waba_grpc_requests_total{method,code,caller}` and latency.
 
+use std::sync::Arc;
 use tonic::Code;
 
 /// Counts a gRPC call when it ends, or as CANCELLED if it is dropped first (the client
 /// went away or its deadline passed).
 pub struct CallTimer {
     method: &'static str,
+    /// The caller's name (`-` without a callers file).
+    caller: Arc<str>,
     started: std::time::Instant,
     done: bool,
 }
 
 impl CallTimer {
-    pub fn start(method: &'static str) -> Self {
+    pub fn start<T>(method: &'static str, request: &tonic::Request<T>) -> Self {
         Self {
             method,
+            caller: super::auth::name_of(super::auth::caller_of(request).as_ref()),
             started: std::time::Instant::now(),
             done: false,
         }
@@ -25,7 +29,12 @@ impl CallTimer {
 
     pub fn finish(mut self, code: Code) {
         self.done = true;
-        grpc_call(self.method, code, self.started.elapsed().as_secs_f64());
+        grpc_call(
+            self.method,
+            &self.caller,
+            code,
+            self.started.elapsed().as_secs_f64(),
+        );
     }
 }
 
@@ -34,6 +43,7 @@ impl Drop for CallTimer {
         if !self.done {
             grpc_call(
                 self.method,
+                &self.caller,
                 Code::Cancelled,
                 self.started.elapsed().as_secs_f64(),
             );
@@ -41,10 +51,21 @@ impl Drop for CallTimer {
     }
 }
 
-/// A finished gRPC call: `waba_grpc_requests_total{method,code}` and its latency.
-pub fn grpc_call(method: &'static str, code: Code, seconds: f64) {
-    metrics::counter!("waba_grpc_requests_total", "method" => method, "code" => code_name(code))
-        .increment(1);
+/// A call the caller check refused before it reached its service:
+/// `waba_grpc_refused_total{code}` (UNAUTHENTICATED, PERMISSION_DENIED).
+pub fn refused(code: Code) {
+    metrics::counter!("waba_grpc_refused_total", "code" => code_name(code)).increment(1);
+}
+
+/// A finished gRPC call: `waba_grpc_requests_total{method,code,caller}` and its latency.
+pub fn grpc_call(method: &'static str, caller: &str, code: Code, seconds: f64) {
+    metrics::counter!(
+        "waba_grpc_requests_total",
+        "method" => method,
+        "code" => code_name(code),
+        "caller" => caller.to_owned()
+    )
+    .increment(1);
     metrics::histogram!("waba_grpc_request_duration_seconds", "method" => method).record(seconds);
 }
 

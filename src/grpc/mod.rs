@@ -1,6 +1,7 @@
 //! The gRPC face of the service: thin handlers that validate input, call the domain and
 //! convert the answer. Protobuf types live here and nowhere else.
 
+pub mod auth;
 pub mod codec;
 mod convert;
 mod customers;
@@ -110,12 +111,15 @@ pub mod pb {
 
 pub use customers::CustomerApi;
 
+use crate::callers::{Caller, Callers};
 use crate::numbers::Numbers;
 use crate::watch::{Hub, Target};
 use metrics::CallTimer;
 use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 use validate::Checks;
 
@@ -125,15 +129,32 @@ pub struct Api {
     numbers: Numbers,
     page_tokens: PageTokens,
     hub: Hub,
+    /// The callers file, when there is one: its limit on reads that bypass the cache.
+    callers: Option<Arc<Callers>>,
 }
 
 impl Api {
-    pub fn new(numbers: Numbers, page_tokens: PageTokens, hub: Hub) -> Self {
+    pub fn new(
+        numbers: Numbers,
+        page_tokens: PageTokens,
+        hub: Hub,
+        callers: Option<Arc<Callers>>,
+    ) -> Self {
         Self {
             numbers,
             page_tokens,
             hub,
+            callers,
         }
+    }
+}
+
+/// What a page token is bound to: the listing (a WABA id, say) and, under a callers
+/// file, the caller it was issued to.
+pub(crate) fn token_scope(scope: &str, caller: Option<&Arc<Caller>>) -> String {
+    match caller {
+        Some(caller) => format!("{scope}\ncaller:{}", caller.name),
+        None => scope.to_owned(),
     }
 }
 
@@ -149,11 +170,13 @@ impl Api {
         request: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("waba_id", &req.waba_id);
         let page_size = checks.page_size("page_size", req.page_size);
-        let cursor = self.cursor(&mut checks, &req.page_token, &req.waba_id, page_size);
+        let scope = token_scope(&req.waba_id, caller.as_ref());
+        let cursor = self.cursor(&mut checks, &req.page_token, &scope, page_size);
         let wanted = checks.phone("display_phone_number", &req.display_phone_number, true);
         if !wanted.is_empty() && cursor.is_some() {
             checks.fail(
@@ -162,6 +185,7 @@ impl Api {
             );
         }
         checks.finish()?;
+        auth::visible_waba(caller.as_deref(), &req.waba_id)?;
 
         if !wanted.is_empty() {
             let found = self.numbers.find(&req.waba_id, &wanted, deadline).await?;
@@ -177,7 +201,7 @@ impl Api {
         let next_page_token = page
             .next_cursor
             .as_ref()
-            .map(|c| self.page_tokens.encode(&req.waba_id, page_size, c))
+            .map(|c| self.page_tokens.encode(&scope, page_size, c))
             .unwrap_or_default();
         Ok(Response::new(pb::ListNumbersResponse {
             phone_numbers: page.numbers.iter().map(|s| s.as_ref().into()).collect(),
@@ -208,11 +232,31 @@ impl Api {
         request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("phone_number_id", &req.phone_number_id);
         let max_staleness = checks.duration("max_staleness", req.max_staleness);
         checks.finish()?;
+        auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
+        if max_staleness == Some(Duration::ZERO)
+            && let (Some(callers), Some(caller)) = (&self.callers, &caller)
+        {
+            let waba = self.numbers.reads().waba_of(&req.phone_number_id);
+            let waba = waba.as_deref().unwrap_or(&req.phone_number_id);
+            if let Err(wait) = callers.forced_read(caller, waba) {
+                // The caller's allowance is spent: what is cached, however old, else wait.
+                return match self.numbers.reads().cached(&req.phone_number_id) {
+                    Some(snapshot) => Ok(Response::new(snapshot.as_ref().into())),
+                    None => Err(status::forced_reads_exhausted(
+                        &caller.name,
+                        waba,
+                        caller.forced_reads_per_minute,
+                        wait,
+                    )),
+                };
+            }
+        }
         let snapshot = self
             .numbers
             .get(&req.phone_number_id, max_staleness, deadline)
@@ -225,6 +269,7 @@ impl Api {
         request: Request<pb::WatchStatusRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let deadline = deadline::of(&request);
+        let caller = auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         match (req.phone_number_ids.is_empty(), req.waba_id.is_empty()) {
@@ -243,6 +288,13 @@ impl Api {
             }
         }
         checks.finish()?;
+        if req.waba_id.is_empty() {
+            for id in &req.phone_number_ids {
+                auth::visible_number(caller.as_deref(), &self.numbers, id)?;
+            }
+        } else {
+            auth::visible_waba(caller.as_deref(), &req.waba_id)?;
+        }
 
         let mut targets: Vec<Target> = if req.waba_id.is_empty() {
             req.phone_number_ids
@@ -265,7 +317,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
-        let timer = CallTimer::start("ListNumbers");
+        let timer = CallTimer::start("ListNumbers", &request);
         finish(timer, self.list(request).await)
     }
 
@@ -273,7 +325,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
-        let timer = CallTimer::start("GetStatus");
+        let timer = CallTimer::start("GetStatus", &request);
         finish(timer, self.get(request).await)
     }
 
@@ -281,7 +333,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let timer = CallTimer::start("Register");
+        let timer = CallTimer::start("Register", &request);
         finish(timer, self.register_number(request).await)
     }
 
@@ -289,7 +341,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::AddNumberRequest>,
     ) -> Result<Response<pb::AddNumberResponse>, Status> {
-        let timer = CallTimer::start("AddNumber");
+        let timer = CallTimer::start("AddNumber", &request);
         finish(timer, self.add(request).await)
     }
 
@@ -297,7 +349,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::RequestVerificationCodeRequest>,
     ) -> Result<Response<pb::RequestVerificationCodeResponse>, Status> {
-        let timer = CallTimer::start("RequestVerificationCode");
+        let timer = CallTimer::start("RequestVerificationCode", &request);
         finish(timer, self.request_code(request).await)
     }
 
@@ -305,7 +357,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::VerifyCodeRequest>,
     ) -> Result<Response<pb::VerifyCodeResponse>, Status> {
-        let timer = CallTimer::start("VerifyCode");
+        let timer = CallTimer::start("VerifyCode", &request);
         finish(timer, self.verify(request).await)
     }
 
@@ -313,7 +365,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::DeregisterRequest>,
     ) -> Result<Response<pb::DeregisterResponse>, Status> {
-        let timer = CallTimer::start("Deregister");
+        let timer = CallTimer::start("Deregister", &request);
         finish(timer, self.deregister_number(request).await)
     }
 
@@ -321,7 +373,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::SetTwoStepPinRequest>,
     ) -> Result<Response<pb::SetTwoStepPinResponse>, Status> {
-        let timer = CallTimer::start("SetTwoStepPin");
+        let timer = CallTimer::start("SetTwoStepPin", &request);
         finish(timer, self.set_pin(request).await)
     }
 
@@ -329,7 +381,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::RequestDisplayNameChangeRequest>,
     ) -> Result<Response<pb::RequestDisplayNameChangeResponse>, Status> {
-        let timer = CallTimer::start("RequestDisplayNameChange");
+        let timer = CallTimer::start("RequestDisplayNameChange", &request);
         finish(timer, self.change_display_name(request).await)
     }
 
@@ -337,7 +389,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::AddPreverifiedNumberRequest>,
     ) -> Result<Response<pb::PreverifiedNumber>, Status> {
-        let timer = CallTimer::start("AddPreverifiedNumber");
+        let timer = CallTimer::start("AddPreverifiedNumber", &request);
         finish(timer, self.add_preverified(request).await)
     }
 
@@ -345,7 +397,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::ListPreverifiedNumbersRequest>,
     ) -> Result<Response<pb::ListPreverifiedNumbersResponse>, Status> {
-        let timer = CallTimer::start("ListPreverifiedNumbers");
+        let timer = CallTimer::start("ListPreverifiedNumbers", &request);
         finish(timer, self.list_preverified(request).await)
     }
 
@@ -353,7 +405,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::DeletePreverifiedNumberRequest>,
     ) -> Result<Response<pb::DeletePreverifiedNumberResponse>, Status> {
-        let timer = CallTimer::start("DeletePreverifiedNumber");
+        let timer = CallTimer::start("DeletePreverifiedNumber", &request);
         finish(timer, self.delete_preverified(request).await)
     }
 
@@ -364,7 +416,7 @@ impl PhoneNumberService for Api {
         &self,
         request: Request<pb::WatchStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        let timer = CallTimer::start("WatchStatus");
+        let timer = CallTimer::start("WatchStatus", &request);
         finish(timer, self.watch(request).await)
     }
 }

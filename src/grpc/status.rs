@@ -209,6 +209,31 @@ fn refused(r: &numbers::Refusal, message: String) -> Status {
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
+/// A caller made its allowance of reads that bypass the cache for a WABA this minute,
+/// and nothing is cached to serve instead: RESOURCE_EXHAUSTED with RetryInfo and
+/// QuotaFailure.
+pub fn forced_reads_exhausted(caller: &str, waba: &str, limit: u32, wait: Duration) -> Status {
+    let metadata = HashMap::from([
+        ("caller".to_owned(), caller.to_owned()),
+        ("waba_id".to_owned(), waba.to_owned()),
+        ("limit".to_owned(), limit.to_string()),
+    ]);
+    let mut details = ErrorDetails::with_error_info("FORCED_READ_LIMIT", SERVICE_DOMAIN, metadata);
+    details.set_retry_info(Some(wait));
+    details.set_quota_failure(vec![QuotaViolation::new(
+        format!("caller:{caller}/waba:{waba}"),
+        format!("{limit} reads with max_staleness 0 per minute"),
+    )]);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "caller {caller} made its {limit} reads of WABA {waba} that bypass the cache this \
+             minute, and nothing is cached: ask with a max_staleness above 0, or later"
+        ),
+        details,
+    )
+}
+
 /// INVALID_ARGUMENT with one `BadRequest` field violation per problem.
 pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
     let summary = violations

@@ -15,6 +15,8 @@
 //! (tonic skips it for listeners it is handed). Not carried over: the peer's address in
 //! request extensions, which nothing here reads.
 
+use super::auth::Gate;
+use crate::callers::Caller;
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use http::Request;
@@ -23,6 +25,7 @@ use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::Status;
@@ -51,6 +54,7 @@ pub struct Http2Settings {
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    gate: Gate,
     settings: Http2Settings,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -81,9 +85,21 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         let routes = routes.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let span = call_span(&request);
+        let gate = gate.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let admitted = gate.admit(&mut request);
+            let span = call_span(&request, admitted.as_ref().ok().and_then(Option::as_ref));
             let timeout = super::deadline::answer_within(request.headers());
+            if let Err(status) = admitted {
+                let _entered = span.enter();
+                super::metrics::refused(status.code());
+                tracing::info!(
+                    status_message = status.message(),
+                    code = super::metrics::code_name(status.code()),
+                    "call refused"
+                );
+                return Either::Left(std::future::ready(Ok(status.into_http())));
+            }
             let call = routes.clone().oneshot(request);
             // The handlers answer a little before the deadline themselves; this is the
             // backstop for anything that does not (a caller waiting on a shared attempt).
@@ -99,7 +115,7 @@ pub async fn serve(
                 }
                 None => Either::Right(call),
             };
-            call.instrument(span)
+            Either::Right(call.instrument(span))
         });
         let connection = connections.watch(http2.serve_connection(TokioIo::new(socket), service));
         tokio::spawn(async move {
@@ -113,9 +129,10 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-/// Every log line of a call carries its method and a request id: the client's
-/// `x-request-id` when it sends a sensible one, else a fresh one.
-fn call_span<B>(request: &Request<B>) -> tracing::Span {
+/// Every log line of a call carries its method, its caller (`-` without a callers file)
+/// and a request id: the client's `x-request-id` when it sends a sensible one, else a
+/// fresh one.
+fn call_span<B>(request: &Request<B>, caller: Option<&Arc<Caller>>) -> tracing::Span {
     let given = request
         .headers()
         .get("x-request-id")
@@ -125,5 +142,10 @@ fn call_span<B>(request: &Request<B>) -> tracing::Span {
         Some(id) => id.to_owned(),
         None => format!("{:016x}", rand::random::<u64>()),
     };
-    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
+    tracing::info_span!(
+        "grpc",
+        method = %request.uri().path(),
+        caller = %super::auth::name_of(caller),
+        request_id = %request_id
+    )
 }

@@ -340,6 +340,11 @@ impl ReadPath {
         inner.page_reads.forget_if(|_| true);
     }
 
+    /// A number's snapshot as cached, however old; Meta is not asked.
+    pub fn cached(&self, phone_number_id: &str) -> Option<Arc<Snapshot>> {
+        self.inner.numbers.get(phone_number_id)
+    }
+
     /// The WABA a number is known to belong to.
     pub fn waba_of(&self, phone_number_id: &str) -> Option<String> {
         self.inner.keys.known_waba_of(phone_number_id)

@@ -3,6 +3,7 @@
 mod support;
 
 mod cache;
+mod callers;
 mod customers;
 mod fields;
 mod lifecycle;

@@ -9,6 +9,7 @@ use crate::support::{calls, fake_graph, graph_never_called, list, number, ok, pa
 use crate::support::{get_status, get_status_within, list_numbers, numbers, register, waba};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -18,7 +19,9 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_reflection::pb::v1;
 use tonic_types::StatusExt;
 use waba_numbers::grpc::auth::Reflection;
-use waba_numbers::pb::{GetCustomerRequest, ListPreverifiedNumbersRequest, OnboardCustomerRequest};
+use waba_numbers::pb::{
+    GetCustomerRequest, ListCustomersRequest, ListPreverifiedNumbersRequest, OnboardCustomerRequest,
+};
 use waba_numbers::server::Settings;
 use wiremock::MockServer;
 use wiremock::ResponseTemplate;
@@ -489,4 +492,80 @@ async fn the_service_will_not_start_with_a_broken_callers_file_or_without_a_requ
         .to_string();
     assert!(e.contains("api_key_sha256"), "{e}");
     assert!(!e.contains(key), "{e}");
+}
+
+#[tokio::test]
+async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
+    let (settings, http) = crate::support::sandbox_customers_settings().await;
+    let codes = ["es-acme", "es-globex", "es-initech"];
+    let wabas: Vec<String> = codes
+        .iter()
+        .map(|code| waba_numbers::sandbox::customer_waba_id(code).unwrap())
+        .collect();
+    let text = format!(
+        "{}\n[[caller]]\nname = \"two\"\napi_key_sha256 = \"{}\"\nscopes = [\"read\"]\nwabas = [\"{}\", \"{}\"]\n",
+        callers_toml(),
+        sha("two-key-0123456789"),
+        wabas[0],
+        wabas[2]
+    );
+    let (settings, _dir) = with_callers(settings, &text);
+    let service = Service::start_on(settings, http).await;
+    let mut customers = service.customers.clone();
+    for (code, waba_id) in codes.iter().zip(&wabas) {
+        let onboard = OnboardCustomerRequest {
+            code: (*code).into(),
+            waba_id: waba_id.clone(),
+            request_id: format!("{code}-1"),
+            ..OnboardCustomerRequest::default()
+        };
+        customers.onboard_customer(by(OPS, onboard)).await.unwrap();
+    }
+    let list = |page_token: &str| ListCustomersRequest {
+        page_size: 1,
+        page_token: page_token.into(),
+    };
+    let everyone = customers
+        .list_customers(by(OPS, ListCustomersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(everyone.customers.len(), 3);
+
+    // Page by page, only its own two, in WABA id order.
+    let mut mine = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = customers
+            .list_customers(by("two-key-0123456789", list(&token)))
+            .await
+            .unwrap()
+            .into_inner();
+        mine.extend(page.customers.into_iter().map(|c| c.waba_id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(mine, BTreeSet::from([wabas[0].clone(), wabas[2].clone()]));
+
+    let hidden = customers
+        .get_customer(by(
+            "two-key-0123456789",
+            GetCustomerRequest {
+                waba_id: wabas[1].clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    customers
+        .get_customer(by(
+            "two-key-0123456789",
+            GetCustomerRequest {
+                waba_id: wabas[2].clone(),
+            },
+        ))
+        .await
+        .unwrap();
 }

@@ -134,9 +134,7 @@ impl Service {
     /// The service on the embedded sandbox with customers: the sandbox's app id, a
     /// `memory` store.
     pub async fn on_sandbox_with_customers() -> Service {
-        let (settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
-        let mut settings = with_customers(settings, StoreConfig::memory());
-        settings.graph.app_id = Some(sandbox::SANDBOX_APP_ID.into());
+        let (settings, http) = sandbox_customers_settings().await;
         Service::start_on(settings, http).await
     }
 
@@ -171,6 +169,14 @@ impl Service {
         }
         self.task.await.unwrap()
     }
+}
+
+/// What [`Service::on_sandbox_with_customers`] runs on, to change before it starts.
+pub async fn sandbox_customers_settings() -> (Settings, TcpListener) {
+    let (settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
+    let mut settings = with_customers(settings, StoreConfig::memory());
+    settings.graph.app_id = Some(sandbox::SANDBOX_APP_ID.into());
+    (settings, http)
 }
 
 /// A sandbox run with `options` (its credentials and webhook address the service's),

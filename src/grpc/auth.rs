@@ -97,8 +97,8 @@ impl Gate {
 
     /// The caller of `request` if it may make this call (put in the request's
     /// extensions as [`Admitted`]); `Ok(None)` when there is no callers file, or the
-    /// method is open to all.
-    pub fn admit<B>(&self, request: &mut http::Request<B>) -> Result<Option<Arc<Caller>>, Status> {
+    /// method is open to all and no caller was named.
+    pub fn admit<B>(&self, request: &mut http::Request<B>) -> Result<Option<Arc<Caller>>, Refused> {
         let Some(callers) = &self.callers else {
             return Ok(None);
         };
@@ -114,12 +114,13 @@ impl Gate {
         let caller = match bearer {
             Some(Some(key)) => match list.by_key(key) {
                 Some(caller) => Some(caller),
-                None => return Err(Status::unauthenticated("unknown API key")),
+                None => return Err(Status::unauthenticated("unknown API key").into()),
             },
             Some(None) => {
                 return Err(Status::unauthenticated(
                     "the authorization metadata must be \"Bearer <API key>\"",
-                ));
+                )
+                .into());
             }
             None => request
                 .extensions()
@@ -134,28 +135,55 @@ impl Gate {
                 } else {
                     "send an API key as \"authorization: Bearer <key>\" metadata"
                 };
-                return Err(Status::unauthenticated(why));
+                return Err(Status::unauthenticated(why).into());
             }
             (_, Some(caller)) => caller,
         };
         match need {
             Need::Scope(scope) | Need::Business(scope) if !caller.may(scope) => {
-                return Err(Status::permission_denied(format!(
+                let status = Status::permission_denied(format!(
                     "caller {} lacks the {} scope",
                     caller.name,
                     scope.name()
-                )));
+                ));
+                return Err(Refused::by(status, caller));
             }
             Need::Business(_) if caller.wabas().is_some() => {
-                return Err(Status::permission_denied(format!(
+                let status = Status::permission_denied(format!(
                     "caller {} is limited to some WABAs: the business's pre-verified pool is not among them",
                     caller.name
-                )));
+                ));
+                return Err(Refused::by(status, caller));
             }
             _ => {}
         }
         admitted(request, &caller);
         Ok(Some(caller))
+    }
+}
+
+/// A call the check refused, and the caller it was, when known (PERMISSION_DENIED).
+#[derive(Debug)]
+pub struct Refused {
+    pub status: Status,
+    pub caller: Option<Arc<Caller>>,
+}
+
+impl Refused {
+    fn by(status: Status, caller: Arc<Caller>) -> Self {
+        Self {
+            status,
+            caller: Some(caller),
+        }
+    }
+}
+
+impl From<Status> for Refused {
+    fn from(status: Status) -> Self {
+        Self {
+            status,
+            caller: None,
+        }
     }
 }
 

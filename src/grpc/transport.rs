@@ -15,7 +15,7 @@
 //! (tonic skips it for listeners it is handed). Not carried over: the peer's address in
 //! request extensions, which nothing here reads.
 
-use super::auth::Gate;
+use super::auth::{Gate, Refused};
 use crate::callers::Caller;
 use futures_util::FutureExt;
 use futures_util::future::Either;
@@ -88,9 +88,13 @@ pub async fn serve(
         let gate = gate.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let admitted = gate.admit(&mut request);
-            let span = call_span(&request, admitted.as_ref().ok().and_then(Option::as_ref));
+            let caller = match &admitted {
+                Ok(caller) => caller.as_ref(),
+                Err(refused) => refused.caller.as_ref(),
+            };
+            let span = call_span(&request, caller);
             let timeout = super::deadline::answer_within(request.headers());
-            if let Err(status) = admitted {
+            if let Err(Refused { status, .. }) = admitted {
                 let _entered = span.enter();
                 super::metrics::refused(status.code());
                 tracing::info!(

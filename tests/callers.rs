@@ -227,6 +227,11 @@ async fn a_missing_scope_is_permission_denied_before_meta_is_asked() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     assert_eq!(calls(&graph).await, 0);
+    let text = crate::operations::scrape(&service).await;
+    assert!(
+        text.contains(r#"waba_grpc_refused_total{code="PERMISSION_DENIED"}"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -297,6 +302,16 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
     }
     client.get_status(by(OPS, get_status(N2))).await.unwrap();
     assert_eq!(calls(&graph).await, 2);
+
+    // Each caller is a label of the call metrics.
+    let text = crate::operations::scrape(&service).await;
+    for expected in [
+        r#"waba_grpc_requests_total{method="ListNumbers",code="OK",caller="billing"}"#,
+        r#"waba_grpc_requests_total{method="ListNumbers",code="NOT_FOUND",caller="billing"}"#,
+        r#"waba_grpc_requests_total{method="GetStatus",code="OK",caller="ops"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use crate::support::{Service, get_status, list_numbers, waba};
 use waba_numbers::sandbox::DEMO_WABA_ID;
 
-async fn scrape(service: &Service) -> String {
+pub(crate) async fn scrape(service: &Service) -> String {
     let url = format!("http://{}/metrics", service.http_addr);
     let answer = reqwest::get(url).await.unwrap();
     assert_eq!(answer.status(), 200);
@@ -22,8 +22,8 @@ async fn metrics_count_calls_upstream_usage_streams_watchers_and_token_age() {
 
     let text = scrape(&service).await;
     for expected in [
-        r#"waba_grpc_requests_total{method="ListNumbers",code="OK"}"#,
-        r#"waba_grpc_requests_total{method="GetStatus",code="NOT_FOUND"}"#,
+        r#"waba_grpc_requests_total{method="ListNumbers",code="OK",caller="-"}"#,
+        r#"waba_grpc_requests_total{method="GetStatus",code="NOT_FOUND",caller="-"}"#,
         r#"waba_grpc_request_duration_seconds_bucket{method="ListNumbers",le="0.005"}"#,
         r#"waba_graph_requests_total{endpoint="phone_numbers",token="partner",result="ok"}"#,
         r#"waba_graph_requests_total{endpoint="phone_number",token="partner",result="graph_100"}"#,

@@ -5,6 +5,7 @@ mod support;
 mod cache;
 mod customers;
 mod fields;
+mod hostile;
 mod lifecycle;
 mod operations;
 mod replicas;

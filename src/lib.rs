@@ -19,6 +19,8 @@
 
 pub mod config;
 pub mod customers;
+#[cfg(test)]
+mod fuzzing;
 pub mod graph;
 pub mod grpc;
 pub mod http;

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// customers' business tokens and checks tokens (debug_token).
     #[arg(long, env = "WABA_APP_ID", value_parser = parse_app_id)]
     pub app_id: Option<String>,
+    /// The largest request message a caller may send, in bytes (or 64KiB, 1MiB); a larger
+    /// one is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "WABA_MAX_MESSAGE_SIZE", default_value = "64KiB", value_parser = parse_message_size)]
+    pub max_message_size: usize,
     /// Serve against the built-in simulated Graph API: no Meta account needed.
     #[arg(long)]
     pub sandbox: bool,
@@ -225,6 +229,7 @@ impl ServeArgs {
         settings.callers_file = self.callers_file.clone();
         settings.require_callers = self.require_callers;
         settings.reflection = self.reflection;
+        settings.max_message_size = self.max_message_size;
         settings.webhooks = WebhookSettings {
             app_secret: settings.graph.app_secret.clone(),
             verify_token: secrets.webhook_verify_token.clone(),
@@ -267,6 +272,25 @@ fn parse_reserve(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if n <= 9 => Ok(n),
         _ => Err("expected a number of attempts from 0 to 9 (Meta allows 10 per 72 hours)".into()),
+    }
+}
+
+/// Bytes, plain or with a KiB or MiB suffix; from 1 KiB (no request fits in less) to
+/// 16 MiB.
+fn parse_message_size(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.trim() {
+        t if t.ends_with("KiB") => (&t[..t.len() - 3], 1024),
+        t if t.ends_with("MiB") => (&t[..t.len() - 3], 1024 * 1024),
+        t => (t, 1),
+    };
+    let bytes = digits
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit));
+    match bytes {
+        Some(n) if (1024..=16 * 1024 * 1024).contains(&n) => Ok(n),
+        _ => Err("expected a size from 1KiB to 16MiB, e.g. 65536, 64KiB or 1MiB".into()),
     }
 }
 
@@ -330,6 +354,20 @@ mod tests {
         assert_eq!(parse_ttl("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_ttl("15s"), Ok(Duration::from_secs(15)));
         assert!(parse_ttl("-1s").is_err() && parse_ttl("fresh").is_err());
+        assert_eq!(parse_message_size("64KiB"), Ok(65536));
+        assert_eq!(parse_message_size("65536"), Ok(65536));
+        assert_eq!(parse_message_size("1MiB"), Ok(1 << 20));
+        for bad in [
+            "",
+            "big",
+            "100",
+            "64kb",
+            "17MiB",
+            "-1KiB",
+            "99999999999999999999MiB",
+        ] {
+            assert!(parse_message_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@
 pub mod callers;
 pub mod config;
 pub mod customers;
+#[cfg(test)]
+mod fuzzing;
 pub mod graph;
 pub mod grpc;
 pub mod http;

@@ -62,7 +62,14 @@ pub struct Settings {
     pub callers_reload: Duration,
     /// Who may use server reflection.
     pub reflection: Reflection,
+    /// The largest request message a caller may send (bytes, after decompression); a
+    /// larger one is refused with RESOURCE_EXHAUSTED before it is read.
+    pub max_message_size: usize,
 }
+
+/// What callers may send by default: requests here are ids and short strings (a
+/// WatchStatus of 1,000 numbers is about 20 KiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 impl Settings {
     pub fn new(graph: GraphSettings) -> Self {
@@ -81,6 +88,7 @@ impl Settings {
             require_callers: false,
             callers_reload: Duration::from_secs(5),
             reflection: Reflection::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -244,15 +252,17 @@ impl Service {
         health.set_service_status("", ServingStatus::Serving).await;
         tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
 
-        let mut routes = Routes::new(health_service);
+        // Every service refuses a request larger than the limit before reading it.
+        let limit = settings.max_message_size;
+        let mut routes = Routes::new(health_service.max_decoding_message_size(limit));
         if gate.reflection() != Reflection::Off {
             routes = routes
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha);
+                .add_service(reflection_v1.max_decoding_message_size(limit))
+                .add_service(reflection_v1alpha.max_decoding_message_size(limit));
         }
         let routes = routes
-            .add_service(PhoneNumberServiceServer::new(api))
-            .add_service(CustomerServiceServer::new(customer_api));
+            .add_service(PhoneNumberServiceServer::new(api).max_decoding_message_size(limit))
+            .add_service(CustomerServiceServer::new(customer_api).max_decoding_message_size(limit));
         let http2 = Http2Settings {
             keepalive: settings.keepalive,
             max_concurrent_streams: settings.max_concurrent_streams,

@@ -6,6 +6,7 @@ mod cache;
 mod callers;
 mod customers;
 mod fields;
+mod hostile;
 mod lifecycle;
 mod operations;
 mod replicas;

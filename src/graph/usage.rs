@@ -216,3 +216,66 @@ mod tests {
         assert_eq!(usage.regain_access_in(), None);
     }
 }
+
+/// Fuzz target: any usage header Meta (or a proxy) sends never panics the parser or
+/// the tracker. See `src/fuzzing.rs`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    const KEYS: &[&str] = &[
+        "102290129340398",
+        "type",
+        "call_count",
+        "total_cputime",
+        "total_time",
+        "estimated_time_to_regain_access",
+    ];
+
+    fn record(business: &str, app: &str) {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-business-use-case-usage", business),
+            ("x-app-usage", app),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        }
+        let usage = Usage::from_headers(&headers);
+        let _ = usage.regain_access_in();
+        let tracker = UsageTracker::default();
+        tracker.record(&usage);
+        let _ = (
+            tracker.regain_access_in(),
+            tracker.max_percent(),
+            tracker.app(),
+        );
+        for object in usage.business.keys() {
+            let _ = tracker.throttled_for(object);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        #[test]
+        fn fuzz_usage_headers_arbitrary_strings_never_panic(business in any::<String>(), app in any::<String>()) {
+            record(&business, &app);
+        }
+
+        #[test]
+        fn fuzz_usage_headers_arbitrary_json_never_panics(
+            business in crate::fuzzing::json_value(KEYS),
+            app in crate::fuzzing::json_value(KEYS),
+            minutes in any::<u32>(),
+        ) {
+            record(&business.to_string(), &app.to_string());
+            // The largest wait Meta could state, for a WABA.
+            let throttled = serde_json::json!({ "102290129340398": [{ "estimated_time_to_regain_access": minutes }] });
+            record(&throttled.to_string(), "{}");
+        }
+    }
+}

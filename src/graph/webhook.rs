@@ -153,3 +153,121 @@ mod tests {
         pushes(body, 0).unwrap()
     }
 }
+
+/// Fuzz targets: any POST to the webhook. See `src/fuzzing.rs`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "object",
+        "entry",
+        "id",
+        "time",
+        "changes",
+        "field",
+        "value",
+        "display_phone_number",
+        "decision",
+        "requested_verified_name",
+        "event",
+        "current_limit",
+        "max_daily_conversations_per_business",
+        "phone_number_name_update",
+        "phone_number_quality_update",
+        "security",
+        "account_update",
+    ];
+
+    fn signature(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// A notification shaped like Meta's, with arbitrary values where Meta puts its own.
+    fn envelope() -> impl Strategy<Value = serde_json::Value> {
+        let value = crate::fuzzing::json_value(KEYS);
+        let field = prop_oneof![
+            proptest::sample::select(&KEYS[13..]).prop_map(str::to_owned),
+            any::<String>(),
+        ];
+        let change = (field, value.clone())
+            .prop_map(|(field, value)| serde_json::json!({ "field": field, "value": value }));
+        let entry = (
+            value.clone(),
+            value,
+            proptest::collection::vec(change, 0..4),
+        )
+            .prop_map(|(id, time, changes)| serde_json::json!({ "id": id, "time": time, "changes": changes }));
+        proptest::collection::vec(entry, 0..3).prop_map(|entries| {
+            serde_json::json!({ "object": "whatsapp_business_account", "entry": entries })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        #[test]
+        fn fuzz_webhook_arbitrary_bodies_and_signatures_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            header in any::<String>(),
+            now in any::<i64>(),
+        ) {
+            let secret = SecretString::from("app-secret");
+            prop_assert!(!signature_is_valid(&secret, &body, Some(&header)) || header.starts_with("sha256="));
+            let hexed = format!("sha256={header}");
+            let _ = signature_is_valid(&secret, &body, Some(&hexed));
+            let _ = pushes(&body, now);
+        }
+
+        #[test]
+        fn fuzz_webhook_shaped_payloads_never_panic(body in envelope(), now in any::<i64>()) {
+            // An entry whose id is not a string, or whose time is not an integer, makes
+            // the body unreadable (Meta sends neither); otherwise at most one push a change.
+            if let Ok(pushes) = pushes(body.to_string().as_bytes(), now) {
+                let changes: usize = body["entry"]
+                    .as_array()
+                    .map_or(0, |e| e.iter().map(|e| e["changes"].as_array().map_or(0, Vec::len)).sum());
+                prop_assert!(pushes.len() <= changes);
+            }
+        }
+
+        #[test]
+        fn fuzz_webhook_correct_signature_verifies(secret in ".{1,64}", body in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let good = signature(&secret, &body);
+            prop_assert!(signature_is_valid(&SecretString::from(secret), &body, Some(&good)));
+        }
+
+        #[test]
+        fn fuzz_webhook_any_single_bit_flip_fails(
+            secret in ".{1,64}",
+            body in proptest::collection::vec(any::<u8>(), 1..1024),
+            at in any::<proptest::sample::Index>(),
+            bit in 0..8u8,
+        ) {
+            let good = signature(&secret, &body);
+            let secret = SecretString::from(secret);
+            // A bit of the body.
+            let mut flipped = body.clone();
+            flipped[at.index(body.len())] ^= 1 << bit;
+            prop_assert!(!signature_is_valid(&secret, &flipped, Some(&good)));
+            // A bit of the MAC.
+            let mut mac = hex::decode(&good["sha256=".len()..]).unwrap();
+            let i = at.index(mac.len());
+            mac[i] ^= 1 << bit;
+            let flipped_mac = format!("sha256={}", hex::encode(&mac));
+            prop_assert!(!signature_is_valid(&secret, &body, Some(&flipped_mac)));
+            // A bit of the header as sent: refused, unless it only changed a hex
+            // letter's case (the same MAC: hex is read either way).
+            let mut header = good.clone().into_bytes();
+            let j = at.index(header.len());
+            header[j] ^= 1 << bit;
+            if let Ok(header) = String::from_utf8(header) {
+                let same_mac = header.to_ascii_lowercase() == good && j >= "sha256=".len();
+                prop_assert_eq!(signature_is_valid(&secret, &body, Some(&header)), same_mac);
+            }
+        }
+    }
+}

@@ -320,3 +320,138 @@ mod tests {
         assert_eq!(s.error.details().as_deref(), Some("flat"));
     }
 }
+
+/// Fuzz targets: whatever Meta (or anything between) answers, parsing never panics.
+/// See `src/fuzzing.rs`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every field name the response types read, so generated objects hit them.
+    const KEYS: &[&str] = &[
+        "id",
+        "data",
+        "paging",
+        "cursors",
+        "after",
+        "before",
+        "next",
+        "display_phone_number",
+        "verified_name",
+        "name_status",
+        "new_name_status",
+        "new_display_name",
+        "code_verification_status",
+        "quality_rating",
+        "status",
+        "platform_type",
+        "throughput",
+        "level",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "account_mode",
+        "is_official_business_account",
+        "is_pin_enabled",
+        "last_onboarded_time",
+        "is_preverified_number",
+        "is_on_biz_app",
+        "phone_number",
+        "code_verification_time",
+        "verification_expiry_time",
+        "access_token",
+        "is_valid",
+        "expires_at",
+        "granular_scopes",
+        "scope",
+        "target_ids",
+        "code",
+        "body",
+        "success",
+        "error",
+        "message",
+        "type",
+        "error_subcode",
+        "error_user_title",
+        "error_user_msg",
+        "error_data",
+        "details",
+        "is_transient",
+        "fbtrace_id",
+    ];
+
+    /// Every way the client reads a Graph answer (`serde_json::from_slice` into the
+    /// response types, then into domain types), on `body`.
+    pub(super) fn parse_everything(body: &[u8]) {
+        if let Ok(list) = serde_json::from_slice::<ListJson>(body) {
+            let _ = NumbersPage::from(list);
+        }
+        if let Ok(number) = serde_json::from_slice::<PhoneNumberJson>(body) {
+            let _ = PhoneNumber::from(number);
+        }
+        if let Ok(pool) = serde_json::from_slice::<PreverifiedListJson>(body) {
+            let _ = PreverifiedPage::from(pool);
+        }
+        if let Ok(one) = serde_json::from_slice::<PreverifiedJson>(body) {
+            let _ = PreverifiedNumber::from(one);
+        }
+        if let Ok(token) = serde_json::from_slice::<DebugTokenJson>(body) {
+            let _ = TokenInfo::from(token);
+        }
+        let _ = serde_json::from_slice::<AccessTokenJson>(body);
+        let _ = serde_json::from_slice::<IdJson>(body);
+        let _ = serde_json::from_slice::<SuccessJson>(body);
+        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
+            let _ = envelope.error.details();
+        }
+        // A batch: each item's body is itself a number's JSON or an error envelope.
+        if let Ok(items) = serde_json::from_slice::<Vec<Option<BatchItem>>>(body) {
+            for item in items.into_iter().flatten() {
+                if let Ok(number) = serde_json::from_str::<PhoneNumberJson>(&item.body) {
+                    let _ = PhoneNumber::from(number);
+                }
+                let _ = serde_json::from_str::<ErrorEnvelope>(&item.body);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        #[test]
+        fn fuzz_graph_responses_arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            parse_everything(&body);
+        }
+
+        #[test]
+        fn fuzz_graph_responses_arbitrary_json_never_panics(value in crate::fuzzing::json_value(KEYS)) {
+            parse_everything(value.to_string().as_bytes());
+            // The same value as a list page's item, a batch item's body, an error.
+            let wrapped = [
+                serde_json::json!({ "data": [value.clone()], "paging": value.clone() }),
+                serde_json::json!([{ "code": 200, "body": value.to_string() }, null]),
+                serde_json::json!({ "error": value.clone() }),
+                serde_json::json!({ "data": { "granular_scopes": [value.clone()] } }),
+            ];
+            for body in wrapped {
+                parse_everything(body.to_string().as_bytes());
+            }
+        }
+
+        #[test]
+        fn fuzz_graph_timestamps_never_panic(s in any::<String>()) {
+            let _ = parse_graph_time(&s);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        parse_everything(deep.as_bytes());
+        let deep_in_a_field = format!(
+            r#"{{"data":[{{"id":"1","throughput":{}"#,
+            "{\"level\":".repeat(100_000)
+        );
+        parse_everything(deep_in_a_field.as_bytes());
+    }
+}

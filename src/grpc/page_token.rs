@@ -125,3 +125,77 @@ mod tests {
         assert_eq!(tokens.decode("", "111", 25), Err(PageTokenError::Malformed));
     }
 }
+
+/// Fuzz targets: any `page_token` a client sends. See `src/fuzzing.rs`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tokens() -> PageTokens {
+        PageTokens::new([7; 32])
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        #[test]
+        fn fuzz_page_token_arbitrary_strings_never_panic(token in any::<String>(), scope in any::<String>(), n in any::<u32>()) {
+            prop_assert!(tokens().decode(&token, &scope, n).is_err());
+        }
+
+        #[test]
+        fn fuzz_page_token_base64_strings_never_panic(token in "[A-Za-z0-9_-]{0,300}") {
+            prop_assert!(tokens().decode(&token, "102290129340398", 25).is_err());
+        }
+
+        /// Correctly signed payloads that are not the payload: refused, not a panic.
+        #[test]
+        fn fuzz_page_token_signed_garbage_is_malformed(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let tokens = tokens();
+            let mut bytes = payload.clone();
+            bytes.extend_from_slice(&tokens.mac(&payload).finalize().into_bytes());
+            let token = URL_SAFE_NO_PAD.encode(bytes);
+            if let Ok(cursor) = tokens.decode(&token, "1", 1) {
+                // Only a real payload for that very request decodes.
+                let real: Payload = serde_json::from_slice(&payload).unwrap();
+                prop_assert_eq!((real.w.as_str(), real.n, real.c), ("1", 1, cursor));
+            }
+        }
+
+        #[test]
+        fn fuzz_page_token_round_trips(scope in any::<String>(), n in any::<u32>(), cursor in any::<String>()) {
+            let token = tokens().encode(&scope, n, &cursor);
+            prop_assert_eq!(tokens().decode(&token, &scope, n), Ok(cursor));
+        }
+
+        #[test]
+        fn fuzz_page_token_any_tampering_fails(
+            scope in "[0-9]{1,20}",
+            n in 1..=100u32,
+            cursor in any::<String>(),
+            at in any::<proptest::sample::Index>(),
+            bit in 0..8u8,
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let tokens = tokens();
+            let token = tokens.encode(&scope, n, &cursor);
+            // Any bit of what it carries, or of its tag.
+            let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            let flipped = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert_eq!(tokens.decode(&flipped, &scope, n), Err(PageTokenError::Malformed));
+            // Cut short anywhere, or lengthened.
+            let short = &token[..cut.index(token.len())];
+            prop_assert!(tokens.decode(short, &scope, n).is_err());
+            let longer = format!("{token}A");
+            prop_assert!(tokens.decode(&longer, &scope, n).is_err());
+            // Another request, or another key.
+            let other_scope = format!("{scope}0");
+            prop_assert_eq!(tokens.decode(&token, &other_scope, n), Err(PageTokenError::OtherRequest));
+            prop_assert_eq!(tokens.decode(&token, &scope, n + 1), Err(PageTokenError::OtherRequest));
+            prop_assert_eq!(PageTokens::new([8; 32]).decode(&token, &scope, n), Err(PageTokenError::Malformed));
+        }
+    }
+}

@@ -12,8 +12,10 @@
 //! Otherwise this does what tonic's server did for us: HTTP/2 only, keepalive PINGs, a
 //! stream limit per connection, a tracing span per call, the caller's `grpc-timeout`
 //! bounding the call (until its response starts), and a graceful drain. Added: TCP_NODELAY
-//! (tonic skips it for listeners it is handed). Not carried over: the peer's address in
-//! request extensions, which nothing here reads.
+//! (tonic skips it for listeners it is handed), and a request larger than the services'
+//! `max_decoding_message_size` answered RESOURCE_EXHAUSTED, as gRPC's status code guide
+//! says, not tonic's OUT_OF_RANGE (see [`oversized_is_resource_exhausted`]). Not carried
+//! over: the peer's address in request extensions, which nothing here reads.
 
 use super::auth::{Gate, Refused};
 use crate::callers::Caller;
@@ -104,7 +106,10 @@ pub async fn serve(
                 );
                 return Either::Left(std::future::ready(Ok(status.into_http())));
             }
-            let call = routes.clone().oneshot(request);
+            let call = routes
+                .clone()
+                .oneshot(request)
+                .map(|answer| answer.map(oversized_is_resource_exhausted));
             // The handlers answer a little before the deadline themselves; this is the
             // backstop for anything that does not (a caller waiting on a shared attempt).
             // Boxed: hyper's task for a stream is sized by this future for the stream's
@@ -133,6 +138,37 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
+/// tonic's decoder refuses a request message over the limit with OUT_OF_RANGE and this
+/// message (tonic 0.14, `codec/decode.rs`); gRPC's status code guide says
+/// RESOURCE_EXHAUSTED for a message larger than the server accepts. Only that refusal is
+/// remapped: it is decided before the handler runs, so it arrives as a trailers-only
+/// answer (the status in the headers), and no handler answers OUT_OF_RANGE.
+const TOO_LARGE_PREFIX: &str = "Error, decoded message length too large";
+
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").map(http::HeaderValue::as_bytes) != Some(b"11") {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return response;
+    };
+    if status.code() != tonic::Code::OutOfRange || !status.message().starts_with(TOO_LARGE_PREFIX) {
+        return response;
+    }
+    let limit = status
+        .message()
+        .rsplit_once("the limit is: ")
+        .map_or("the limit", |(_, limit)| limit);
+    let refused = Status::resource_exhausted(format!(
+        "the request message is larger than this service accepts ({limit})"
+    ));
+    if refused.add_header(headers).is_err() {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
 /// Every log line of a call carries its method, its caller (`-` without a callers file)
 /// and a request id: the client's `x-request-id` when it sends a sensible one, else a
 /// fresh one.
@@ -152,4 +188,39 @@ fn call_span<B>(request: &Request<B>, caller: Option<&Arc<Caller>>) -> tracing::
         caller = %super::auth::name_of(caller),
         request_id = %request_id
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: &Status) -> http::Response<()> {
+        let mut response = http::Response::new(());
+        status.add_header(response.headers_mut()).unwrap();
+        response
+    }
+
+    #[test]
+    fn only_tonics_too_large_refusal_becomes_resource_exhausted() {
+        let too_large = Status::out_of_range(
+            "Error, decoded message length too large: found 102410 bytes, the limit is: 65536 bytes",
+        );
+        let mapped = oversized_is_resource_exhausted(answer(&too_large));
+        let status = Status::from_header_map(mapped.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("65536 bytes"), "{status:?}");
+        for other in [
+            Status::out_of_range("a page past the end"),
+            Status::invalid_argument("Error, decoded message length too large"),
+        ] {
+            let kept = oversized_is_resource_exhausted(answer(&other));
+            let status = Status::from_header_map(kept.headers()).unwrap();
+            assert_eq!(
+                (status.code(), status.message()),
+                (other.code(), other.message())
+            );
+        }
+        let ok = oversized_is_resource_exhausted(http::Response::new(()));
+        assert!(ok.headers().is_empty());
+    }
 }

@@ -2,12 +2,15 @@
 //!
 //! GET answers Meta's verification handshake. POST checks `X-Hub-Signature-256` over the
 //! raw body before reading anything, applies the changes to the watchers at once (an
-//! in-memory update) and acknowledges.
+//! in-memory update) and acknowledges. A body over [`WEBHOOK_BODY_LIMIT`] is refused with
+//! 413 before it is read whole; JSON nested deeper than serde_json's recursion limit
+//! (128) is unreadable (400), not a stack overflow.
 
 use crate::graph::{GraphClient, webhook};
 use crate::watch::Hub;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +21,11 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+
+/// The largest notification body read: Meta documents webhook payloads of up to 3 MB
+/// (axum's own default, 2 MB, would refuse the largest). Set here rather than left to
+/// axum's default, so it is visible and tested.
+pub const WEBHOOK_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSettings {
@@ -44,7 +52,12 @@ pub fn router(hub: Hub, graph: Arc<GraphClient>, settings: WebhookSettings) -> R
         settings,
     });
     Router::new()
-        .route(WEBHOOK_PATH, get(handshake).post(notification))
+        .route(
+            WEBHOOK_PATH,
+            get(handshake)
+                .post(notification)
+                .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
         .route("/metrics", get(move |state| scrape(state, metrics.clone())))
         .with_state(state)
 }

@@ -212,12 +212,17 @@ impl Error {
         if err.is_timeout() {
             return Error::Timeout;
         }
-        if err.is_decode() || err.is_body() {
-            return Error::Decode(err.without_url().to_string());
-        }
+        // A body that broke off (a reset, a close before its end; reqwest says "error
+        // decoding response body", having no decoder of ours to run) is a failed
+        // connection like any other, not an answer that could not be read: `Transport`.
+        // Unreadable answers are `Decode`, from our own parsing of a whole body.
+        let broke_off = err.is_body() || err.is_decode();
         // Display of a reqwest error includes the URL, and the URL carries appsecret_proof.
         let err = err.without_url();
-        let mut text = err.to_string();
+        let mut text = match broke_off {
+            true => format!("the answer broke off: {err}"),
+            false => err.to_string(),
+        };
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
             text.push_str(": ");

@@ -67,6 +67,10 @@ pub enum Error {
     Graph(Box<GraphError>),
     #[error("Graph API answered HTTP {status} without an error body")]
     Http { status: u16 },
+    /// HTTP 429 without Meta's error body (a proxy's, or Meta's own in some versions):
+    /// too many calls, with the wait its `Retry-After` header gave, if any.
+    #[error("Graph API answered HTTP 429 (too many requests) without an error body")]
+    RateLimited { retry_after: Option<Duration> },
     #[error("the Graph API did not answer in time")]
     Timeout,
     #[error("the caller's deadline passed before the Graph API answered")]
@@ -102,14 +106,20 @@ impl Error {
         matches!(self, Error::Http { status } if *status >= 500)
     }
 
-    /// Meta says too many calls: nothing helps but waiting ([`Error::retry_after`]).
+    /// Meta says too many calls (one of its codes, or a bare HTTP 429): nothing helps but
+    /// waiting ([`Error::retry_after`]).
     pub fn is_throttling(&self) -> bool {
-        self.graph().is_some_and(GraphError::is_throttling)
+        matches!(self, Error::RateLimited { .. })
+            || self.graph().is_some_and(GraphError::is_throttling)
     }
 
-    /// How long Meta said to wait, from the usage headers of the same answer.
+    /// How long Meta said to wait: from the usage headers of the same answer, else its
+    /// `Retry-After` header.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.graph().and_then(|g| g.retry_after)
+        match self {
+            Error::RateLimited { retry_after } => *retry_after,
+            _ => self.graph().and_then(|g| g.retry_after),
+        }
     }
 
     /// Trying again soon may succeed: Meta's transient codes (or its `is_transient`), a
@@ -134,6 +144,7 @@ impl Error {
             | Error::BodyTooLarge { .. }
             | Error::Decode(_) => true,
             Error::Graph(_)
+            | Error::RateLimited { .. }
             | Error::Token(_)
             | Error::InvalidId
             | Error::TooLate
@@ -189,6 +200,7 @@ impl Error {
         match self {
             Error::Graph(g) => format!("graph_{}", g.code),
             Error::Http { status } => format!("http_{status}"),
+            Error::RateLimited { .. } => "http_429".into(),
             Error::Timeout => "timeout".into(),
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),

@@ -81,6 +81,10 @@ pub enum Error {
     /// Connection refused, reset, DNS... The text never includes the URL (it carries appsecret_proof).
     #[error("cannot reach the Graph API: {0}")]
     Transport(String),
+    /// The TLS handshake refused the server's certificate (unknown issuer, wrong name,
+    /// expired): nothing was sent, and it will not pass by itself.
+    #[error("the Graph API's TLS certificate was refused: {0}")]
+    CertificateRejected(String),
     #[error("unexpected response from the Graph API: {0}")]
     Decode(String),
     #[error("Graph API response larger than {limit} bytes")]
@@ -145,6 +149,7 @@ impl Error {
             | Error::Decode(_) => true,
             Error::Graph(_)
             | Error::RateLimited { .. }
+            | Error::CertificateRejected(_)
             | Error::Token(_)
             | Error::InvalidId
             | Error::TooLate
@@ -172,12 +177,14 @@ impl Error {
         self.graph().is_some_and(|g| g.code == 133016)
     }
 
-    /// The request never left the service (no token, an invalid id, too late to send):
-    /// Meta saw nothing, and nothing of its limits was spent.
+    /// The request never left the service (no token, an invalid id, too late to send, a
+    /// certificate refused before the request went): Meta saw nothing, and nothing of its
+    /// limits was spent.
     pub fn was_not_sent(&self) -> bool {
         matches!(
             self,
             Error::Token(_)
+                | Error::CertificateRejected(_)
                 | Error::InvalidId
                 | Error::TooLate
                 | Error::AppCredentialsMissing
@@ -201,6 +208,7 @@ impl Error {
             Error::Graph(g) => format!("graph_{}", g.code),
             Error::Http { status } => format!("http_{status}"),
             Error::RateLimited { .. } => "http_429".into(),
+            Error::CertificateRejected(_) => "certificate_rejected".into(),
             Error::Timeout => "timeout".into(),
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),
@@ -235,12 +243,34 @@ impl Error {
             true => format!("the answer broke off: {err}"),
             false => err.to_string(),
         };
+        let mut certificate = None;
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
             text.push_str(": ");
             text.push_str(&cause.to_string());
+            certificate = certificate.or_else(|| refused_certificate(cause));
             source = cause.source();
         }
-        Error::Transport(text)
+        match certificate {
+            Some(why) => Error::CertificateRejected(why),
+            None => Error::Transport(text),
+        }
     }
+}
+
+/// What rustls said, when `cause` is its refusal of the server's certificate. rustls's
+/// error reaches us inside `io::Error`s, whose `source` skips it: look inside.
+fn refused_certificate(mut cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    // reqwest wraps tokio-rustls's io::Error in one of its own.
+    let tls = loop {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            break tls;
+        }
+        cause = cause.downcast_ref::<std::io::Error>()?.get_ref()?;
+    };
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    )
+    .then(|| tls.to_string())
 }

@@ -242,6 +242,8 @@ pub(super) fn upstream(err: &graph::Error, write: bool) -> Status {
             "GRAPH_RATE_LIMITED",
             Some(retry_after.unwrap_or(Duration::from_secs(60))),
         ),
+        // Unavailable, but no RetryInfo: a refused certificate does not pass by itself.
+        E::CertificateRejected(_) => (Code::Unavailable, "GRAPH_CERTIFICATE_REJECTED", None),
         _ if err.is_transient() => (
             Code::Unavailable,
             "GRAPH_UNAVAILABLE",
@@ -482,7 +484,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_429_waits_as_told() {
+    fn a_bare_429_waits_as_told_and_a_refused_certificate_invites_no_retry() {
         let limited = graph::Error::RateLimited {
             retry_after: Some(Duration::from_secs(7)),
         };
@@ -499,5 +501,11 @@ mod tests {
             unsaid.get_details_retry_info().unwrap().retry_delay,
             Some(Duration::from_secs(60))
         );
+        let refused = graph::Error::CertificateRejected("invalid peer certificate".into());
+        assert!(!refused.is_transient() && !refused.outcome_unknown() && refused.was_not_sent());
+        let status = upstream(&refused, false);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_none());
+        assert!(status.message().contains("certificate was refused"));
     }
 }

@@ -4,6 +4,7 @@ mod support;
 
 mod cache;
 mod customers;
+mod faults;
 mod fields;
 mod lifecycle;
 mod operations;

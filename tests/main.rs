@@ -5,6 +5,7 @@ mod support;
 mod cache;
 mod callers;
 mod customers;
+mod faults;
 mod fields;
 mod hostile;
 mod lifecycle;

@@ -67,6 +67,10 @@ pub enum Error {
     Graph(Box<GraphError>),
     #[error("Graph API answered HTTP {status} without an error body")]
     Http { status: u16 },
+    /// HTTP 429 without Meta's error body (a proxy's, or Meta's own in some versions):
+    /// too many calls, with the wait its `Retry-After` header gave, if any.
+    #[error("Graph API answered HTTP 429 (too many requests) without an error body")]
+    RateLimited { retry_after: Option<Duration> },
     #[error("the Graph API did not answer in time")]
     Timeout,
     #[error("the caller's deadline passed before the Graph API answered")]
@@ -77,6 +81,10 @@ pub enum Error {
     /// Connection refused, reset, DNS... The text never includes the URL (it carries appsecret_proof).
     #[error("cannot reach the Graph API: {0}")]
     Transport(String),
+    /// The TLS handshake refused the server's certificate (unknown issuer, wrong name,
+    /// expired): nothing was sent, and it will not pass by itself.
+    #[error("the Graph API's TLS certificate was refused: {0}")]
+    CertificateRejected(String),
     #[error("unexpected response from the Graph API: {0}")]
     Decode(String),
     #[error("Graph API response larger than {limit} bytes")]
@@ -102,14 +110,20 @@ impl Error {
         matches!(self, Error::Http { status } if *status >= 500)
     }
 
-    /// Meta says too many calls: nothing helps but waiting ([`Error::retry_after`]).
+    /// Meta says too many calls (one of its codes, or a bare HTTP 429): nothing helps but
+    /// waiting ([`Error::retry_after`]).
     pub fn is_throttling(&self) -> bool {
-        self.graph().is_some_and(GraphError::is_throttling)
+        matches!(self, Error::RateLimited { .. })
+            || self.graph().is_some_and(GraphError::is_throttling)
     }
 
-    /// How long Meta said to wait, from the usage headers of the same answer.
+    /// How long Meta said to wait: from the usage headers of the same answer, else its
+    /// `Retry-After` header.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.graph().and_then(|g| g.retry_after)
+        match self {
+            Error::RateLimited { retry_after } => *retry_after,
+            _ => self.graph().and_then(|g| g.retry_after),
+        }
     }
 
     /// Trying again soon may succeed: Meta's transient codes (or its `is_transient`), a
@@ -134,6 +148,8 @@ impl Error {
             | Error::BodyTooLarge { .. }
             | Error::Decode(_) => true,
             Error::Graph(_)
+            | Error::RateLimited { .. }
+            | Error::CertificateRejected(_)
             | Error::Token(_)
             | Error::InvalidId
             | Error::TooLate
@@ -161,12 +177,14 @@ impl Error {
         self.graph().is_some_and(|g| g.code == 133016)
     }
 
-    /// The request never left the service (no token, an invalid id, too late to send):
-    /// Meta saw nothing, and nothing of its limits was spent.
+    /// The request never left the service (no token, an invalid id, too late to send, a
+    /// certificate refused before the request went): Meta saw nothing, and nothing of its
+    /// limits was spent.
     pub fn was_not_sent(&self) -> bool {
         matches!(
             self,
             Error::Token(_)
+                | Error::CertificateRejected(_)
                 | Error::InvalidId
                 | Error::TooLate
                 | Error::AppCredentialsMissing
@@ -189,6 +207,8 @@ impl Error {
         match self {
             Error::Graph(g) => format!("graph_{}", g.code),
             Error::Http { status } => format!("http_{status}"),
+            Error::RateLimited { .. } => "http_429".into(),
+            Error::CertificateRejected(_) => "certificate_rejected".into(),
             Error::Timeout => "timeout".into(),
             Error::DeadlineExceeded => "deadline_exceeded".into(),
             Error::Transport(_) => "unreachable".into(),
@@ -212,18 +232,45 @@ impl Error {
         if err.is_timeout() {
             return Error::Timeout;
         }
-        if err.is_decode() || err.is_body() {
-            return Error::Decode(err.without_url().to_string());
-        }
+        // A body that broke off (a reset, a close before its end; reqwest says "error
+        // decoding response body", having no decoder of ours to run) is a failed
+        // connection like any other, not an answer that could not be read: `Transport`.
+        // Unreadable answers are `Decode`, from our own parsing of a whole body.
+        let broke_off = err.is_body() || err.is_decode();
         // Display of a reqwest error includes the URL, and the URL carries appsecret_proof.
         let err = err.without_url();
-        let mut text = err.to_string();
+        let mut text = match broke_off {
+            true => format!("the answer broke off: {err}"),
+            false => err.to_string(),
+        };
+        let mut certificate = None;
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
             text.push_str(": ");
             text.push_str(&cause.to_string());
+            certificate = certificate.or_else(|| refused_certificate(cause));
             source = cause.source();
         }
-        Error::Transport(text)
+        match certificate {
+            Some(why) => Error::CertificateRejected(why),
+            None => Error::Transport(text),
+        }
     }
+}
+
+/// What rustls said, when `cause` is its refusal of the server's certificate. rustls's
+/// error reaches us inside `io::Error`s, whose `source` skips it: look inside.
+fn refused_certificate(mut cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    // reqwest wraps tokio-rustls's io::Error in one of its own.
+    let tls = loop {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            break tls;
+        }
+        cause = cause.downcast_ref::<std::io::Error>()?.get_ref()?;
+    };
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    )
+    .then(|| tls.to_string())
 }

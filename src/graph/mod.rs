@@ -582,7 +582,12 @@ impl GraphClient {
         call_secret: Option<&SecretString>,
     ) -> Error {
         let Ok(wire::ErrorEnvelope { error: e }) = serde_json::from_slice(body) else {
-            return Error::Http { status };
+            return match status {
+                429 => Error::RateLimited {
+                    retry_after: usage.retry_after,
+                },
+                _ => Error::Http { status },
+            };
         };
         // Meta does not echo credentials, but nothing it says may carry one onward.
         let proof = self.app_secret.as_ref().map(|s| appsecret_proof(s, token));
@@ -597,7 +602,7 @@ impl GraphClient {
         .collect();
         let clean = |s: String| redact(s, &secrets);
         let details = e.details().map(clean);
-        let retry_after = usage.regain_access_in();
+        let retry_after = usage.regain_access_in().or(usage.retry_after);
         Error::Graph(Box::new(GraphError {
             http_status: status,
             code: e.code,

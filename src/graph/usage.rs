@@ -1,4 +1,5 @@
-//! Meta's rate-limit headers: `X-Business-Use-Case-Usage` and `X-App-Usage`.
+//! Meta's rate-limit headers: `X-Business-Use-Case-Usage` and `X-App-Usage`, and the
+//! standard `Retry-After` of a 429.
 //!
 //! Values are percentages of a limit. A missing header means "unknown", not "0 %".
 
@@ -47,6 +48,8 @@ pub struct AppUsage {
 pub struct Usage {
     pub business: HashMap<String, Vec<BucUsage>>,
     pub app: Option<AppUsage>,
+    /// `Retry-After`: seconds, or an HTTP date (read against the wall clock).
+    pub retry_after: Option<Duration>,
 }
 
 impl Usage {
@@ -56,7 +59,12 @@ impl Usage {
             .and_then(|v| serde_json::from_str(v).ok())
             .unwrap_or_default();
         let app = json("x-app-usage").and_then(|v| serde_json::from_str(v).ok());
-        Usage { business, app }
+        let retry_after = json("retry-after").and_then(parse_retry_after);
+        Usage {
+            business,
+            app,
+            retry_after,
+        }
     }
 
     /// How long until access is regained, when any use case is throttled.
@@ -69,6 +77,18 @@ impl Usage {
             .max()?;
         (minutes > 0).then(|| Duration::from_secs(u64::from(minutes) * 60))
     }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP date; a date in the past
+/// is no wait, a value that parses as neither is ignored.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(left.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Usage last reported for an object, and when.
@@ -214,6 +234,26 @@ mod tests {
         assert!(usage.business.is_empty());
         assert_eq!(usage.app, None);
         assert_eq!(usage.regain_access_in(), None);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = parse_retry_after(&soon).unwrap();
+        assert!(
+            wait > Duration::from_secs(80) && wait <= Duration::from_secs(90),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
     }
 }
 

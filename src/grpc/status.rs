@@ -261,6 +261,14 @@ pub(super) fn upstream(err: &graph::Error, write: bool) -> Status {
         E::InvalidId => (Code::InvalidArgument, "INVALID_ID", None),
         E::AppCredentialsMissing => (Code::FailedPrecondition, "APP_CREDENTIALS_MISSING", None),
         E::NoPartnerToken => (Code::FailedPrecondition, "NO_CREDENTIALS_FOR_WABA", None),
+        // Too many calls, said without Meta's body: its Retry-After, else Meta's usual minute.
+        E::RateLimited { retry_after } => (
+            Code::ResourceExhausted,
+            "GRAPH_RATE_LIMITED",
+            Some(retry_after.unwrap_or(Duration::from_secs(60))),
+        ),
+        // Unavailable, but no RetryInfo: a refused certificate does not pass by itself.
+        E::CertificateRejected(_) => (Code::Unavailable, "GRAPH_CERTIFICATE_REJECTED", None),
         _ if err.is_transient() => (
             Code::Unavailable,
             "GRAPH_UNAVAILABLE",
@@ -270,8 +278,14 @@ pub(super) fn upstream(err: &graph::Error, write: bool) -> Status {
         _ => (Code::Internal, "GRAPH_UNEXPECTED_RESPONSE", None),
     };
     let mut metadata = HashMap::new();
-    if let E::Http { status } = err {
-        metadata.insert("http_status".to_owned(), status.to_string());
+    match err {
+        E::Http { status } => {
+            metadata.insert("http_status".to_owned(), status.to_string());
+        }
+        E::RateLimited { .. } => {
+            metadata.insert("http_status".to_owned(), "429".to_owned());
+        }
+        _ => {}
     }
     let mut details = ErrorDetails::with_error_info(reason, SERVICE_DOMAIN, metadata);
     if let Some(delay) = retry {
@@ -492,5 +506,31 @@ mod tests {
                 .get_details_retry_info()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_bare_429_waits_as_told_and_a_refused_certificate_invites_no_retry() {
+        let limited = graph::Error::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        for write in [false, true] {
+            let status = upstream(&limited, write);
+            assert_eq!(status.code(), Code::ResourceExhausted);
+            assert_eq!(
+                status.get_details_retry_info().unwrap().retry_delay,
+                Some(Duration::from_secs(7))
+            );
+        }
+        let unsaid = upstream(&graph::Error::RateLimited { retry_after: None }, false);
+        assert_eq!(
+            unsaid.get_details_retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(60))
+        );
+        let refused = graph::Error::CertificateRejected("invalid peer certificate".into());
+        assert!(!refused.is_transient() && !refused.outcome_unknown() && refused.was_not_sent());
+        let status = upstream(&refused, false);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_none());
+        assert!(status.message().contains("certificate was refused"));
     }
 }

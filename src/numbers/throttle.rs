@@ -35,13 +35,13 @@ pub struct Throttle {
 impl Throttle {
     /// Remembers a throttling answer to a read of `scope` (its WABA, or the number).
     pub fn note(&self, error: &graph::Error, scope: Scope) {
-        let Some(g) = error.graph().filter(|g| g.is_throttling()) else {
+        if !error.is_throttling() {
             return;
-        };
-        let scope = if APP_CODES.contains(&g.code) {
-            Scope::App
-        } else {
-            scope
+        }
+        // A bare 429 names no scope: it holds back the reads of the one it answered.
+        let scope = match error.graph() {
+            Some(g) if APP_CODES.contains(&g.code) => Scope::App,
+            _ => scope,
         };
         let until = Instant::now() + error.retry_after().unwrap_or(DEFAULT_PAUSE);
         let mut map = self.lock();

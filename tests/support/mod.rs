@@ -5,12 +5,14 @@
 //! its settings; `graph` the fake Graph API's answers, mocks and request counts, `ids`
 //! the ids the fake-Graph tests share, `requests` the request messages, `stream`
 //! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
-//! the store on each backend, `postgres` a PostgreSQL server of a test's own.
+//! the store on each backend, `postgres` a PostgreSQL server of a test's own, `raw` fake
+//! Graph APIs below HTTP (a reset mid-body, an endless body, an untrusted certificate).
 
 mod binary;
 mod graph;
 mod ids;
 mod postgres;
+mod raw;
 mod requests;
 mod store;
 mod stream;
@@ -20,6 +22,7 @@ pub use binary::*;
 pub use graph::*;
 pub use ids::*;
 pub use postgres::*;
+pub use raw::*;
 pub use requests::*;
 pub use store::*;
 pub use stream::*;

@@ -13,9 +13,10 @@ use crate::support::{
 use serde_json::json;
 use tonic::Code;
 use waba_numbers::pb::{
-    GetCustomerRequest, ListCustomersRequest, OnboardCustomerRequest, RemoveCustomerRequest,
+    GetCustomerRequest, ListCustomersRequest, OnboardCustomerRequest, RegisterRequest,
+    RemoveCustomerRequest, SetTwoStepPinRequest,
 };
-use wiremock::matchers::{any, method, path, query_param};
+use wiremock::matchers::{any, body_string_contains, method, path, query_param};
 use wiremock::{Mock, MockBuilder};
 
 const SIGNUP_CODE: &str = "AQBsecret-signup-code-61f0";
@@ -29,6 +30,8 @@ const BUSINESS_TOKEN_B: &str = "EAAGsecret-business-token-b-2e90";
 const UNSENT_CODE: &str = "AQBsecret-signup-code-unsent-44a";
 const CUSTOMER_NUMBER: &str = "201000000000011";
 const PIN: &str = "246813";
+/// The two-step PIN SetTwoStepPin sets.
+const NEW_PIN: &str = "864209";
 
 fn exchange(code: &str) -> MockBuilder {
     Mock::given(method("GET"))
@@ -91,6 +94,9 @@ async fn customer_rpcs_keep_every_secret_out_of_logs_answers_metrics_and_the_sto
         edge("POST", &format!("{CUSTOMER_NUMBER}/register"))
             .respond_with(refuse(100, as_customer(&[PIN]))),
         edge("GET", CUSTOMER_NUMBER).respond_with(refuse(100, as_customer(&[]))),
+        edge("POST", CUSTOMER_NUMBER)
+            .and(body_string_contains(NEW_PIN))
+            .respond_with(refuse(100, as_customer(&[NEW_PIN]))),
         edge("DELETE", &format!("{CUSTOMER_A}/subscribed_apps"))
             .respond_with(refuse(190, as_customer(&[]))),
         // Anything else, asked with the partner's token, refused the same way.
@@ -171,6 +177,23 @@ async fn customer_rpcs_keep_every_secret_out_of_logs_answers_metrics_and_the_sto
         .await;
     assert!(read.is_err());
     seen.answer("GetStatus with the business token", read);
+    // Writes with a request_id leave an idempotency record (and Register a ledger entry)
+    // in the store: the PINs must not be in it.
+    let again = RegisterRequest {
+        request_id: "register-1".into(),
+        ..register(CUSTOMER_NUMBER, PIN)
+    };
+    let registered = client.register(again).await;
+    assert!(registered.is_err());
+    seen.answer("Register with a request_id", registered);
+    let set_pin = SetTwoStepPinRequest {
+        phone_number_id: CUSTOMER_NUMBER.into(),
+        pin: NEW_PIN.into(),
+        request_id: "set-pin-1".into(),
+    };
+    let pin_set = client.set_two_step_pin(set_pin).await;
+    assert!(pin_set.is_err());
+    seen.answer("SetTwoStepPin with a request_id", pin_set);
 
     let remove = || RemoveCustomerRequest {
         waba_id: CUSTOMER_A.into(),
@@ -209,6 +232,7 @@ async fn customer_rpcs_keep_every_secret_out_of_logs_answers_metrics_and_the_sto
         ("business token's appsecret_proof", business_proof.as_str()),
         ("refused business token", BUSINESS_TOKEN_B),
         ("PIN", PIN),
+        ("SetTwoStepPin's PIN", NEW_PIN),
         ("store key", key.base64.as_str()),
     ] {
         secrets.add(name, value);

@@ -13,6 +13,7 @@ use crate::http::WebhookSettings;
 use crate::keyring::Keyring;
 use crate::numbers::{CacheSettings, Numbers};
 use crate::store::{self, Opened, Store, StoreConfig};
+use crate::tls::{ServerTls, ServerTlsSettings};
 use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub store: Option<StoreConfig>,
     /// How often every customer's token is checked with `debug_token` (`None`: never).
     pub token_check_interval: Option<Duration>,
+    /// TLS on the gRPC port (mutual with a client CA); `None`: plaintext HTTP/2.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 impl Settings {
@@ -65,6 +68,7 @@ impl Settings {
             max_concurrent_streams: 2_000,
             store: None,
             token_check_interval: Some(crate::customers::TOKEN_CHECK_INTERVAL),
+            tls: None,
         }
     }
 }
@@ -80,12 +84,19 @@ pub struct Service {
     /// The store opened unreachable: how its connection in the background ended (the
     /// customers loaded, or an error no wait cures).
     connecting: Option<oneshot::Receiver<Result<(), store::Error>>>,
+    /// The gRPC port's TLS, loaded (and watched for new certificates).
+    tls: Option<ServerTls>,
 }
 
 impl Service {
     /// Reads the access token (failing if there is none) and builds every part.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
         crate::metrics::handle(); // the recorder, before anything is recorded
+        // Certificates first: a bad pair fails the start before anything else is done.
+        let tls = match &settings.tls {
+            Some(tls) => Some(ServerTls::load(tls).await?),
+            None => None,
+        };
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
         let partner = graph.tokens().is_some();
@@ -159,6 +170,7 @@ impl Service {
             graph,
             stopping,
             connecting,
+            tls,
         })
     }
 
@@ -185,6 +197,7 @@ impl Service {
             graph,
             stopping,
             connecting,
+            tls,
         } = self;
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
         let mut http_stopping = stopping.subscribe();
@@ -222,19 +235,27 @@ impl Service {
                 .await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
-        tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
+        tracing::info!(
+            addr = %grpc.local_addr()?,
+            tls = match &tls {
+                None => "off",
+                Some(tls) if tls.is_mutual() => "mutual",
+                Some(_) => "on",
+            },
+            "serving gRPC"
+        );
+        let http2 = Http2Settings {
+            keepalive: settings.keepalive,
+            max_concurrent_streams: settings.max_concurrent_streams,
+        };
 
         let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(PhoneNumberServiceServer::new(api))
             .add_service(CustomerServiceServer::new(customer_api));
-        let http2 = Http2Settings {
-            keepalive: settings.keepalive,
-            max_concurrent_streams: settings.max_concurrent_streams,
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = transport::serve(grpc, routes, http2, async {
+        let server = transport::serve(grpc, routes, http2, tls, async {
             let _ = stopped.await;
         });
         tokio::pin!(server);

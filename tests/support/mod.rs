@@ -5,7 +5,8 @@
 //! its settings; `graph` the fake Graph API's answers, mocks and request counts, `ids`
 //! the ids the fake-Graph tests share, `requests` the request messages, `stream`
 //! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
-//! the store on each backend, `postgres` a PostgreSQL server of a test's own.
+//! the store on each backend, `postgres` a PostgreSQL server of a test's own, `tls`
+//! certificates made on the spot and clients over TLS (mutual or not).
 
 mod binary;
 mod graph;
@@ -14,6 +15,7 @@ mod postgres;
 mod requests;
 mod store;
 mod stream;
+mod tls;
 mod webhooks;
 
 pub use binary::*;
@@ -23,6 +25,7 @@ pub use postgres::*;
 pub use requests::*;
 pub use store::*;
 pub use stream::*;
+pub use tls::*;
 pub use webhooks::*;
 
 use std::net::SocketAddr;
@@ -88,8 +91,24 @@ impl Service {
 
     /// Starts with the HTTP (webhook) listener already bound.
     pub async fn start_on(settings: Settings, http: TcpListener) -> Service {
+        Service::start_with(
+            settings,
+            StartOptions {
+                http: Some(http),
+                ..StartOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts with `options`: which extra ports, how clients connect.
+    pub async fn start_with(settings: Settings, options: StartOptions<'_>) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = match options.http {
+            Some(http) => http,
+            None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
         let http_addr = http.local_addr().unwrap();
         let service = server::Service::build(settings).await.unwrap();
         let hub = service.hub().clone();
@@ -97,7 +116,10 @@ impl Service {
         let task = tokio::spawn(service.serve(listener, http, async {
             let _ = stopped.await;
         }));
-        let channel = channel(addr).await;
+        let channel = match options.tls {
+            None => channel(addr).await,
+            Some((ca, identity)) => tls_channel(addr, ca, identity).await.unwrap(),
+        };
         // Ready once health answers.
         let ready = HealthCheckRequest {
             service: String::new(),
@@ -173,9 +195,18 @@ impl Service {
     }
 }
 
+/// How [`Service::start_with`] starts the service.
+#[derive(Default)]
+pub struct StartOptions<'a> {
+    /// The webhook listener, already bound (else a free port).
+    pub http: Option<TcpListener>,
+    /// The settings' TLS: clients trust this CA, and present this identity.
+    pub tls: Option<(&'a Ca, Option<&'a Identity>)>,
+}
+
 /// A sandbox run with `options` (its credentials and webhook address the service's),
 /// the settings that reach it, and the service's webhook listener.
-async fn on_sandbox_settings(options: SandboxOptions) -> (Settings, TcpListener) {
+pub async fn on_sandbox_settings(options: SandboxOptions) -> (Settings, TcpListener) {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
     let options = SandboxOptions {

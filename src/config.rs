@@ -110,6 +110,14 @@ pub struct ServeArgs {
     /// (re-read when it changes). Needs --tls-cert.
     #[arg(long, env = "WABA_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Also serve grpc.health.v1 alone, in plaintext, here: for probes while the gRPC
+    /// port is TLS.
+    #[arg(long, env = "WABA_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// Serve /metrics here (plain HTTP) instead of on the webhook port, which then
+    /// answers only /webhooks/whatsapp.
+    #[arg(long, env = "WABA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,10 @@ pub struct Service {
     connecting: Option<oneshot::Receiver<Result<(), store::Error>>>,
     /// The gRPC port's TLS, loaded (and watched for new certificates).
     tls: Option<ServerTls>,
+    /// grpc.health.v1 alone, in plaintext, on a port of its own.
+    health_listener: Option<TcpListener>,
+    /// /metrics on a port of its own (and no longer on the webhook port).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Service {
@@ -171,7 +175,23 @@ impl Service {
             stopping,
             connecting,
             tls,
+            health_listener: None,
+            metrics_listener: None,
         })
+    }
+
+    /// Also serves grpc.health.v1 (the same statuses as the gRPC port's) in plaintext on
+    /// `listener`: for probes that speak no TLS while the gRPC port does.
+    pub fn with_health_listener(mut self, listener: TcpListener) -> Self {
+        self.health_listener = Some(listener);
+        self
+    }
+
+    /// Serves /metrics in plain HTTP on `listener`, and no longer on the webhook port
+    /// (which is public: Meta must reach it).
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// The shared watchers, for what they report about themselves.
@@ -198,19 +218,28 @@ impl Service {
             stopping,
             connecting,
             tls,
+            health_listener,
+            metrics_listener,
         } = self;
+        let metrics = crate::http::metrics(hub.clone(), graph.clone());
+        let webhooks = crate::http::webhooks(hub.clone(), settings.webhooks);
+        let http_router = match metrics_listener {
+            Some(_) => webhooks,
+            None => webhooks.merge(metrics.clone()),
+        };
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
-        let mut http_stopping = stopping.subscribe();
-        let http_server = tokio::spawn(
-            axum::serve(
-                http,
-                crate::http::router(hub.clone(), graph, settings.webhooks),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-        );
+        let http_server = tokio::spawn(http_serve(http, http_router, stopping.subscribe()));
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, "serving HTTP (/metrics)");
+                Some(tokio::spawn(http_serve(
+                    listener,
+                    metrics,
+                    stopping.subscribe(),
+                )))
+            }
+            None => None,
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection = || {
@@ -247,6 +276,23 @@ impl Service {
         let http2 = Http2Settings {
             keepalive: settings.keepalive,
             max_concurrent_streams: settings.max_concurrent_streams,
+        };
+        let (health_stop, health_stopped) = oneshot::channel::<()>();
+        let health_server = match health_listener {
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, "serving gRPC health (plaintext)");
+                let routes = Routes::new(health_service.clone());
+                Some(tokio::spawn(transport::serve(
+                    listener,
+                    routes,
+                    http2,
+                    None,
+                    async {
+                        let _ = health_stopped.await;
+                    },
+                )))
+            }
+            None => None,
         };
 
         let routes = Routes::new(health_service)
@@ -309,14 +355,29 @@ impl Service {
             .await;
         let _ = stopping.send(true);
         let _ = stop.send(());
+        let _ = health_stop.send(());
         // Other replicas take this one's watched targets at once, not after the leases lapse.
         hub.leave_fleet().await;
         let grace = settings.shutdown_grace;
-        // Both listeners drain at once, so the whole shutdown stays within one grace period.
-        let (grpc_done, http_done) = tokio::join!(
+        // Every listener drains at once, so the whole shutdown stays within one grace period.
+        let (grpc_done, http_done, health_done, metrics_done) = tokio::join!(
             tokio::time::timeout(grace, server),
             tokio::time::timeout(grace, http_server),
+            tokio::time::timeout(grace, async {
+                if let Some(health) = health_server {
+                    let _ = health.await;
+                }
+            }),
+            tokio::time::timeout(grace, async {
+                match metrics_server {
+                    Some(metrics) => metrics.await,
+                    None => Ok(Ok(())),
+                }
+            }),
         );
+        if health_done.is_err() {
+            tracing::warn!(?grace, "health calls still open after the grace period");
+        }
         match grpc_done {
             Ok(()) => {}
             Err(_) => tracing::warn!(
@@ -329,11 +390,33 @@ impl Service {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
         }
+        match metrics_done {
+            Ok(Ok(result)) => result?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "/metrics requests still open after the grace period"
+            ),
+        }
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
+}
+
+/// Serves `router` on `listener` until `stopping` turns true, then drains.
+async fn http_serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .into_future()
+        .await
 }
 
 /// Watches a store that is connected for as long as the process runs: see

@@ -2,24 +2,26 @@
 //! rotation, and the plaintext health and metrics ports beside it.
 
 use crate::support::{
-    Ca, Client, Identity, Service, TEST_RELOAD_INTERVAL, TlsFiles, list_numbers,
-    presented_certificate, tls_channel,
+    Ca, Client, Identity, Service, StartOptions, TEST_RELOAD_INTERVAL, TlsFiles, channel,
+    list_numbers, on_sandbox_settings, presented_certificate, tls_channel,
 };
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Service as _, ServiceExt};
 use waba_numbers::grpc::peer::PeerIdentity;
 use waba_numbers::grpc::transport::{self, Http2Settings};
-use waba_numbers::sandbox::DEMO_WABA_ID;
+use waba_numbers::sandbox::{DEMO_WABA_ID, SandboxOptions};
 use waba_numbers::tls::{ServerTls, ServerTlsSettings};
 
 const SPIFFE_ID: &str = "spiffe://example.org/ns/billing/sa/api";
@@ -234,4 +236,90 @@ async fn a_start_with_unusable_certificate_files_fails() {
     let missing = ServerTlsSettings::new("/nonexistent/tls.crt", &files.key);
     let error = ServerTls::load(&missing).await.unwrap_err().to_string();
     assert!(error.contains("/nonexistent/tls.crt"), "{error}");
+}
+
+#[tokio::test]
+async fn the_health_port_answers_in_plaintext_while_the_grpc_port_is_tls() {
+    let ca = Ca::new("test CA");
+    let files = TlsFiles::write(&ca.server_identity(), Some(&ca));
+    let client = ca.client_identity(SPIFFE_ID);
+    let (mut settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
+    settings.tls = Some(files.settings());
+    settings.shutdown_grace = Duration::from_secs(2);
+    let service = Service::start_with(
+        settings,
+        StartOptions {
+            http: Some(http),
+            health_port: true,
+            tls: Some((&ca, Some(&client))),
+            ..StartOptions::default()
+        },
+    )
+    .await;
+    let mut health = HealthClient::new(channel(service.health_addr.unwrap()).await);
+    for name in ["", "whatsapp.phonenumbers.v1.PhoneNumberService"] {
+        let check = HealthCheckRequest {
+            service: name.into(),
+        };
+        let status = health.check(check).await.unwrap().into_inner().status();
+        assert_eq!(status, ServingStatus::Serving, "{name:?}");
+    }
+    // Health alone: the service's own RPCs are not there.
+    let mut other = Client::new(channel(service.health_addr.unwrap()).await);
+    let status = other
+        .list_numbers(list_numbers(DEMO_WABA_ID, 2, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+
+    let mut watch = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+    let stopped = tokio::spawn(service.stop());
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::NotServing
+    );
+    stopped.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_metrics_port_serves_metrics_and_the_webhook_port_no_longer_does() {
+    let (settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
+    let service = Service::start_with(
+        settings,
+        StartOptions {
+            http: Some(http),
+            metrics_port: true,
+            ..StartOptions::default()
+        },
+    )
+    .await;
+    let mut client = service.client();
+    client
+        .list_numbers(list_numbers(DEMO_WABA_ID, 2, ""))
+        .await
+        .unwrap();
+
+    let metrics = format!("http://{}/metrics", service.metrics_addr.unwrap());
+    let answer = reqwest::get(metrics).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    assert!(
+        text.contains(r#"waba_grpc_requests_total{method="ListNumbers",code="OK"}"#),
+        "{text}"
+    );
+    assert!(text.contains("waba_watch_subscriptions"), "{text}");
+
+    let webhook_port = format!("http://{}/metrics", service.http_addr);
+    assert_eq!(reqwest::get(webhook_port).await.unwrap().status(), 404);
+    // Webhooks are still there (a handshake without the token is refused, not missing).
+    let handshake = format!("http://{}/webhooks/whatsapp", service.http_addr);
+    assert_eq!(reqwest::get(handshake).await.unwrap().status(), 403);
 }

@@ -22,6 +22,8 @@ pub fn binary() -> Command {
         "WABA_TLS_CERT",
         "WABA_TLS_KEY",
         "WABA_TLS_CLIENT_CA",
+        "WABA_HEALTH_LISTEN",
+        "WABA_METRICS_LISTEN",
     ] {
         command.env_remove(var);
     }

@@ -78,6 +78,10 @@ pub struct Service {
     pub customers: CustomersClient,
     /// The service's watchers, to read their stats.
     pub hub: Hub,
+    /// The plaintext health port, when started with one.
+    pub health_addr: Option<SocketAddr>,
+    /// The /metrics port, when started with one.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), BoxError>>,
 }
@@ -110,7 +114,19 @@ impl Service {
             None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let http_addr = http.local_addr().unwrap();
-        let service = server::Service::build(settings).await.unwrap();
+        let mut service = server::Service::build(settings).await.unwrap();
+        let mut health_addr = None;
+        if options.health_port {
+            let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            health_addr = Some(health.local_addr().unwrap());
+            service = service.with_health_listener(health);
+        }
+        let mut metrics_addr = None;
+        if options.metrics_port {
+            let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            metrics_addr = Some(metrics.local_addr().unwrap());
+            service = service.with_metrics_listener(metrics);
+        }
         let hub = service.hub().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(service.serve(listener, http, async {
@@ -135,6 +151,8 @@ impl Service {
             client,
             customers: CustomersClient::new(channel),
             hub,
+            health_addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         }
@@ -200,6 +218,10 @@ impl Service {
 pub struct StartOptions<'a> {
     /// The webhook listener, already bound (else a free port).
     pub http: Option<TcpListener>,
+    /// Serve grpc.health.v1 on a plaintext port of its own (`health_addr`).
+    pub health_port: bool,
+    /// Serve /metrics on a port of its own (`metrics_addr`).
+    pub metrics_port: bool,
     /// The settings' TLS: clients trust this CA, and present this identity.
     pub tls: Option<(&'a Ca, Option<&'a Identity>)>,
 }

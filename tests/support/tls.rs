@@ -237,6 +237,7 @@ impl Service {
             StartOptions {
                 http: Some(http),
                 tls: Some((ca, identity)),
+                ..StartOptions::default()
             },
         )
         .await

@@ -85,9 +85,17 @@ check(ports.get("http") == http_port, f"http containerPort {ports.get('http')} !
 check(port_of(defaults["WABA_LISTEN"]) == grpc_port, "the gRPC port differs from the binary's default")
 check(port_of(defaults["WABA_HTTP_LISTEN"]) == http_port, "the HTTP port differs from the binary's default")
 
+# The probes ask the plaintext health port when there is one (the kubelet's gRPC probes
+# speak no TLS), else the gRPC port, which must then be plaintext.
+health_port = port_of(env["WABA_HEALTH_LISTEN"]["value"]) if "WABA_HEALTH_LISTEN" in env else None
+if health_port is not None:
+    check(ports.get("health") == health_port, f"health containerPort {ports.get('health')} != {health_port}")
+check("WABA_TLS_CERT" not in env or health_port is not None,
+      "the gRPC port is TLS (WABA_TLS_CERT) without WABA_HEALTH_LISTEN: the probes cannot reach health")
+probe_port = health_port if health_port is not None else grpc_port
 for probe in ("readinessProbe", "livenessProbe"):
     grpc = container[probe].get("grpc", {})
-    check(grpc.get("port") == grpc_port, f"{probe} is not a gRPC probe on {grpc_port}")
+    check(grpc.get("port") == probe_port, f"{probe} is not a gRPC probe on {probe_port}")
     check(grpc.get("service", "") in ("", service), f"{probe} asks for unknown service {grpc.get('service')}")
 check(container["readinessProbe"]["grpc"].get("service") == service,
       f"readiness should check {service}")

@@ -6,6 +6,7 @@ use crate::grpc::auth::Reflection;
 use crate::http::WebhookSettings;
 use crate::server::Settings;
 use crate::store::{self, StoreConfig};
+use crate::tls::ServerTlsSettings;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -114,6 +115,25 @@ pub struct ServeArgs {
     /// (authenticated), or nobody (off).
     #[arg(long, env = "WABA_REFLECTION", default_value = "open")]
     pub reflection: Reflection,
+    /// TLS on the gRPC port: the server's certificate chain (PEM, leaf first). Re-read
+    /// when it changes; a new certificate and key that do not load keep the old ones.
+    #[arg(long, env = "WABA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "WABA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate chaining to a CA in this PEM bundle
+    /// (re-read when it changes). Needs --tls-cert.
+    #[arg(long, env = "WABA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Also serve grpc.health.v1 alone, in plaintext, here: for probes while the gRPC
+    /// port is TLS.
+    #[arg(long, env = "WABA_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// Serve /metrics here (plain HTTP) instead of on the webhook port, which then
+    /// answers only /webhooks/whatsapp.
+    #[arg(long, env = "WABA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -234,7 +254,16 @@ impl ServeArgs {
             app_secret: settings.graph.app_secret.clone(),
             verify_token: secrets.webhook_verify_token.clone(),
         };
+        settings.tls = self.tls_settings();
         settings
+    }
+
+    /// The gRPC port's TLS, when --tls-cert and --tls-key are given.
+    pub fn tls_settings(&self) -> Option<ServerTlsSettings> {
+        let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        let mut tls = ServerTlsSettings::new(cert, key);
+        tls.client_ca = self.tls_client_ca.clone();
+        Some(tls)
     }
 }
 
@@ -368,6 +397,29 @@ mod tests {
         ] {
             assert!(parse_message_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["waba-numbers"], args].concat());
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-client-ca", "ca.pem"]).is_err());
+        let cli = parse(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let tls = cli.serve.tls_settings().unwrap();
+        assert_eq!(
+            (tls.cert, tls.key, tls.client_ca),
+            ("c.pem".into(), "k.pem".into(), Some("ca.pem".into()))
+        );
+        assert!(parse(&[]).unwrap().serve.tls_settings().is_none());
     }
 
     #[test]

@@ -62,11 +62,26 @@ async fn serve(args: ServeArgs, secrets: Secrets) -> Result<(), BoxError> {
     };
     let grpc = bind(args.listen).await?;
     let http = bind(args.http_listen).await?;
+    let health = match args.health_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let settings = match settings {
         Some(settings) => settings,
         None => sandboxed(&args, secrets, http.local_addr()?.port()).await?,
     };
-    server::serve(settings, grpc, http, server::shutdown_signal()).await
+    let mut service = server::Service::build(settings).await?;
+    if let Some(health) = health {
+        service = service.with_health_listener(health);
+    }
+    if let Some(metrics) = metrics {
+        service = service.with_metrics_listener(metrics);
+    }
+    service.serve(grpc, http, server::shutdown_signal()).await
 }
 
 /// Starts the simulated Graph API on loopback and points the service at it, with a

@@ -15,6 +15,7 @@ use crate::http::WebhookSettings;
 use crate::keyring::Keyring;
 use crate::numbers::{CacheSettings, Numbers};
 use crate::store::{self, Opened, Store, StoreConfig};
+use crate::tls::{ServerTls, ServerTlsSettings};
 use crate::watch::{Hub, WatchSettings};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -65,6 +66,8 @@ pub struct Settings {
     /// The largest request message a caller may send (bytes, after decompression); a
     /// larger one is refused with RESOURCE_EXHAUSTED before it is read.
     pub max_message_size: usize,
+    /// TLS on the gRPC port (mutual with a client CA); `None`: plaintext HTTP/2.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 /// What callers may send by default: requests here are ids and short strings (a
@@ -89,6 +92,7 @@ impl Settings {
             callers_reload: Duration::from_secs(5),
             reflection: Reflection::default(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            tls: None,
         }
     }
 }
@@ -105,12 +109,23 @@ pub struct Service {
     /// The store opened unreachable: how its connection in the background ended (the
     /// customers loaded, or an error no wait cures).
     connecting: Option<oneshot::Receiver<Result<(), store::Error>>>,
+    /// The gRPC port's TLS, loaded (and watched for new certificates).
+    tls: Option<ServerTls>,
+    /// grpc.health.v1 alone, in plaintext, on a port of its own.
+    health_listener: Option<TcpListener>,
+    /// /metrics on a port of its own (and no longer on the webhook port).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Service {
     /// Reads the access token (failing if there is none) and builds every part.
     pub async fn build(settings: Settings) -> Result<Self, BoxError> {
         crate::metrics::handle(); // the recorder, before anything is recorded
+        // Certificates first: a bad pair fails the start before anything else is done.
+        let tls = match &settings.tls {
+            Some(tls) => Some(ServerTls::load(tls).await?),
+            None => None,
+        };
         let gate = gate(&settings)?;
         let page_tokens = PageTokens::new(page_token_key(&settings.graph));
         let graph = Arc::new(GraphClient::new(settings.graph.clone()).await?);
@@ -186,7 +201,24 @@ impl Service {
             graph,
             stopping,
             connecting,
+            tls,
+            health_listener: None,
+            metrics_listener: None,
         })
+    }
+
+    /// Also serves grpc.health.v1 (the same statuses as the gRPC port's) in plaintext on
+    /// `listener`: for probes that speak no TLS while the gRPC port does.
+    pub fn with_health_listener(mut self, listener: TcpListener) -> Self {
+        self.health_listener = Some(listener);
+        self
+    }
+
+    /// Serves /metrics in plain HTTP on `listener`, and no longer on the webhook port
+    /// (which is public: Meta must reach it).
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// The shared watchers, for what they report about themselves.
@@ -213,19 +245,29 @@ impl Service {
             graph,
             stopping,
             connecting,
+            tls,
+            health_listener,
+            metrics_listener,
         } = self;
+        let metrics = crate::http::metrics(hub.clone(), graph.clone());
+        let webhooks = crate::http::webhooks(hub.clone(), settings.webhooks);
+        let http_router = match metrics_listener {
+            Some(_) => webhooks,
+            None => webhooks.merge(metrics.clone()),
+        };
         tracing::info!(addr = %http.local_addr()?, "serving HTTP (webhooks)");
-        let mut http_stopping = stopping.subscribe();
-        let http_server = tokio::spawn(
-            axum::serve(
-                http,
-                crate::http::router(hub.clone(), graph, settings.webhooks),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-        );
+        let http_server = tokio::spawn(http_serve(http, http_router, stopping.subscribe()));
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, "serving HTTP (/metrics)");
+                Some(tokio::spawn(http_serve(
+                    listener,
+                    metrics,
+                    stopping.subscribe(),
+                )))
+            }
+            None => None,
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection = || {
@@ -250,7 +292,42 @@ impl Service {
                 .await;
         }
         health.set_service_status("", ServingStatus::Serving).await;
-        tracing::info!(addr = %grpc.local_addr()?, "serving gRPC");
+        tracing::info!(
+            addr = %grpc.local_addr()?,
+            tls = match &tls {
+                None => "off",
+                Some(tls) if tls.is_mutual() => "mutual",
+                Some(_) => "on",
+            },
+            "serving gRPC"
+        );
+        let http2 = Http2Settings {
+            keepalive: settings.keepalive,
+            max_concurrent_streams: settings.max_concurrent_streams,
+        };
+        let (health_stop, health_stopped) = oneshot::channel::<()>();
+        let health_server = match health_listener {
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, "serving gRPC health (plaintext)");
+                let routes = Routes::new(
+                    health_service
+                        .clone()
+                        .max_decoding_message_size(settings.max_message_size),
+                );
+                Some(tokio::spawn(transport::serve(
+                    listener,
+                    routes,
+                    // Health alone: open to probes, whatever the callers file says.
+                    Gate::new(None, Reflection::Off),
+                    http2,
+                    None,
+                    async {
+                        let _ = health_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
 
         // Every service refuses a request larger than the limit before reading it.
         let limit = settings.max_message_size;
@@ -263,12 +340,8 @@ impl Service {
         let routes = routes
             .add_service(PhoneNumberServiceServer::new(api).max_decoding_message_size(limit))
             .add_service(CustomerServiceServer::new(customer_api).max_decoding_message_size(limit));
-        let http2 = Http2Settings {
-            keepalive: settings.keepalive,
-            max_concurrent_streams: settings.max_concurrent_streams,
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = transport::serve(grpc, routes, gate, http2, async {
+        let server = transport::serve(grpc, routes, gate, http2, tls, async {
             let _ = stopped.await;
         });
         tokio::pin!(server);
@@ -322,14 +395,29 @@ impl Service {
             .await;
         let _ = stopping.send(true);
         let _ = stop.send(());
+        let _ = health_stop.send(());
         // Other replicas take this one's watched targets at once, not after the leases lapse.
         hub.leave_fleet().await;
         let grace = settings.shutdown_grace;
-        // Both listeners drain at once, so the whole shutdown stays within one grace period.
-        let (grpc_done, http_done) = tokio::join!(
+        // Every listener drains at once, so the whole shutdown stays within one grace period.
+        let (grpc_done, http_done, health_done, metrics_done) = tokio::join!(
             tokio::time::timeout(grace, server),
             tokio::time::timeout(grace, http_server),
+            tokio::time::timeout(grace, async {
+                if let Some(health) = health_server {
+                    let _ = health.await;
+                }
+            }),
+            tokio::time::timeout(grace, async {
+                match metrics_server {
+                    Some(metrics) => metrics.await,
+                    None => Ok(Ok(())),
+                }
+            }),
         );
+        if health_done.is_err() {
+            tracing::warn!(?grace, "health calls still open after the grace period");
+        }
         match grpc_done {
             Ok(()) => {}
             Err(_) => tracing::warn!(
@@ -341,6 +429,14 @@ impl Service {
             Ok(Ok(result)) => result?,
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => tracing::warn!(?grace, "HTTP requests still open after the grace period"),
+        }
+        match metrics_done {
+            Ok(Ok(result)) => result?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "/metrics requests still open after the grace period"
+            ),
         }
         match failed {
             Some(e) => Err(e),
@@ -376,6 +472,20 @@ fn gate(settings: &Settings) -> Result<Gate, BoxError> {
         }
     };
     Ok(Gate::new(callers, settings.reflection))
+}
+
+/// Serves `router` on `listener` until `stopping` turns true, then drains.
+async fn http_serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .into_future()
+        .await
 }
 
 /// Watches a store that is connected for as long as the process runs: see

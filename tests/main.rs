@@ -16,6 +16,7 @@ mod secrets;
 mod server;
 mod signup;
 mod store;
+mod tls;
 mod upstream;
 mod watch;
 mod webhooks;

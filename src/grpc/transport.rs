@@ -16,19 +16,28 @@
 //! `max_decoding_message_size` answered RESOURCE_EXHAUSTED, as gRPC's status code guide
 //! says, not tonic's OUT_OF_RANGE (see [`oversized_is_resource_exhausted`]). Not carried
 //! over: the peer's address in request extensions, which nothing here reads.
+//!
+//! With TLS (src/tls.rs), each accepted connection's handshake runs on the connection's
+//! own task, bounded by a timeout; a failed one is logged at debug and costs the accept
+//! loop nothing. With mutual TLS the verified client certificate's subject alternative
+//! names become a [`PeerIdentity`] in every request's extensions on that connection,
+//! before the caller check ([`Gate::admit`]) reads them.
 
 use super::auth::{Gate, Refused};
+use super::peer::PeerIdentity;
 use crate::callers::Caller;
+use crate::tls::ServerTls;
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tonic::Status;
 use tonic::service::Routes;
@@ -50,14 +59,15 @@ pub struct Http2Settings {
     pub max_concurrent_streams: u32,
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes, then stops accepting and
-/// waits for every open connection to finish its calls (bound that wait with a timeout:
-/// streams do not end by themselves).
+/// Serves `routes` on `listener` (over TLS when `tls` is given) until `shutdown`
+/// completes, then stops accepting and waits for every open connection to finish its
+/// calls (bound that wait with a timeout: streams do not end by themselves).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     gate: Gate,
     settings: Http2Settings,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http2 = http2::Builder::new(TokioExecutor::new());
@@ -86,9 +96,75 @@ pub async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let routes = routes.clone();
-        let gate = gate.clone();
+        let connection = Connection {
+            http2: http2.clone(),
+            routes: routes.clone(),
+            gate: gate.clone(),
+            // Counted from now: a shutdown waits for handshakes under way too (each
+            // bounded by the handshake timeout).
+            watcher: connections.watcher(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(connection.serve(TokioIo::new(socket), None));
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let stream = match tls.accept(socket).await {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let peer = match crate::tls::client_sans(&stream) {
+                        None => None,
+                        Some(Ok(sans)) => {
+                            tracing::debug!(?sans, "TLS client certificate");
+                            Some(PeerIdentity::new(sans))
+                        }
+                        Some(Err(e)) => {
+                            // Verified by rustls, yet unreadable here: vouch for nothing.
+                            tracing::debug!(error = %e, "unreadable client certificate: closing");
+                            return;
+                        }
+                    };
+                    connection.serve(TokioIo::new(stream), peer).await;
+                });
+            }
+        }
+    }
+    // Closes the listening socket now: new clients are refused rather than left hanging.
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// One accepted connection, about to be served.
+struct Connection {
+    http2: http2::Builder<TokioExecutor>,
+    routes: Routes,
+    gate: Gate,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/2 on `io` until the client leaves or the shutdown drains it; `peer`
+    /// goes into every request's extensions.
+    async fn serve<IO>(self, io: TokioIo<IO>, peer: Option<PeerIdentity>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            http2,
+            routes,
+            gate,
+            watcher,
+        } = self;
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
             let admitted = gate.admit(&mut request);
             let caller = match &admitted {
                 Ok(caller) => caller.as_ref(),
@@ -126,16 +202,10 @@ pub async fn serve(
             };
             Either::Right(call.instrument(span))
         });
-        let connection = connections.watch(http2.serve_connection(TokioIo::new(socket), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "gRPC connection ended with an error");
-            }
-        });
+        if let Err(e) = watcher.watch(http2.serve_connection(io, service)).await {
+            tracing::debug!(error = %e, "gRPC connection ended with an error");
+        }
     }
-    // Closes the listening socket now: new clients are refused rather than left hanging.
-    drop(listener);
-    connections.shutdown().await;
 }
 
 /// tonic's decoder refuses a request message over the limit with OUT_OF_RANGE and this

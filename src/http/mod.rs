@@ -1,4 +1,5 @@
-//! The HTTP side: Meta's webhooks at `/webhooks/whatsapp`, Prometheus at `/metrics`.
+//! The HTTP side: Meta's webhooks at `/webhooks/whatsapp`, Prometheus at `/metrics` (on
+//! the same port, or on a port of its own with `--metrics-listen`).
 //!
 //! GET answers Meta's verification handshake. POST checks `X-Hub-Signature-256` over the
 //! raw body before reading anything, applies the changes to the watchers at once (an
@@ -37,20 +38,16 @@ pub struct WebhookSettings {
 
 struct Webhooks {
     hub: Hub,
-    graph: Arc<GraphClient>,
     settings: WebhookSettings,
 }
 
-pub fn router(hub: Hub, graph: Arc<GraphClient>, settings: WebhookSettings) -> Router {
+/// `/webhooks/whatsapp` (the server merges [`metrics`] in when /metrics has no port of
+/// its own).
+pub fn webhooks(hub: Hub, settings: WebhookSettings) -> Router {
     if settings.app_secret.is_none() {
         tracing::warn!("WABA_APP_SECRET is not set: webhook notifications will be refused");
     }
-    let metrics = crate::metrics::handle();
-    let state = Arc::new(Webhooks {
-        hub,
-        graph,
-        settings,
-    });
+    let state = Arc::new(Webhooks { hub, settings });
     Router::new()
         .route(
             WEBHOOK_PATH,
@@ -58,16 +55,36 @@ pub fn router(hub: Hub, graph: Arc<GraphClient>, settings: WebhookSettings) -> R
                 .post(notification)
                 .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
-        .route("/metrics", get(move |state| scrape(state, metrics.clone())))
+        .with_state(state)
+}
+
+/// What a scrape reads besides the recorder.
+struct Scrape {
+    hub: Hub,
+    graph: Arc<GraphClient>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// `/metrics` alone.
+pub fn metrics(hub: Hub, graph: Arc<GraphClient>) -> Router {
+    let state = Arc::new(Scrape {
+        hub,
+        graph,
+        metrics: crate::metrics::handle(),
+    });
+    Router::new()
+        .route("/metrics", get(scrape))
         .with_state(state)
 }
 
 /// Prometheus text format, with the gauges that describe state read now.
-async fn scrape(
-    State(webhooks): State<Arc<Webhooks>>,
-    metrics: metrics_exporter_prometheus::PrometheusHandle,
-) -> Response {
-    let stats = webhooks.hub.stats();
+async fn scrape(State(scrape): State<Arc<Scrape>>) -> Response {
+    let Scrape {
+        hub,
+        graph,
+        metrics,
+    } = &*scrape;
+    let stats = hub.stats();
     metrics::gauge!("waba_watchers", "kind" => "waba").set(stats.waba_watchers as f64);
     metrics::gauge!("waba_watchers", "kind" => "number").set(stats.number_watchers as f64);
     metrics::gauge!("waba_watch_subscriptions").set(stats.subscriptions as f64);
@@ -75,7 +92,7 @@ async fn scrape(
         .set(stats.polling_waba_watchers as f64);
     metrics::gauge!("waba_watchers_polling", "kind" => "number")
         .set(stats.polling_number_watchers as f64);
-    if let Some(tokens) = webhooks.graph.tokens() {
+    if let Some(tokens) = graph.tokens() {
         let token_age = tokens.age().await;
         metrics::gauge!("waba_access_token_age_seconds").set(token_age.as_secs_f64());
     }

@@ -19,6 +19,11 @@ pub fn binary() -> Command {
         "WABA_STORE",
         "WABA_STORE_KEY_FILE",
         "WABA_STORE_OLD_KEYS_DIR",
+        "WABA_TLS_CERT",
+        "WABA_TLS_KEY",
+        "WABA_TLS_CLIENT_CA",
+        "WABA_HEALTH_LISTEN",
+        "WABA_METRICS_LISTEN",
     ] {
         command.env_remove(var);
     }

@@ -6,7 +6,8 @@
 //! the ids the fake-Graph tests share, `requests` the request messages, `stream`
 //! reading WatchStatus streams (bounded, or `unbounded` for the paused clock), `store`
 //! the store on each backend, `postgres` a PostgreSQL server of a test's own, `raw` fake
-//! Graph APIs below HTTP (a reset mid-body, an endless body, an untrusted certificate).
+//! Graph APIs below HTTP (a reset mid-body, an endless body, an untrusted certificate),
+//! `tls` certificates made on the spot and clients over TLS (mutual or not).
 
 mod binary;
 mod graph;
@@ -16,6 +17,7 @@ mod raw;
 mod requests;
 mod store;
 mod stream;
+mod tls;
 mod webhooks;
 
 pub use binary::*;
@@ -26,6 +28,7 @@ pub use raw::*;
 pub use requests::*;
 pub use store::*;
 pub use stream::*;
+pub use tls::*;
 pub use webhooks::*;
 
 use std::net::SocketAddr;
@@ -78,6 +81,10 @@ pub struct Service {
     pub customers: CustomersClient,
     /// The service's watchers, to read their stats.
     pub hub: Hub,
+    /// The plaintext health port, when started with one.
+    pub health_addr: Option<SocketAddr>,
+    /// The /metrics port, when started with one.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), BoxError>>,
 }
@@ -91,16 +98,47 @@ impl Service {
 
     /// Starts with the HTTP (webhook) listener already bound.
     pub async fn start_on(settings: Settings, http: TcpListener) -> Service {
+        Service::start_with(
+            settings,
+            StartOptions {
+                http: Some(http),
+                ..StartOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts with `options`: which extra ports, how clients connect.
+    pub async fn start_with(settings: Settings, options: StartOptions<'_>) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = match options.http {
+            Some(http) => http,
+            None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
         let http_addr = http.local_addr().unwrap();
-        let service = server::Service::build(settings).await.unwrap();
+        let mut service = server::Service::build(settings).await.unwrap();
+        let mut health_addr = None;
+        if options.health_port {
+            let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            health_addr = Some(health.local_addr().unwrap());
+            service = service.with_health_listener(health);
+        }
+        let mut metrics_addr = None;
+        if options.metrics_port {
+            let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            metrics_addr = Some(metrics.local_addr().unwrap());
+            service = service.with_metrics_listener(metrics);
+        }
         let hub = service.hub().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(service.serve(listener, http, async {
             let _ = stopped.await;
         }));
-        let channel = channel(addr).await;
+        let channel = match options.tls {
+            None => channel(addr).await,
+            Some((ca, identity)) => tls_channel(addr, ca, identity).await.unwrap(),
+        };
         // Ready once health answers.
         let ready = HealthCheckRequest {
             service: String::new(),
@@ -116,6 +154,8 @@ impl Service {
             client,
             customers: CustomersClient::new(channel),
             hub,
+            health_addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         }
@@ -182,9 +222,22 @@ pub async fn sandbox_customers_settings() -> (Settings, TcpListener) {
     (settings, http)
 }
 
+/// How [`Service::start_with`] starts the service.
+#[derive(Default)]
+pub struct StartOptions<'a> {
+    /// The webhook listener, already bound (else a free port).
+    pub http: Option<TcpListener>,
+    /// Serve grpc.health.v1 on a plaintext port of its own (`health_addr`).
+    pub health_port: bool,
+    /// Serve /metrics on a port of its own (`metrics_addr`).
+    pub metrics_port: bool,
+    /// The settings' TLS: clients trust this CA, and present this identity.
+    pub tls: Option<(&'a Ca, Option<&'a Identity>)>,
+}
+
 /// A sandbox run with `options` (its credentials and webhook address the service's),
 /// the settings that reach it, and the service's webhook listener.
-async fn on_sandbox_settings(options: SandboxOptions) -> (Settings, TcpListener) {
+pub async fn on_sandbox_settings(options: SandboxOptions) -> (Settings, TcpListener) {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let webhook_url = format!("http://{}{WEBHOOK_PATH}", http.local_addr().unwrap());
     let options = SandboxOptions {

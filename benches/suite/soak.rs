@@ -441,9 +441,15 @@ fn explain(f: &Failure, spans: &[Span]) -> Option<String> {
     // A stream that ends without a status is never explained: a client cannot tell it
     // from a finished answer.
     let code = f.code?;
-    spans
+    // A fault active at the time comes before one whose after-effects are still due,
+    // and of those the latest to begin.
+    let mut candidates: Vec<&Span> = spans
         .iter()
         .filter(|s| f.at + Duration::from_secs(1) >= s.start && f.at <= s.end + s.fault.after())
+        .collect();
+    candidates.sort_by_key(|s| (f.at > s.end, std::cmp::Reverse(s.start)));
+    candidates
+        .into_iter()
         .find(|s| match s.fault {
             Fault::Upstream5xx | Fault::SlowUpstream => {
                 // Reads retried until their deadline; writes never retried; a held
@@ -1032,6 +1038,12 @@ pub async fn run(bench: &Bench, options: &Options) -> bool {
     // Calls still in flight may finish (within their deadline) after this; what they
     // answer is not counted.
     let ran = start.elapsed();
+    // Streams cut off by a late fault (a restart that took long on a busy machine) may
+    // still be reopening: every one must be open again, however long that takes here.
+    let wait = Instant::now() + Duration::from_secs(30);
+    while open.load(Ordering::Relaxed) < options.streams && Instant::now() < wait {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     record.stopping.store(true, Ordering::Relaxed);
     let open_at_end = open.load(Ordering::Relaxed);
     for task in &tasks {
@@ -1128,15 +1140,16 @@ impl Summary<'_> {
 
         // Every failure, explained or not.
         let mut explained: BTreeMap<Rpc, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut examples: BTreeMap<(Rpc, String), String> = BTreeMap::new();
         let mut unexplained: Vec<&Failure> = Vec::new();
         for f in &self.failures {
             match explain(f, &self.spans) {
                 Some(why) => {
-                    *explained
-                        .entry(f.rpc)
-                        .or_default()
-                        .entry(format!("{} ({why})", code_name(f.code)))
-                        .or_insert(0) += 1;
+                    let key = format!("{} ({why})", code_name(f.code));
+                    examples
+                        .entry((f.rpc, key.clone()))
+                        .or_insert_with(|| f.message.clone());
+                    *explained.entry(f.rpc).or_default().entry(key).or_insert(0) += 1;
                 }
                 None => unexplained.push(f),
             }
@@ -1164,6 +1177,10 @@ impl Summary<'_> {
             let _ = writeln!(t, "| {} | {sent} | {ok} | {why} | {bad} |", rpc.name());
         }
 
+        let _ = writeln!(t, "\nAn example of each kind of explained error:\n");
+        for ((rpc, key), message) in &examples {
+            let _ = writeln!(t, "- {}: {key}: {message:?}", rpc.name());
+        }
         let _ = writeln!(t, "\n| fault | from | to |");
         let _ = writeln!(t, "|---|---|---|");
         for s in &self.spans {

@@ -89,6 +89,10 @@ fn describe() {
         "waba_fleet_replicas",
         "Replicas alive on the PostgreSQL store, as this one's last lease renewal counted."
     );
+    describe_gauge!(
+        "waba_tokio_alive_tasks",
+        "Tasks alive in the async runtime (tokio's num_alive_tasks), read when scraped."
+    );
     describe_counter!("waba_webhooks_total", "Webhook notifications by result.");
     describe_gauge!(
         "waba_store_up",

@@ -42,7 +42,7 @@ use waba_numbers::sandbox::{
     bench_number_id, customer_waba_id,
 };
 
-const CUSTOMER_SERVICE: &str = "whatsapp.phonenumbers.v1.CustomerService";
+pub const CUSTOMER_SERVICE: &str = "whatsapp.phonenumbers.v1.CustomerService";
 /// Row 7's target: Graph calls of three replicas ÷ one replica's, with room for the
 /// poll timing (each poll's wait is jittered by ±10 %, so a window catches a few more or
 /// fewer of them).
@@ -102,13 +102,13 @@ impl Endpoints {
 }
 
 /// The store a service runs on: `WABA_STORE` and its key file.
-struct StoreEnv {
+pub struct StoreEnv {
     url: String,
     key_file: String,
 }
 
 impl StoreEnv {
-    fn new(bench: &Bench, db: &Database) -> StoreEnv {
+    pub fn new(bench: &Bench, db: &Database) -> StoreEnv {
         let key: [u8; 32] = rand::random();
         let path = bench.dir.join(format!("{}.key", db.name));
         let encoded = base64::engine::general_purpose::STANDARD.encode(key);
@@ -121,7 +121,7 @@ impl StoreEnv {
 
     /// With the sandbox app's id and secret: the service onboards customers, and
     /// checks their tokens, as against Meta.
-    fn vars(&self) -> [(&str, &str); 3] {
+    pub fn vars(&self) -> [(&str, &str); 3] {
         [
             ("WABA_STORE", self.url.as_str()),
             ("WABA_STORE_KEY_FILE", self.key_file.as_str()),
@@ -273,14 +273,19 @@ impl Watchers {
     }
 }
 
+/// A replica's flags: the sandbox app, and how often its watchers poll.
+pub fn replica_args(watch_interval: Duration) -> Vec<String> {
+    vec![
+        "--app-id".into(),
+        SANDBOX_APP_ID.into(),
+        "--watch-interval".into(),
+        humantime::format_duration(watch_interval).to_string(),
+    ]
+}
+
 impl Bench {
     fn fleet_args(&self) -> Vec<String> {
-        vec![
-            "--app-id".into(),
-            SANDBOX_APP_ID.into(),
-            "--watch-interval".into(),
-            humantime::format_duration(self.profile.fleet_interval).to_string(),
-        ]
+        replica_args(self.profile.fleet_interval)
     }
 
     /// A replica on the fleet's store, serving customers.

@@ -15,6 +15,9 @@
 //! client), re-executed by the suite. Load comes from h2load (fixed request body, so one
 //! number) or from tonic clients in this process (many numbers, streams).
 //!
+//! The soak (`suite soak [--duration 10m] [--smoke]`, bench/soak.sh): three replicas
+//! on PostgreSQL under a steady mix of calls with faults on a schedule (`soak.rs`).
+//!
 //! For profiling the service under row 1's concurrent load: `suite drive HOST:PORT TOTAL
 //! CONCURRENCY` makes TOTAL GetStatus calls of the bench WABA's first CONCURRENCY numbers.
 
@@ -23,6 +26,7 @@ mod h2load;
 mod parts;
 mod postgres;
 mod rows;
+mod soak;
 mod sys;
 mod watch;
 
@@ -194,6 +198,23 @@ fn main() -> ExitCode {
         Some("get") => {
             runtime().block_on(parts::get(&args[1..]));
             return ExitCode::SUCCESS;
+        }
+        Some("soak") => {
+            let options = soak::Options::parse(&args[1..]);
+            let passed = runtime().block_on(async {
+                let bench = rows::Bench::new(&Profile::full());
+                bench.describe();
+                let passed = soak::run(&bench, &options).await;
+                if passed {
+                    let _ = std::fs::remove_dir_all(&bench.dir);
+                }
+                passed
+            });
+            return if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
         Some("drive") => {
             runtime().block_on(rows::drive_mode(&args[1..]));

@@ -21,10 +21,14 @@ const USER: &str = "pgtest";
 
 pub struct Postgres {
     bin: PathBuf,
+    /// The run's folder for it: the data folder, the socket, the log.
+    dir: PathBuf,
     data: PathBuf,
     /// `Some(USER)` when the suite runs as root.
     user: Option<&'static str>,
     pub port: u16,
+    /// The server's `-o` options.
+    options: String,
     /// Connected to the `postgres` database: the suite's own queries, which therefore
     /// are not counted with the service's.
     admin: sqlx::PgPool,
@@ -126,14 +130,10 @@ impl Postgres {
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c shared_preload_libraries=pg_stat_statements",
             dir.display()
         );
-        let mut start = tool("pg_ctl");
-        start
-            .arg("-D")
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(dir.join("postgres.log"))
-            .args(["-w", "-t", "60", "start"]);
-        run(start, "pg_ctl start")?;
+        run(
+            start_command(tool("pg_ctl"), &data, &dir, &options),
+            "pg_ctl start",
+        )?;
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let admin = match sqlx::PgPool::connect(&url).await {
             Ok(pool) => pool,
@@ -146,9 +146,11 @@ impl Postgres {
         };
         let pg = Postgres {
             bin,
+            dir,
             data,
             user,
             port,
+            options,
             admin,
             running: true,
         };
@@ -209,11 +211,8 @@ impl Postgres {
         (quantile(&mut commits, 0.5), quantile(&mut trips, 0.5))
     }
 
-    fn stop(&mut self) {
-        if !self.running {
-            return;
-        }
-        self.running = false;
+    /// `pg_ctl`, as the user the server runs as.
+    fn pg_ctl(&self) -> Command {
         let pg_ctl = self.bin.join("pg_ctl");
         let mut command = match self.user {
             Some(user) => {
@@ -223,15 +222,52 @@ impl Postgres {
             }
             None => Command::new(pg_ctl),
         };
+        command.current_dir(&self.dir);
+        command
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended), keeping its data, for
+    /// [`Postgres::start_again`]: an outage under the service.
+    pub fn stop_server(&self) -> Result<(), String> {
+        let mut command = self.pg_ctl();
         command
             .arg("-D")
             .arg(&self.data)
             .args(["-m", "fast", "-w", "stop"]);
-        if let Err(e) = run(command, "pg_ctl stop") {
+        run(command, "pg_ctl stop")
+    }
+
+    /// Starts the stopped server again, on the same port with the same data.
+    pub fn start_again(&self) -> Result<(), String> {
+        let command = start_command(self.pg_ctl(), &self.data, &self.dir, &self.options);
+        run(command, "pg_ctl start")
+    }
+
+    fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        // Already stopped by an outage that did not end (a failed start): nothing to say.
+        if let Err(e) = self.stop_server()
+            && !e.contains("Is server running?")
+        {
             eprintln!("the suite's PostgreSQL: {e}");
         }
         let _ = std::fs::remove_dir_all(&self.data);
     }
+}
+
+/// `pg_ctl start` of the data folder `data`, logging to `dir/postgres.log`, waiting (at
+/// most 60 s) until it accepts connections.
+fn start_command(mut pg_ctl: Command, data: &Path, dir: &Path, options: &str) -> Command {
+    pg_ctl
+        .arg("-D")
+        .arg(data)
+        .args(["-o", options, "-l"])
+        .arg(dir.join("postgres.log"))
+        .args(["-w", "-t", "60", "start"]);
+    pg_ctl
 }
 
 impl Drop for Postgres {

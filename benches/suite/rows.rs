@@ -272,8 +272,23 @@ impl Bench {
         env: &[(&str, &str)],
     ) -> Service {
         let (grpc, http) = (local(free_port()), local(free_port()));
+        self.service_at(name, grpc, http, &graph.url(), args, env)
+            .await
+    }
+
+    /// The same on given addresses, against the Graph API at `graph_url`: a replica
+    /// started again where it was.
+    pub async fn service_at(
+        &self,
+        name: &str,
+        grpc: SocketAddr,
+        http: SocketAddr,
+        graph_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
         let mut command = self.service_command(grpc, http, args);
-        command.args(["--graph-url", &graph.url()]);
+        command.args(["--graph-url", graph_url]);
         command.envs(env.iter().copied());
         command.stderr(self.log(name));
         let mut proc = Proc::spawn(name, &mut command);

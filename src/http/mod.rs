@@ -92,6 +92,10 @@ async fn scrape(State(scrape): State<Arc<Scrape>>) -> Response {
         .set(stats.polling_waba_watchers as f64);
     metrics::gauge!("waba_watchers_polling", "kind" => "number")
         .set(stats.polling_number_watchers as f64);
+    // Every task of the runtime (calls, streams, watchers, the fleet's and the store's
+    // background work): flat under a steady load, so a leak of tasks shows here.
+    let runtime = tokio::runtime::Handle::current().metrics();
+    metrics::gauge!("waba_tokio_alive_tasks").set(runtime.num_alive_tasks() as f64);
     if let Some(tokens) = graph.tokens() {
         let token_age = tokens.age().await;
         metrics::gauge!("waba_access_token_age_seconds").set(token_age.as_secs_f64());

@@ -584,3 +584,58 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_certificate_names_its_caller_over_mutual_tls() {
+    use crate::support::{Ca, Client, StartOptions, TlsFiles, on_sandbox_settings, tls_channel};
+    use waba_numbers::sandbox::{DEMO_WABA_ID, SandboxOptions};
+
+    let ca = Ca::new("mesh CA");
+    let files = TlsFiles::write(&ca.server_identity(), Some(&ca));
+    let san = "spiffe://cluster.local/ns/partner/sa/onboarding";
+    let text = format!(
+        "{}\n[[caller]]\nname = \"onboarding\"\ntls_san = \"{san}\"\nscopes = [\"read\"]\n",
+        callers_toml()
+    );
+    let (settings, http) = on_sandbox_settings(SandboxOptions::default()).await;
+    let (mut settings, _dir) = with_callers(settings, &text);
+    settings.tls = Some(files.settings());
+    let onboarding = ca.client_identity(san);
+    let service = Service::start_with(
+        settings,
+        StartOptions {
+            http: Some(http),
+            tls: Some((&ca, Some(&onboarding))),
+            ..StartOptions::default()
+        },
+    )
+    .await;
+
+    // No key: the certificate says who calls, and its scopes hold.
+    let mut client = service.client();
+    client
+        .list_numbers(list_numbers(DEMO_WABA_ID, 2, ""))
+        .await
+        .unwrap();
+    let denied = client.register(register(N1, "123456")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("caller onboarding"), "{denied:?}");
+
+    // A certificate of the CA that names no caller: UNAUTHENTICATED, unless a key is sent.
+    let stranger = ca.client_identity("spiffe://cluster.local/ns/partner/sa/stranger");
+    let mut stranger = Client::new(
+        tls_channel(service.addr, &ca, Some(&stranger))
+            .await
+            .unwrap(),
+    );
+    let refused = stranger
+        .list_numbers(list_numbers(DEMO_WABA_ID, 2, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("certificate"), "{refused:?}");
+    stranger
+        .list_numbers(by(OPS, list_numbers(DEMO_WABA_ID, 2, "")))
+        .await
+        .unwrap();
+}

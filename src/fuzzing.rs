@@ -12,6 +12,7 @@
 //! | `graph::wire` | any body Meta (or a proxy in between) answers | every response type parses or fails, never panics; converting what parses never panics |
 //! | `graph::usage` | any `X-Business-Use-Case-Usage` / `X-App-Usage` header | parsing and recording never panic |
 //! | `graph::webhook` | any POST to the webhook | the signature check and the payload parser never panic; a correct signature verifies; any single-bit flip of the body or the MAC fails |
+//! | `callers` | any callers file an operator writes | parsing never panics; what parses keeps the file's rules (unique names, a key or a SAN, scopes, digit WABA ids); a key finds its caller and nothing else does |
 //! | `grpc::page_token` | any `page_token` a client sends | decoding never panics; encode → decode round-trips; any flipped bit, cut, other request or other key fails |
 //!
 //! A new target: a `mod fuzz` beside the parser, `proptest! { #![proptest_config(crate::fuzzing::config())] ... }`,

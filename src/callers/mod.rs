@@ -501,3 +501,64 @@ forced_reads_per_minute = 2
         assert!(callers.forced_read(&onboarding, "1").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines a callers file is made of, right and wrong, to splice into files.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("[[caller]]".to_owned()),
+            Just("[caller]".to_owned()),
+            "name = \"[a-z.\\-_ ]{0,70}\"",
+            "api_key_sha256 = \"[0-9a-fA-F]{0,70}\"",
+            "tls_san = \"[ -~]{0,40}\"",
+            "scopes = \\[(\"(read|watch|write|onboard|admin)\", ?){0,5}\\]",
+            "wabas = \\[(\"[0-9/]{0,20}\", ?){0,4}\\]",
+            "forced_reads_per_minute = -?[0-9]{1,12}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzzing::config())]
+
+        /// Any text: a list or an error, never a panic.
+        #[test]
+        fn fuzz_callers_file_arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = CallerList::parse(&text);
+        }
+
+        /// Files made of plausible lines: what parses keeps every rule the file promises.
+        #[test]
+        fn fuzz_callers_file_what_parses_keeps_the_rules(lines in proptest::collection::vec(line(), 0..24)) {
+            let text = lines.join("\n");
+            if let Ok(list) = CallerList::parse(&text) {
+                let mut names = BTreeSet::new();
+                for caller in &list.callers {
+                    prop_assert!(names.insert(caller.name.clone()), "a name twice");
+                    prop_assert!(!caller.scopes.is_empty());
+                    prop_assert!(caller.key_sha256.is_some() || caller.tls_san.is_some());
+                    if let Some(wabas) = &caller.wabas {
+                        prop_assert!(!wabas.is_empty());
+                        prop_assert!(wabas.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit())));
+                    }
+                }
+            }
+        }
+
+        /// A key finds its caller, and no other string does.
+        #[test]
+        fn fuzz_callers_file_a_key_finds_only_its_caller(key in "[ -~]{1,64}", other in "[ -~]{1,64}") {
+            let text = format!(
+                "[[caller]]\nname = \"a\"\napi_key_sha256 = \"{}\"\nscopes = [\"read\"]\n",
+                hex::encode(Sha256::digest(key.as_bytes()))
+            );
+            let list = CallerList::parse(&text).unwrap();
+            prop_assert!(list.by_key(&key).is_some());
+            prop_assert_eq!(list.by_key(&other).is_some(), other == key);
+        }
+    }
+}

@@ -36,7 +36,7 @@ def port_of(address):
 binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/debug/waba-numbers")
 help_text = subprocess.run([binary, "--help"], check=True, capture_output=True, text=True).stdout
 known_env = set(re.findall(r"\bWABA_[A-Z_]+\b", help_text))
-defaults = dict(re.findall(r"\[env: (WABA_[A-Z_]+)=[^\]]*\] \[default: ([^\]]+)\]", help_text))
+defaults = dict(re.findall(r"\[env: (WABA_[A-Z_]+)=[^\]]*\]\s*\[default: ([^\]]+)\]", help_text))
 check({"WABA_LISTEN", "WABA_HTTP_LISTEN", "WABA_ACCESS_TOKEN_FILE", "WABA_STORE",
        "WABA_STORE_KEY_FILE", "WABA_STORE_OLD_KEYS_DIR", "WABA_APP_ID"} <= known_env,
       f"--help does not list the expected variables: {sorted(known_env)}")

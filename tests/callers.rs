@@ -20,7 +20,8 @@ use tonic_reflection::pb::v1;
 use tonic_types::StatusExt;
 use waba_numbers::grpc::auth::Reflection;
 use waba_numbers::pb::{
-    GetCustomerRequest, ListCustomersRequest, ListPreverifiedNumbersRequest, OnboardCustomerRequest,
+    AddNumberRequest, GetCustomerRequest, ListCustomersRequest, ListPreverifiedNumbersRequest,
+    OnboardCustomerRequest,
 };
 use waba_numbers::server::Settings;
 use wiremock::MockServer;
@@ -34,6 +35,8 @@ const BILLING: &str = "billing-key-0123456789";
 const OPS: &str = "ops-key-0123456789";
 /// `reader`: read only, every WABA, 2 forced reads a minute.
 const READER: &str = "reader-key-0123456789";
+/// `writer`: every scope, its one WABA.
+const WRITER: &str = "writer-key-0123456789";
 
 fn sha(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -58,10 +61,17 @@ name = "reader"
 api_key_sha256 = "{}"
 scopes = ["read"]
 forced_reads_per_minute = 2
+
+[[caller]]
+name = "writer"
+api_key_sha256 = "{}"
+scopes = ["read", "watch", "write", "onboard"]
+wabas = ["{WABA}"]
 "#,
         sha(BILLING),
         sha(OPS),
-        sha(READER)
+        sha(READER),
+        sha(WRITER)
     )
 }
 
@@ -153,6 +163,15 @@ async fn calls_without_a_known_key_are_unauthenticated_and_health_stays_open() {
         service: String::new(),
     };
     health.check(check).await.unwrap();
+    for stray in ["Bearer not-a-key", "Basic b3BzOm9wcw=="] {
+        let mut check = Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        check
+            .metadata_mut()
+            .insert("authorization", stray.parse().unwrap());
+        health.check(check).await.unwrap();
+    }
     // Reflection: open by default.
     assert_eq!(reflection_code(&service, None).await, Code::Ok);
     assert_eq!(calls(&graph).await, 0);
@@ -229,7 +248,7 @@ async fn a_missing_scope_is_permission_denied_before_meta_is_asked() {
     assert_eq!(calls(&graph).await, 0);
     let text = crate::operations::scrape(&service).await;
     assert!(
-        text.contains(r#"waba_grpc_refused_total{code="PERMISSION_DENIED"}"#),
+        text.contains(r#"waba_grpc_refused_total{code="PERMISSION_DENIED",caller="billing"}"#),
         "{text}"
     );
 }
@@ -286,16 +305,31 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
             .await
             .unwrap_err();
         assert_eq!(hidden.code(), Code::NotFound, "{id}: {hidden:?}");
+        // Writes too, for a caller with the scope but not the WABA.
         let write = client
-            .register(by(OPS, register(id, "12345")))
+            .register(by(WRITER, register(id, "123456")))
             .await
             .unwrap_err();
-        assert_eq!(
-            write.code(),
-            Code::InvalidArgument,
-            "ops is not limited: {write:?}"
-        );
+        assert_eq!(write.code(), Code::NotFound, "{id}: {write:?}");
     }
+    let elsewhere = AddNumberRequest {
+        waba_id: OTHER_WABA.into(),
+        country_code: "1".into(),
+        phone_number: "5550100777".into(),
+        verified_name: "Lucky Shrub".into(),
+        ..AddNumberRequest::default()
+    };
+    let hidden = client.add_number(by(WRITER, elsewhere)).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    // Claiming from the business's pre-verified pool is the business's, even into its WABA.
+    let claim = AddNumberRequest {
+        waba_id: WABA.into(),
+        preverified_id: "107000000000001".into(),
+        ..AddNumberRequest::default()
+    };
+    let denied = client.add_number(by(WRITER, claim)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert_eq!(calls(&graph).await, 2);
     for request in [waba(OTHER_WABA), numbers(&[N1, N2])] {
         let hidden = client.watch_status(by(BILLING, request)).await.unwrap_err();
         assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
@@ -357,7 +391,7 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
         list()
             .respond_with(page(&[number(N1, "APPROVED"), number(N2, "APPROVED")]))
             .expect(1),
-        read(N1).respond_with(ok(number(N1, "APPROVED"))).expect(2),
+        read(N1).respond_with(ok(number(N1, "APPROVED"))).expect(3),
         read(N3).respond_with(ResponseTemplate::new(503)).expect(3),
     ])
     .await;
@@ -380,16 +414,24 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
             .await
             .unwrap();
     }
-    // ...then the cached snapshots, however old; another caller has its own allowance.
+    // ...then the cached snapshots, however old, however small a max_staleness asks.
     client
         .get_status(by(READER, get_status_within(N1, 0)))
         .await
         .unwrap();
+    let mut tiny = get_status(N2);
+    tiny.max_staleness = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 1,
+    });
+    client.get_status(by(READER, tiny)).await.unwrap();
+    assert_eq!(calls(&graph).await, 3);
+    // Another caller has its own allowance.
     client
-        .get_status(by(READER, get_status_within(N2, 0)))
+        .get_status(by(OPS, get_status_within(N1, 0)))
         .await
         .unwrap();
-    assert_eq!(calls(&graph).await, 3);
+    assert_eq!(calls(&graph).await, 4);
 
     // A number not cached (its reads fail): RESOURCE_EXHAUSTED, with when to retry.
     for _ in 0..2 {
@@ -411,7 +453,7 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
             .is_some_and(|d| d <= Duration::from_secs(60)),
         "{retry:?}"
     );
-    assert_eq!(calls(&graph).await, 5);
+    assert_eq!(calls(&graph).await, 6);
     tokio::time::sleep(Duration::from_secs(61)).await;
     let failed = client
         .get_status(by(READER, get_status_within(N3, 0)))
@@ -422,7 +464,7 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
         Code::Unavailable,
         "a minute later: {failed:?}"
     );
-    assert_eq!(calls(&graph).await, 6);
+    assert_eq!(calls(&graph).await, 7);
 }
 
 #[tokio::test(start_paused = true)]

@@ -133,11 +133,12 @@ struct EntryText {
 
 impl CallerList {
     pub fn parse(text: &str) -> Result<Self, FileError> {
-        // toml's messages quote the offending line: a key pasted in by mistake must not
-        // reach a log, so only the message's first line (what and where) is kept.
+        // toml's messages quote the offending line, and serde's the offending value: a
+        // key pasted in by mistake must not reach a log, so only the message's first line
+        // is kept, with every quoted part blanked (what and where, never a value).
         let file: FileText = toml::from_str(text).map_err(|e| {
             FileError::Syntax(
-                e.message().lines().next().unwrap_or_default().to_owned()
+                unquoted(e.message().lines().next().unwrap_or_default())
                     + &e.span()
                         .map(|at| format!(" (at byte {})", at.start))
                         .unwrap_or_default(),
@@ -362,6 +363,33 @@ impl Callers {
     }
 }
 
+/// `message` with what stands between quotes or backticks blanked: `invalid type:
+/// string "sk_live…", expected a sequence` → `invalid type: string "…", expected a sequence`.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, FileError> {
     std::fs::read(path).map_err(|source| FileError::Read {
         path: path.to_owned(),
@@ -433,6 +461,8 @@ forced_reads_per_minute = 2
             (format!("[[caller]]\nname = \"a\"\napi_key_sha256 = \"{key}\"\nscopes = [\"read\"]\n"), "64 hex digits"),
             (format!("[[caller]]\nname = \"a\"\napi_key = \"{key}\"\nscopes = [\"read\"]\n"), "unknown field"),
             (format!("[[caller]]\nname = \"a\"\napi_key_sha256 = {key}\n"), "TOML"),
+            (format!("[[caller]]\nname = \"a\"\ntls_san = \"x\"\nscopes = \"{key}\"\n"), "invalid type"),
+            (format!("[[caller]]\nname = \"a\"\ntls_san = \"x\"\nscopes = [\"{key}\"]\n"), "unknown variant"),
             ("[[caller]]\nname = \"a\"\ntls_san = \"x\"\nscopes = [\"admin\"]\n".into(), "unknown variant"),
             ("[[caller]]\nname = \"a\"\nscopes = [\"read\"]\n".into(), "api_key_sha256 or tls_san"),
             ("[[caller]]\nname = \"a\"\ntls_san = \"x\"\nscopes = []\n".into(), "at least one"),

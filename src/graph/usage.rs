@@ -81,15 +81,20 @@ impl Usage {
 
 /// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP date; a date in the past
 /// is no wait, a value that parses as neither is ignored.
+/// A wait longer than [`MAX_RETRY_AFTER`] is taken as that (a strange answer must not
+/// hold reads back for years, nor overflow a deadline).
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(left.to_std().unwrap_or(Duration::ZERO))
+    Some(left.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
+
+/// The longest `Retry-After` believed: a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Usage last reported for an object, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +258,15 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        // Strange answers: at most a day, never an overflow.
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(parse_retry_after("-5"), None);
     }
 }

@@ -8,7 +8,7 @@
 //! does not exist would be.
 
 use super::peer::PeerIdentity;
-use crate::callers::{Caller, Callers, Scope};
+use crate::callers::{Caller, CallerList, Callers, Scope};
 use crate::numbers::Numbers;
 use std::sync::Arc;
 use tonic::Status;
@@ -104,40 +104,18 @@ impl Gate {
         };
         let need = need(request.uri().path(), self.reflection);
         let list = callers.current();
-        let bearer = request.headers().get(http::header::AUTHORIZATION).map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|key| !key.is_empty())
-        });
-        let caller = match bearer {
-            Some(Some(key)) => match list.by_key(key) {
-                Some(caller) => Some(caller),
-                None => return Err(Status::unauthenticated("unknown API key").into()),
-            },
-            Some(None) => {
-                return Err(Status::unauthenticated(
-                    "the authorization metadata must be \"Bearer <API key>\"",
-                )
-                .into());
-            }
-            None => request
-                .extensions()
-                .get::<PeerIdentity>()
-                .and_then(|peer| list.by_san(peer.sans.iter())),
-        };
-        let caller = match (need, caller) {
-            (Need::Nothing, caller) => return Ok(caller.inspect(|c| admitted(request, c))),
-            (_, None) => {
-                let why = if request.extensions().get::<PeerIdentity>().is_some() {
-                    "the client certificate names no caller, and no API key was sent"
-                } else {
-                    "send an API key as \"authorization: Bearer <key>\" metadata"
-                };
-                return Err(Status::unauthenticated(why).into());
-            }
-            (_, Some(caller)) => caller,
+        if need == Need::Nothing {
+            // Open to all: credentials that name nobody are not held against the call.
+            let caller = identify(request, &list).ok().flatten();
+            return Ok(caller.inspect(|c| admitted(request, c)));
+        }
+        let Some(caller) = identify(request, &list)? else {
+            let why = if request.extensions().get::<PeerIdentity>().is_some() {
+                "the client certificate names no caller, and no API key was sent"
+            } else {
+                "send an API key as \"authorization: Bearer <key>\" metadata"
+            };
+            return Err(Status::unauthenticated(why).into());
         };
         match need {
             Need::Scope(scope) | Need::Business(scope) if !caller.may(scope) => {
@@ -148,18 +126,47 @@ impl Gate {
                 ));
                 return Err(Refused::by(status, caller));
             }
-            Need::Business(_) if caller.wabas().is_some() => {
-                let status = Status::permission_denied(format!(
-                    "caller {} is limited to some WABAs: the business's pre-verified pool is not among them",
-                    caller.name
-                ));
-                return Err(Refused::by(status, caller));
+            Need::Business(_) => {
+                if let Err(status) = business_level(Some(&caller)) {
+                    return Err(Refused::by(status, caller));
+                }
             }
             _ => {}
         }
         admitted(request, &caller);
         Ok(Some(caller))
     }
+}
+
+/// The caller `request` names: by its API key, else by its client certificate's names;
+/// an unknown or malformed key is UNAUTHENTICATED.
+fn identify<B>(
+    request: &http::Request<B>,
+    list: &CallerList,
+) -> Result<Option<Arc<Caller>>, Refused> {
+    let bearer = request.headers().get(http::header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    });
+    Ok(match bearer {
+        Some(Some(key)) => match list.by_key(key) {
+            Some(caller) => Some(caller),
+            None => return Err(Status::unauthenticated("unknown API key").into()),
+        },
+        Some(None) => {
+            return Err(Status::unauthenticated(
+                "the authorization metadata must be \"Bearer <API key>\"",
+            )
+            .into());
+        }
+        None => request
+            .extensions()
+            .get::<PeerIdentity>()
+            .and_then(|peer| list.by_san(peer.sans.iter())),
+    })
 }
 
 /// A call the check refused, and the caller it was, when known (PERMISSION_DENIED).
@@ -200,6 +207,18 @@ pub fn caller_of<T>(request: &tonic::Request<T>) -> Option<Arc<Caller>> {
 pub fn name_of(caller: Option<&Arc<Caller>>) -> Arc<str> {
     static NOBODY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "-".into());
     caller.map_or_else(|| NOBODY.clone(), |c| c.name.clone())
+}
+
+/// PERMISSION_DENIED for a caller limited to WABAs: the call is the business's (its
+/// pre-verified pool).
+pub fn business_level(caller: Option<&Caller>) -> Result<(), Status> {
+    match caller {
+        Some(caller) if caller.wabas().is_some() => Err(Status::permission_denied(format!(
+            "caller {} is limited to some WABAs: the business's pre-verified pool is not among them",
+            caller.name
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// NOT_FOUND unless the caller may see `waba_id` (as for a WABA that does not exist).

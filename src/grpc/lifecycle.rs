@@ -90,6 +90,10 @@ impl Api {
         checks.display_name("verified_name", &req.verified_name, req.migrate || claiming);
         checks.request_id("request_id", &req.request_id).finish()?;
         auth::visible_waba(caller.as_deref(), &req.waba_id)?;
+        if claiming {
+            // The pool is the business's: not for a caller limited to WABAs.
+            auth::business_level(caller.as_deref())?;
+        }
         let new = NewNumber {
             waba_id: req.waba_id.clone(),
             country_code: given(country_code),

@@ -52,9 +52,15 @@ impl Drop for CallTimer {
 }
 
 /// A call the caller check refused before it reached its service:
-/// `waba_grpc_refused_total{code}` (UNAUTHENTICATED, PERMISSION_DENIED).
-pub fn refused(code: Code) {
-    metrics::counter!("waba_grpc_refused_total", "code" => code_name(code)).increment(1);
+/// `waba_grpc_refused_total{code,caller}` (UNAUTHENTICATED with caller `-`,
+/// PERMISSION_DENIED with the caller's name).
+pub fn refused(code: Code, caller: &str) {
+    metrics::counter!(
+        "waba_grpc_refused_total",
+        "code" => code_name(code),
+        "caller" => caller.to_owned()
+    )
+    .increment(1);
 }
 
 /// A finished gRPC call: `waba_grpc_requests_total{method,code,caller}` and its latency.

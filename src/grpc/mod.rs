@@ -119,7 +119,6 @@ use page_token::PageTokens;
 use pb::phone_number_service_server::PhoneNumberService;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 use validate::Checks;
 
@@ -239,10 +238,16 @@ impl Api {
         let max_staleness = checks.duration("max_staleness", req.max_staleness);
         checks.finish()?;
         auth::visible_number(caller.as_deref(), &self.numbers, &req.phone_number_id)?;
-        if max_staleness == Some(Duration::ZERO)
-            && let (Some(callers), Some(caller)) = (&self.callers, &caller)
+        // A read that asks for fresher than the cache keeps, and that what is cached does
+        // not meet, bypasses the cache: it counts against the caller's allowance.
+        let reads = self.numbers.reads();
+        if let (Some(max), Some(callers), Some(caller)) = (max_staleness, &self.callers, &caller)
+            && max < reads.ttl()
+            && reads
+                .cached(&req.phone_number_id)
+                .is_none_or(|s| s.age() >= max)
         {
-            let waba = self.numbers.reads().waba_of(&req.phone_number_id);
+            let waba = reads.waba_of(&req.phone_number_id);
             let waba = waba.as_deref().unwrap_or(&req.phone_number_id);
             if let Err(wait) = callers.forced_read(caller, waba) {
                 // The caller's allowance is spent: what is cached, however old, else wait.

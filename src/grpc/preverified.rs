@@ -42,6 +42,7 @@ impl Api {
         request: Request<pb::ListPreverifiedNumbersRequest>,
     ) -> Result<Response<pb::ListPreverifiedNumbersResponse>, Status> {
         let deadline = deadline::of(&request);
+        let caller = super::auth::caller_of(&request);
         let req = request.into_inner();
         let mut checks = Checks::default();
         checks.graph_id("business_id", &req.business_id);
@@ -58,10 +59,13 @@ impl Api {
             }
         };
         // A token names the request it continues: the business and the filter.
-        let scope = format!(
-            "preverified:{}:{}",
-            req.business_id,
-            status.as_deref().unwrap_or_default()
+        let scope = super::token_scope(
+            &format!(
+                "preverified:{}:{}",
+                req.business_id,
+                status.as_deref().unwrap_or_default()
+            ),
+            caller.as_ref(),
         );
         let cursor = self.cursor(&mut checks, &req.page_token, &scope, page_size);
         checks.finish()?;

@@ -167,14 +167,15 @@ impl Connection {
             }
             let admitted = gate.admit(&mut request);
             let caller = match &admitted {
-                Ok(caller) => caller.as_ref(),
-                Err(refused) => refused.caller.as_ref(),
+                Ok(caller) => caller.clone(),
+                Err(refused) => refused.caller.clone(),
             };
+            let caller = caller.as_ref();
             let span = call_span(&request, caller);
             let timeout = super::deadline::answer_within(request.headers());
             if let Err(Refused { status, .. }) = admitted {
                 let _entered = span.enter();
-                super::metrics::refused(status.code());
+                super::metrics::refused(status.code(), &super::auth::name_of(caller));
                 tracing::info!(
                     status_message = status.message(),
                     code = super::metrics::code_name(status.code()),

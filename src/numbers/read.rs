@@ -340,6 +340,11 @@ impl ReadPath {
         inner.page_reads.forget_if(|_| true);
     }
 
+    /// How long a read of Meta stays fresh (`--cache-ttl`).
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
     /// A number's snapshot as cached, however old; Meta is not asked.
     pub fn cached(&self, phone_number_id: &str) -> Option<Arc<Snapshot>> {
         self.inner.numbers.get(phone_number_id)

@@ -43,7 +43,12 @@ impl Throttle {
             Some(g) if APP_CODES.contains(&g.code) => Scope::App,
             _ => scope,
         };
-        let until = Instant::now() + error.retry_after().unwrap_or(DEFAULT_PAUSE);
+        // At most a day, whatever Meta's headers say: no overflow, no hold for years.
+        let wait = error
+            .retry_after()
+            .unwrap_or(DEFAULT_PAUSE)
+            .min(Duration::from_secs(24 * 3600));
+        let until = Instant::now() + wait;
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, at| *at > now); // forget what has lifted

@@ -3,12 +3,11 @@
 //! reflection is as `--reflection` says. Real tonic clients over TCP; the fake Graph API
 //! proves what Meta was (not) asked.
 
-use crate::support::{N1, N2, N3, NUMBER, WABA};
+use crate::support::{N1, N2, N3, NUMBER, WABA, by_key, key_digest};
 use crate::support::{Service, channel, settings};
 use crate::support::{calls, fake_graph, graph_never_called, list, number, ok, page, read};
 use crate::support::{get_status, get_status_within, list_numbers, numbers, register, waba};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -38,10 +37,6 @@ const READER: &str = "reader-key-0123456789";
 /// `writer`: every scope, its one WABA.
 const WRITER: &str = "writer-key-0123456789";
 
-fn sha(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
 fn callers_toml() -> String {
     format!(
         r#"
@@ -68,10 +63,10 @@ api_key_sha256 = "{}"
 scopes = ["read", "watch", "write", "onboard"]
 wabas = ["{WABA}"]
 "#,
-        sha(BILLING),
-        sha(OPS),
-        sha(READER),
-        sha(WRITER)
+        key_digest(BILLING),
+        key_digest(OPS),
+        key_digest(READER),
+        key_digest(WRITER)
     )
 }
 
@@ -91,15 +86,6 @@ async fn start(graph: &MockServer) -> (Service, TempDir) {
     (Service::start(settings).await, dir)
 }
 
-/// `message`, sent with `key` as its bearer token.
-fn by<T>(key: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    request
-}
-
 fn reflection_request() -> v1::ServerReflectionRequest {
     v1::ServerReflectionRequest {
         host: String::new(),
@@ -115,7 +101,7 @@ async fn reflection_code(service: &Service, key: Option<&str>) -> Code {
         v1::server_reflection_client::ServerReflectionClient::new(channel(service.addr).await);
     let stream = tokio_stream::iter([reflection_request()]);
     let request = match key {
-        Some(key) => by(key, stream),
+        Some(key) => by_key(key, stream),
         None => Request::new(stream),
     };
     match client.server_reflection_info(request).await {
@@ -141,7 +127,7 @@ async fn calls_without_a_known_key_are_unauthenticated_and_health_stays_open() {
     assert!(missing.message().contains("Bearer"), "{missing:?}");
     for key in ["not-a-key", " ", "billing-key-012345678"] {
         let status = client
-            .get_status(by(key, get_status(NUMBER)))
+            .get_status(by_key(key, get_status(NUMBER)))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{key:?}: {status:?}");
@@ -208,14 +194,14 @@ async fn a_missing_scope_is_permission_denied_before_meta_is_asked() {
     let mut client = service.client();
 
     let denied = client
-        .register(by(BILLING, register(N1, "123456")))
+        .register(by_key(BILLING, register(N1, "123456")))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     assert!(denied.message().contains("write"), "{denied:?}");
 
     let denied = client
-        .watch_status(by(READER, waba(WABA)))
+        .watch_status(by_key(READER, waba(WABA)))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
@@ -229,7 +215,7 @@ async fn a_missing_scope_is_permission_denied_before_meta_is_asked() {
     let denied = service
         .customers
         .clone()
-        .onboard_customer(by(READER, onboard))
+        .onboard_customer(by_key(READER, onboard))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
@@ -241,7 +227,7 @@ async fn a_missing_scope_is_permission_denied_before_meta_is_asked() {
         ..ListPreverifiedNumbersRequest::default()
     };
     let denied = client
-        .list_preverified_numbers(by(BILLING, pool))
+        .list_preverified_numbers(by_key(BILLING, pool))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
@@ -273,20 +259,20 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
 
     // Another WABA, and its numbers, do not exist for billing: Meta is not asked.
     let hidden = client
-        .list_numbers(by(BILLING, list_numbers(OTHER_WABA, 0, "")))
+        .list_numbers(by_key(BILLING, list_numbers(OTHER_WABA, 0, "")))
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
     assert_eq!(calls(&graph).await, 0);
 
     let mine = client
-        .list_numbers(by(BILLING, list_numbers(WABA, 0, "")))
+        .list_numbers(by_key(BILLING, list_numbers(WABA, 0, "")))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(mine.phone_numbers[0].id, N1);
     let theirs = client
-        .list_numbers(by(OPS, list_numbers(OTHER_WABA, 0, "")))
+        .list_numbers(by_key(OPS, list_numbers(OTHER_WABA, 0, "")))
         .await
         .unwrap()
         .into_inner();
@@ -296,18 +282,18 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
     // Its own WABA's number, from the cache; the other's, and one the index does not
     // place at all: NOT_FOUND, Meta not asked.
     client
-        .get_status(by(BILLING, get_status(N1)))
+        .get_status(by_key(BILLING, get_status(N1)))
         .await
         .unwrap();
     for id in [N2, N3] {
         let hidden = client
-            .get_status(by(BILLING, get_status(id)))
+            .get_status(by_key(BILLING, get_status(id)))
             .await
             .unwrap_err();
         assert_eq!(hidden.code(), Code::NotFound, "{id}: {hidden:?}");
         // Writes too, for a caller with the scope but not the WABA.
         let write = client
-            .register(by(WRITER, register(id, "123456")))
+            .register(by_key(WRITER, register(id, "123456")))
             .await
             .unwrap_err();
         assert_eq!(write.code(), Code::NotFound, "{id}: {write:?}");
@@ -319,7 +305,10 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
         verified_name: "Lucky Shrub".into(),
         ..AddNumberRequest::default()
     };
-    let hidden = client.add_number(by(WRITER, elsewhere)).await.unwrap_err();
+    let hidden = client
+        .add_number(by_key(WRITER, elsewhere))
+        .await
+        .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
     // Claiming from the business's pre-verified pool is the business's, even into its WABA.
     let claim = AddNumberRequest {
@@ -327,14 +316,20 @@ async fn a_caller_sees_only_its_wabas_and_their_numbers() {
         preverified_id: "107000000000001".into(),
         ..AddNumberRequest::default()
     };
-    let denied = client.add_number(by(WRITER, claim)).await.unwrap_err();
+    let denied = client.add_number(by_key(WRITER, claim)).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     assert_eq!(calls(&graph).await, 2);
     for request in [waba(OTHER_WABA), numbers(&[N1, N2])] {
-        let hidden = client.watch_status(by(BILLING, request)).await.unwrap_err();
+        let hidden = client
+            .watch_status(by_key(BILLING, request))
+            .await
+            .unwrap_err();
         assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
     }
-    client.get_status(by(OPS, get_status(N2))).await.unwrap();
+    client
+        .get_status(by_key(OPS, get_status(N2)))
+        .await
+        .unwrap();
     assert_eq!(calls(&graph).await, 2);
 
     // Each caller is a label of the call metrics.
@@ -367,18 +362,24 @@ async fn a_page_token_serves_only_the_caller_it_was_issued_to() {
     let (service, _dir) = start(&graph).await;
     let mut client = service.client();
     let first = client
-        .list_numbers(by(READER, list_numbers(WABA, 1, "")))
+        .list_numbers(by_key(READER, list_numbers(WABA, 1, "")))
         .await
         .unwrap()
         .into_inner();
     assert!(!first.next_page_token.is_empty());
     let stolen = client
-        .list_numbers(by(BILLING, list_numbers(WABA, 1, &first.next_page_token)))
+        .list_numbers(by_key(
+            BILLING,
+            list_numbers(WABA, 1, &first.next_page_token),
+        ))
         .await
         .unwrap_err();
     crate::support::assert_invalid(&stolen, "page_token");
     let second = client
-        .list_numbers(by(READER, list_numbers(WABA, 1, &first.next_page_token)))
+        .list_numbers(by_key(
+            READER,
+            list_numbers(WABA, 1, &first.next_page_token),
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -403,20 +404,20 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
     let service = Service::start(settings).await;
     let mut client = service.client();
     client
-        .list_numbers(by(READER, list_numbers(WABA, 0, "")))
+        .list_numbers(by_key(READER, list_numbers(WABA, 0, "")))
         .await
         .unwrap();
 
     // Two reads of WABA's numbers from Meta this minute...
     for _ in 0..2 {
         client
-            .get_status(by(READER, get_status_within(N1, 0)))
+            .get_status(by_key(READER, get_status_within(N1, 0)))
             .await
             .unwrap();
     }
     // ...then the cached snapshots, however old, however small a max_staleness asks.
     client
-        .get_status(by(READER, get_status_within(N1, 0)))
+        .get_status(by_key(READER, get_status_within(N1, 0)))
         .await
         .unwrap();
     let mut tiny = get_status(N2);
@@ -424,11 +425,11 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
         seconds: 0,
         nanos: 1,
     });
-    client.get_status(by(READER, tiny)).await.unwrap();
+    client.get_status(by_key(READER, tiny)).await.unwrap();
     assert_eq!(calls(&graph).await, 3);
     // Another caller has its own allowance.
     client
-        .get_status(by(OPS, get_status_within(N1, 0)))
+        .get_status(by_key(OPS, get_status_within(N1, 0)))
         .await
         .unwrap();
     assert_eq!(calls(&graph).await, 4);
@@ -436,13 +437,13 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
     // A number not cached (its reads fail): RESOURCE_EXHAUSTED, with when to retry.
     for _ in 0..2 {
         let failed = client
-            .get_status(by(READER, get_status_within(N3, 0)))
+            .get_status(by_key(READER, get_status_within(N3, 0)))
             .await
             .unwrap_err();
         assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
     }
     let limited = client
-        .get_status(by(READER, get_status_within(N3, 0)))
+        .get_status(by_key(READER, get_status_within(N3, 0)))
         .await
         .unwrap_err();
     assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
@@ -456,7 +457,7 @@ async fn forced_reads_are_limited_per_caller_and_waba_then_served_from_the_cache
     assert_eq!(calls(&graph).await, 6);
     tokio::time::sleep(Duration::from_secs(61)).await;
     let failed = client
-        .get_status(by(READER, get_status_within(N3, 0)))
+        .get_status(by_key(READER, get_status_within(N3, 0)))
         .await
         .unwrap_err();
     assert_eq!(
@@ -481,7 +482,7 @@ async fn the_callers_file_is_re_read_and_a_broken_one_keeps_the_last_good() {
     let status = service
         .customers
         .clone()
-        .get_customer(by(late, customer()))
+        .get_customer(by_key(late, customer()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
@@ -489,7 +490,7 @@ async fn the_callers_file_is_re_read_and_a_broken_one_keeps_the_last_good() {
     let added = format!(
         "{}\n[[caller]]\nname = \"late\"\napi_key_sha256 = \"{}\"\nscopes = [\"read\"]\n",
         callers_toml(),
-        sha(late)
+        key_digest(late)
     );
     write(&path, &added);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -497,7 +498,7 @@ async fn the_callers_file_is_re_read_and_a_broken_one_keeps_the_last_good() {
     let status = service
         .customers
         .clone()
-        .get_customer(by(late, customer()))
+        .get_customer(by_key(late, customer()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
@@ -507,7 +508,7 @@ async fn the_callers_file_is_re_read_and_a_broken_one_keeps_the_last_good() {
     let status = service
         .customers
         .clone()
-        .get_customer(by(late, customer()))
+        .get_customer(by_key(late, customer()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -516,7 +517,7 @@ async fn the_callers_file_is_re_read_and_a_broken_one_keeps_the_last_good() {
         "still the last good file: {status:?}"
     );
     let status = client
-        .get_status(by(BILLING, get_status(NUMBER)))
+        .get_status(by_key(BILLING, get_status(NUMBER)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -562,7 +563,7 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
     let text = format!(
         "{}\n[[caller]]\nname = \"two\"\napi_key_sha256 = \"{}\"\nscopes = [\"read\"]\nwabas = [\"{}\", \"{}\"]\n",
         callers_toml(),
-        sha("two-key-0123456789"),
+        key_digest("two-key-0123456789"),
         wabas[0],
         wabas[2]
     );
@@ -576,14 +577,17 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
             request_id: format!("{code}-1"),
             ..OnboardCustomerRequest::default()
         };
-        customers.onboard_customer(by(OPS, onboard)).await.unwrap();
+        customers
+            .onboard_customer(by_key(OPS, onboard))
+            .await
+            .unwrap();
     }
     let list = |page_token: &str| ListCustomersRequest {
         page_size: 1,
         page_token: page_token.into(),
     };
     let everyone = customers
-        .list_customers(by(OPS, ListCustomersRequest::default()))
+        .list_customers(by_key(OPS, ListCustomersRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -594,7 +598,7 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
     let mut token = String::new();
     loop {
         let page = customers
-            .list_customers(by("two-key-0123456789", list(&token)))
+            .list_customers(by_key("two-key-0123456789", list(&token)))
             .await
             .unwrap()
             .into_inner();
@@ -607,7 +611,7 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
     assert_eq!(mine, BTreeSet::from([wabas[0].clone(), wabas[2].clone()]));
 
     let hidden = customers
-        .get_customer(by(
+        .get_customer(by_key(
             "two-key-0123456789",
             GetCustomerRequest {
                 waba_id: wabas[1].clone(),
@@ -617,7 +621,7 @@ async fn a_caller_limited_to_wabas_lists_and_reads_only_its_customers() {
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
     customers
-        .get_customer(by(
+        .get_customer(by_key(
             "two-key-0123456789",
             GetCustomerRequest {
                 waba_id: wabas[2].clone(),
@@ -677,7 +681,7 @@ async fn a_client_certificate_names_its_caller_over_mutual_tls() {
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert!(refused.message().contains("certificate"), "{refused:?}");
     stranger
-        .list_numbers(by(OPS, list_numbers(DEMO_WABA_ID, 2, "")))
+        .list_numbers(by_key(OPS, list_numbers(DEMO_WABA_ID, 2, "")))
         .await
         .unwrap();
 }

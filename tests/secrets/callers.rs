@@ -4,11 +4,11 @@
 
 use super::{Running, Secrets, Seen, echo};
 use crate::support::{
-    APP_SECRET, Client, CustomersClient, NUMBER, TOKEN, VERSION, WABA, channel, fake_graph,
-    get_status, list_numbers, number_json, numbers, ok, proof_for, read, register, with_token,
+    APP_SECRET, Client, CustomersClient, NUMBER, TOKEN, VERSION, WABA, by_key, channel, fake_graph,
+    get_status, key_digest, list_numbers, number_json, numbers, ok, proof_for, read, register,
+    with_token,
 };
-use sha2::{Digest, Sha256};
-use tonic::{Code, Request};
+use tonic::Code;
 use waba_numbers::pb::{ListCustomersRequest, SetTwoStepPinRequest};
 use wiremock::Mock;
 use wiremock::matchers::{any, method, path};
@@ -19,19 +19,6 @@ const OPS: &str = "ops-api-key-5f0c7e3a9b21";
 const READER: &str = "reader-api-key-8d4412c0e6f7";
 const WRONG: &str = "wrong-api-key-1a2b3c4d5e6f";
 const PIN: &str = "975313";
-
-fn sha(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// `message`, sent with `key` as its bearer token.
-fn by<T>(key: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    request
-}
 
 #[tokio::test]
 async fn api_keys_never_reach_logs_answers_or_metrics() {
@@ -50,8 +37,8 @@ async fn api_keys_never_reach_logs_answers_or_metrics() {
         "[[caller]]\nname = \"ops\"\napi_key_sha256 = \"{}\"\n\
          scopes = [\"read\", \"watch\", \"write\", \"onboard\"]\n\n\
          [[caller]]\nname = \"reader\"\napi_key_sha256 = \"{}\"\nscopes = [\"read\"]\n",
-        sha(OPS),
-        sha(READER)
+        key_digest(OPS),
+        key_digest(READER)
     );
     std::fs::write(&file, callers).unwrap();
     let service = Running::start(
@@ -65,17 +52,17 @@ async fn api_keys_never_reach_logs_answers_or_metrics() {
     let mut seen = Seen::default();
 
     for key in [OPS, READER] {
-        let read = client.get_status(by(key, get_status(NUMBER))).await;
+        let read = client.get_status(by_key(key, get_status(NUMBER))).await;
         assert!(read.is_ok(), "{read:?}");
         seen.answer("GetStatus with a right key", read);
     }
     let near_miss = format!("{}x", &OPS[..OPS.len() - 1]);
     for key in [WRONG, near_miss.as_str(), &OPS[..OPS.len() - 1]] {
-        let refused = client.get_status(by(key, get_status(NUMBER))).await;
+        let refused = client.get_status(by_key(key, get_status(NUMBER))).await;
         assert_eq!(refused.as_ref().unwrap_err().code(), Code::Unauthenticated);
         seen.answer("GetStatus with a wrong key", refused);
         let refused = client
-            .list_numbers(by(key, list_numbers(WABA, 0, "")))
+            .list_numbers(by_key(key, list_numbers(WABA, 0, "")))
             .await;
         assert_eq!(refused.as_ref().unwrap_err().code(), Code::Unauthenticated);
         seen.answer("ListNumbers with a wrong key", refused);
@@ -88,7 +75,7 @@ async fn api_keys_never_reach_logs_answers_or_metrics() {
     seen.answer("GetStatus without a key", anonymous);
 
     // The reader lacks the scopes: refused before Meta is asked, the PIN not echoed.
-    let denied = client.register(by(READER, register(NUMBER, PIN))).await;
+    let denied = client.register(by_key(READER, register(NUMBER, PIN))).await;
     assert_eq!(denied.as_ref().unwrap_err().code(), Code::PermissionDenied);
     seen.answer("Register without the write scope", denied);
     let set_pin = SetTwoStepPinRequest {
@@ -96,21 +83,23 @@ async fn api_keys_never_reach_logs_answers_or_metrics() {
         pin: PIN.into(),
         request_id: String::new(),
     };
-    let denied = client.set_two_step_pin(by(READER, set_pin)).await;
+    let denied = client.set_two_step_pin(by_key(READER, set_pin)).await;
     assert_eq!(denied.as_ref().unwrap_err().code(), Code::PermissionDenied);
     seen.answer("SetTwoStepPin without the write scope", denied);
-    let denied = client.watch_status(by(READER, numbers(&[NUMBER]))).await;
+    let denied = client
+        .watch_status(by_key(READER, numbers(&[NUMBER])))
+        .await;
     assert_eq!(denied.as_ref().unwrap_err().code(), Code::PermissionDenied);
     seen.answer(
         "WatchStatus without the watch scope",
         denied.map(|r| r.map(|_| ())),
     );
     let listed = customers
-        .list_customers(by(READER, ListCustomersRequest::default()))
+        .list_customers(by_key(READER, ListCustomersRequest::default()))
         .await;
     seen.answer("ListCustomers without a store", listed);
     // The caller with the scope reaches Meta, which echoes the PIN back.
-    let refused = client.register(by(OPS, register(NUMBER, PIN))).await;
+    let refused = client.register(by_key(OPS, register(NUMBER, PIN))).await;
     assert!(refused.is_err());
     seen.answer("Register with the write scope", refused);
 
@@ -124,8 +113,8 @@ async fn api_keys_never_reach_logs_answers_or_metrics() {
         ("wrong API key", WRONG),
         ("near-miss API key", near_miss.as_str()),
         ("truncated API key", &OPS[..OPS.len() - 1]),
-        ("ops's API key's digest", &sha(OPS)),
-        ("reader's API key's digest", &sha(READER)),
+        ("ops's API key's digest", &key_digest(OPS)),
+        ("reader's API key's digest", &key_digest(READER)),
         ("PIN", PIN),
         ("partner token", TOKEN),
         ("partner token's appsecret_proof", &proof),

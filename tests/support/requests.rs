@@ -55,3 +55,18 @@ pub fn waba(waba_id: &str) -> WatchStatusRequest {
         waba_id: waba_id.into(),
     }
 }
+
+/// `message`, sent with `key` as its API key (`authorization: Bearer <key>`).
+pub fn by_key<T>(key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+/// What a callers file holds of `key`: its SHA-256, in hex.
+pub fn key_digest(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
